@@ -1,0 +1,158 @@
+"""Child processes that never outlive their owner, free ports, and condition waits.
+
+Every process the local platform, the kubelet or a test starts runs in its own session (so its
+own process group) and is stopped through that group: SIGTERM to the group, SIGKILL after a grace
+period. Programs such as code-server or a VNC server spawn children that ignore their parent's
+death; signalling the group is what leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_is_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    """Whether something accepts TCP connections on ``host:port``."""
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+class ManagedProcess:
+    """A child process in its own process group, with its output in a log file."""
+
+    def __init__(
+        self,
+        argv: Sequence[str],
+        *,
+        name: str,
+        log_path: Path | None = None,
+        env: Mapping[str, str] | None = None,
+        cwd: Path | str | None = None,
+    ):
+        self.name = name
+        self.argv = list(argv)
+        self.log_path = log_path
+        if log_path is not None:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed in stop()
+        else:
+            self._log = subprocess.DEVNULL
+        self.popen = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=dict(env) if env is not None else None,
+            cwd=cwd,
+            start_new_session=True,
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last lines of the log, for error messages."""
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        text = self.log_path.read_text(errors="replace").splitlines()
+        return "\n".join(text[-lines:])
+
+    def signal_group(self, sig: int) -> None:
+        """Send ``sig`` to the whole process group (the child was made its leader)."""
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.pid, sig)
+
+    def stop(self, grace: float = 5.0) -> int | None:
+        """SIGTERM the group, SIGKILL it after ``grace`` seconds; reap the child.
+
+        The group is signalled even after the leader exited, since its children may live on.
+        """
+        self.signal_group(signal.SIGTERM)
+        try:
+            self.popen.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            pass
+        self.signal_group(signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.popen.wait(timeout=5)
+        if self._log is not subprocess.DEVNULL:
+            self._log.close()
+            self._log = subprocess.DEVNULL
+        return self.popen.returncode
+
+    async def astop(self, grace: float = 5.0) -> int | None:
+        """:meth:`stop` without blocking the event loop."""
+        return await asyncio.to_thread(self.stop, grace)
+
+
+class ProcessGroupSet:
+    """Processes started together and stopped together, newest first."""
+
+    def __init__(self) -> None:
+        self._procs: list[ManagedProcess] = []
+
+    def start(self, argv: Sequence[str], **kwargs) -> ManagedProcess:
+        proc = ManagedProcess(argv, **kwargs)
+        self._procs.append(proc)
+        return proc
+
+    def __iter__(self):
+        return iter(self._procs)
+
+    def stop_all(self, grace: float = 5.0) -> None:
+        while self._procs:
+            self._procs.pop().stop(grace)
+
+
+class WaitTimeout(TimeoutError):
+    """A condition was not met before its deadline."""
+
+
+async def wait_for(
+    condition: Callable[[], Awaitable[object] | object],
+    *,
+    timeout: float,
+    interval: float = 0.05,
+    what: str = "condition",
+) -> object:
+    """Poll ``condition`` until it returns something truthy; return that value.
+
+    ``condition`` may be a plain or an async callable. Raises :class:`WaitTimeout` naming
+    ``what`` when ``timeout`` seconds pass first.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if asyncio.iscoroutine(result) or isinstance(result, asyncio.Future):
+            result = await result
+        if result:
+            return result
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(interval)
