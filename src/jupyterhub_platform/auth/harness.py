@@ -1,0 +1,304 @@
+"""A real OIDC provider process and a real hub + proxy that log users in through it.
+
+For exercising authenticators end to end without a cluster: oidc-provider-mock (restarting it
+rotates its signing key), configurable-http-proxy and a ``jupyterhub`` process that never spawns.
+Used by ``tests/auth`` and ``benchmarks/bench_auth.py``; needs the ``dev`` extra (aiohttp,
+oidc-provider-mock) and configurable-http-proxy from npm.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import shutil
+import sqlite3
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urljoin
+
+import aiohttp
+
+from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, port_is_open, wait_for
+
+REPO = Path(__file__).resolve().parents[3]
+POLICY = REPO / "chart-values" / "policy.yaml"
+CLIENT_ID = "jupyterhub"
+CLIENT_SECRET = "test-client-secret"
+
+USERS = {
+    "alice": ["researchers"],
+    "bob": ["/platform-admins", "/researchers"],  # Keycloak-style paths, normalised by the policy
+    "carol": ["visitors"],
+}
+
+
+def claims(sub: str, groups: list[str]) -> dict:
+    return {"preferred_username": sub, "email": f"{sub}@example.org", "groups": groups}
+
+
+class ProxyMissing(RuntimeError):
+    """configurable-http-proxy is not installed."""
+
+
+def find_chp() -> str:
+    for candidate in (
+        shutil.which("configurable-http-proxy"),
+        REPO / ".cache" / "node" / "node_modules" / ".bin" / "configurable-http-proxy",
+    ):
+        if candidate and Path(candidate).exists():
+            return str(candidate)
+    raise ProxyMissing(
+        "configurable-http-proxy missing: npm install --prefix .cache/node configurable-http-proxy@5"
+    )
+
+
+@dataclass
+class Provider:
+    """oidc-provider-mock on a fixed free port; restarting it rotates its signing key."""
+
+    log_dir: Path
+    port: int = field(default_factory=free_port)
+    proc: ManagedProcess | None = None
+    starts: int = 0
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, users: dict[str, list[str]] = USERS) -> None:
+        self.starts += 1
+        self.proc = ManagedProcess(
+            [sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port)],
+            name="oidc-provider",
+            log_path=self.log_dir / f"provider-{self.starts}.log",
+        )
+
+        async def serving() -> bool:
+            if not self.proc.running():
+                raise RuntimeError(f"provider exited:\n{self.proc.log_tail()}")
+            try:
+                async with aiohttp.ClientSession() as s, s.get(f"{self.issuer}/jwks") as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(serving, timeout=30, what="oidc-provider-mock")
+        for sub, groups in users.items():
+            await self.set_groups(sub, groups)
+
+    async def stop(self) -> None:
+        if self.proc is not None:
+            await self.proc.astop(grace=2)
+            self.proc = None
+
+    async def restart(self) -> None:
+        await self.stop()
+        await self.start()
+
+    async def set_groups(self, sub: str, groups: list[str]) -> None:
+        async with aiohttp.ClientSession() as s:
+            async with s.put(f"{self.issuer}/users/{sub}", json=claims(sub, groups)) as r:
+                assert r.status == 204, await r.text()
+
+    async def revoke_tokens(self, sub: str) -> None:
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{self.issuer}/users/{sub}/revoke-tokens") as r:
+                assert r.status == 204, await r.text()
+
+    async def code_flow(self, sub: str, *, nonce: str | None = "n-0", client_id: str = CLIENT_ID) -> dict:
+        """The token response for ``sub``, straight from the provider (no hub involved)."""
+        redirect = "http://127.0.0.1:1/cb"
+        query = {
+            "client_id": client_id,
+            "redirect_uri": redirect,
+            "response_type": "code",
+            "scope": "openid profile email",
+            "state": "s",
+        }
+        if nonce:
+            query["nonce"] = nonce
+        async with aiohttp.ClientSession() as s:
+            async with s.post(
+                f"{self.issuer}/oauth2/authorize", params=query, data={"sub": sub}, allow_redirects=False
+            ) as r:
+                location = r.headers["Location"]
+            code = dict(p.split("=", 1) for p in location.split("?", 1)[1].split("&"))["code"]
+            form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect}
+            basic = base64.b64encode(f"{client_id}:{CLIENT_SECRET}".encode()).decode()
+            headers = {"Authorization": f"Basic {basic}"}
+            async with s.post(f"{self.issuer}/oauth2/token", data=form, headers=headers) as r:
+                assert r.status == 200, await r.text()
+                return await r.json()
+
+
+@dataclass
+class Hub:
+    url: str
+    proc: ManagedProcess
+    proxy: ManagedProcess
+    admin_token: str
+    db_path: Path
+
+    async def stop(self) -> None:
+        await self.proc.astop()
+        await self.proxy.astop()
+
+    def roles_in_db(self) -> dict[str, list[str]]:
+        """Role name -> scopes, read from the hub's database."""
+        db = sqlite3.connect(self.db_path)
+        try:
+            return {name: json.loads(scopes) for name, scopes in db.execute("SELECT name, scopes FROM roles")}
+        finally:
+            db.close()
+
+    def log(self) -> str:
+        return self.proc.log_path.read_text(errors="replace")
+
+    async def api(self, path: str) -> dict:
+        headers = {"Authorization": f"token {self.admin_token}"}
+        async with aiohttp.ClientSession() as s:
+            async with s.get(f"{self.url}/hub/api{path}", headers=headers) as r:
+                assert r.status == 200, await r.text()
+                return await r.json()
+
+    def browser(self) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def start_login(self, browser: aiohttp.ClientSession, sub: str) -> str:
+        """Hub -> provider -> consent as ``sub``; return the callback URL (not yet followed)."""
+        async with browser.get(f"{self.url}/hub/oauth_login", allow_redirects=False) as r:
+            assert r.status == 302, await r.text()
+            authorize = r.headers["Location"]
+        async with browser.post(authorize, data={"sub": sub}, allow_redirects=False) as r:
+            assert r.status == 302, await r.text()
+            return r.headers["Location"]
+
+    async def finish_login(self, browser: aiohttp.ClientSession, callback: str) -> tuple[int, str]:
+        async with browser.get(callback, allow_redirects=False) as r:
+            return r.status, await r.text()
+
+    async def login(self, browser: aiohttp.ClientSession, sub: str) -> tuple[int, str]:
+        """The real login flow through the proxy; (status, body) of the hub's callback answer."""
+        return await self.finish_login(browser, await self.start_login(browser, sub))
+
+    async def page(self, browser: aiohttp.ClientSession, path: str) -> aiohttp.ClientResponse:
+        async with browser.get(urljoin(self.url, path), allow_redirects=False) as r:
+            await r.read()
+            return r
+
+
+def oidc_settings(provider: Provider, hub_url: str, **traits) -> dict[str, dict]:
+    """Hub config for ``platform-oidc`` against ``provider`` with the example policy."""
+    return {
+        "JupyterHub": {"authenticator_class": "platform-oidc"},
+        "PlatformPolicy": {"policy_file": str(POLICY)},
+        "OIDCAuthenticator": {
+            "issuer": provider.issuer,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "oauth_callback_url": f"{hub_url}/hub/oauth_callback",
+            "auth_refresh_age": 1,
+            "jwks_min_refetch_interval": 0.5,
+            **traits,
+        },
+    }
+
+
+def generic_settings(provider: Provider, hub_url: str) -> dict[str, dict]:
+    """The upstream baseline: GenericOAuthenticator against the same provider, comparable options."""
+    return {
+        "JupyterHub": {"authenticator_class": "generic-oauth"},
+        "GenericOAuthenticator": {
+            "authorize_url": f"{provider.issuer}/oauth2/authorize",
+            "token_url": f"{provider.issuer}/oauth2/token",
+            "userdata_url": f"{provider.issuer}/userinfo",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "oauth_callback_url": f"{hub_url}/hub/oauth_callback",
+            "scope": ["openid", "profile", "email"],
+            "username_claim": "preferred_username",
+            "enable_auth_state": True,
+            "manage_groups": True,
+            "auth_state_groups_key": "oauth_user.groups",
+            "allow_all": True,
+        },
+    }
+
+
+async def start_hub(tmp: Path, settings_for: Callable[[str], dict[str, dict]]) -> Hub:
+    """A hub + proxy in ``tmp``; ``settings_for(hub_url)`` gives the authenticator's config."""
+    port, api_port, hub_port = free_port(), free_port(), free_port()
+    url = f"http://127.0.0.1:{port}"
+    token, proxy_token = secrets.token_hex(16), secrets.token_hex(16)
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": str(tmp),
+        "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+        "CONFIGPROXY_AUTH_TOKEN": proxy_token,
+    }
+    # The proxy is ours, not the hub's child: the hub starts it in a session of its own,
+    # which a process-group stop would miss.
+    proxy = ManagedProcess(
+        [find_chp(), "--ip", "127.0.0.1", "--port", str(port), "--api-ip", "127.0.0.1",
+         "--api-port", str(api_port), "--error-target", f"http://127.0.0.1:{hub_port}/hub/error"],
+        name="configurable-http-proxy",
+        log_path=tmp / "proxy.log",
+        env=env,
+    )
+    settings = {
+        "JupyterHub": {
+            "bind_url": url,
+            "hub_bind_url": f"http://127.0.0.1:{hub_port}",
+            "db_url": f"sqlite:///{tmp / 'jupyterhub.sqlite'}",
+            "cookie_secret_file": str(tmp / "cookie_secret"),
+            "pid_file": str(tmp / "jupyterhub.pid"),
+            "services": [{"name": "test-admin", "api_token": token}],
+            "load_roles": [{"name": "admin", "services": ["test-admin"]}],
+        },
+        "ConfigurableHTTPProxy": {
+            "api_url": f"http://127.0.0.1:{api_port}",
+            "should_start": False,
+            "auth_token": proxy_token,
+        },
+    }
+    for cls, traits in settings_for(url).items():
+        settings.setdefault(cls, {}).update(traits)
+    await wait_for(
+        lambda: proxy.running() and port_is_open("127.0.0.1", api_port),
+        timeout=30,
+        what="configurable-http-proxy's API",
+    )
+    config = tmp / "jupyterhub_config.py"
+    config.write_text(
+        "import json\n"
+        f"for cls, traits in json.loads({json.dumps(json.dumps(settings))}).items():\n"
+        "    for name, value in traits.items():\n"
+        "        setattr(getattr(c, cls), name, value)\n"
+    )
+    proc = ManagedProcess(
+        [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+        name="jupyterhub",
+        log_path=tmp / "jupyterhub.log",
+        env=env,
+        cwd=tmp,
+    )
+    hub = Hub(url=url, proc=proc, proxy=proxy, admin_token=token, db_path=tmp / 'jupyterhub.sqlite')
+
+    async def up() -> bool:
+        if not proc.running():
+            raise RuntimeError(f"jupyterhub exited ({proc.returncode}):\n{proc.log_tail(60)}")
+        try:
+            async with aiohttp.ClientSession() as s, s.get(f"{url}/hub/api/") as r:
+                return r.status == 200
+        except aiohttp.ClientError:
+            return False
+
+    try:
+        await wait_for(up, timeout=60, interval=0.2, what="jupyterhub behind the proxy")
+    except BaseException:
+        await hub.stop()
+        raise
+    return hub

@@ -1,0 +1,338 @@
+"""``platform-oidc``: an OpenID Connect authenticator that verifies what OAuthenticator does not.
+
+Configured with an issuer URL and a client id/secret; the endpoints come from the issuer's
+discovery document. Unlike ``GenericOAuthenticator`` (17.4), it sends a nonce and verifies the
+ID token (signature against the JWKS, ``iss``, ``aud``/``azp``, time claims, nonce, algorithm
+allow-list). Groups are read from configurable claim paths in the ID token and userinfo and go
+through the group policy (:mod:`.policy_bridge`). ``refresh_user`` uses the refresh token at each
+``auth_refresh_age``, so group and admin changes at the provider take effect without a new login;
+while the provider is unreachable, logged-in users keep their current rights.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from urllib.parse import urlparse
+
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.oauth2 import OAuthLoginHandler, OAuthLogoutHandler
+from tornado import web
+from tornado.httpclient import HTTPClientError
+from tornado.httputil import url_concat
+from traitlets import Bool, Float, List, Unicode, default
+
+from .discovery import (
+    DiscoveryError,
+    ProviderMetadata,
+    discover_blocking,
+    discovery_url,
+    parse_metadata,
+)
+from .jwks import DEFAULT_ALGORITHMS, JWKSCache, KeySetUnavailable, TokenRejected, check_algorithms
+from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge, groups_from_claims
+
+NONCE_COOKIE = "platform-oidc-nonce"
+
+
+class ProviderUnavailable(Exception):
+    """The identity provider did not answer (connection refused, timeout, 5xx)."""
+
+
+class TokenRequestRefused(Exception):
+    """The token endpoint refused the grant (expired code, revoked refresh token)."""
+
+
+class OIDCLoginHandler(OAuthLoginHandler):
+    """Adds a nonce bound to this browser (an encrypted cookie) to the authorization request."""
+
+    def authorize_redirect(self, *args, **kwargs):
+        nonce = secrets.token_urlsafe(32)
+        self._set_cookie(NONCE_COOKIE, nonce, expires_days=1)
+        kwargs["extra_params"] = {**(kwargs.get("extra_params") or {}), "nonce": nonce}
+        return super().authorize_redirect(*args, **kwargs)
+
+
+class OIDCLogoutHandler(OAuthLogoutHandler):
+    """Hub logout; forgets the user's provider tokens and optionally ends the provider session."""
+
+    _end_session_url: str | None = None
+
+    async def handle_logout(self):
+        await super().handle_logout()
+        user = self.current_user
+        if user is None or not self.authenticator.enable_auth_state:
+            return
+        state = await user.get_auth_state() or {}
+        self._end_session_url = self.authenticator.end_session_url(self, state.get("id_token"))
+        await user.save_auth_state(None)
+
+    async def render_logout_page(self):
+        if self._end_session_url:
+            self.redirect(self._end_session_url)
+            return
+        await super().render_logout_page()
+
+
+class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
+    """OpenID Connect login with verified ID tokens and the platform group policy."""
+
+    login_handler = OIDCLoginHandler
+    logout_handler = OIDCLogoutHandler
+
+    issuer = Unicode(
+        config=True,
+        help="""The OpenID provider's issuer URL, e.g. https://keycloak.example.org/realms/research.
+
+        Endpoints are read from <issuer>/.well-known/openid-configuration at start-up; the
+        document's ``issuer`` must equal this value.
+        """,
+    )
+    allowed_algorithms = List(
+        Unicode(),
+        default_value=list(DEFAULT_ALGORITHMS),
+        config=True,
+        help="""ID-token signature algorithms accepted (asymmetric only; ``none`` and HS* are refused).""",
+    )
+    leeway = Float(
+        30.0,
+        config=True,
+        help="""Seconds of clock skew tolerated when checking ``exp``, ``nbf`` and ``iat``.""",
+    )
+    jwks_cache_ttl = Float(
+        3600.0,
+        config=True,
+        help="""Seconds the provider's signing keys are cached before they are fetched again.""",
+    )
+    jwks_min_refetch_interval = Float(
+        60.0,
+        config=True,
+        help="""Minimum seconds between JWKS fetches triggered by tokens with an unknown key id.""",
+    )
+    discovery_ttl = Float(
+        3600.0,
+        config=True,
+        help="""Seconds before the discovery document is fetched again (at the next login).""",
+    )
+    userinfo_claims = Bool(
+        True,
+        config=True,
+        help="""Also read the userinfo endpoint and merge its claims over the ID token's.
+
+        Groups and the username are then looked up in the merged claims. Turn off for
+        providers whose ID token carries everything and whose userinfo endpoint is slow.
+        """,
+    )
+    end_session_redirect = Bool(
+        False,
+        config=True,
+        help="""On hub logout, also end the provider session (RP-initiated logout) when the
+        provider advertises an ``end_session_endpoint``.""",
+    )
+    post_logout_redirect_url = Unicode(
+        config=True,
+        help="""Where the provider sends the user after RP-initiated logout (registered with the
+        provider). Default: the hub's login page on the requesting host.""",
+    )
+
+    @default("login_service")
+    def _login_service_default(self) -> str:
+        return "OpenID Connect"
+
+    @default("scope")
+    def _scope_default(self) -> list[str]:
+        return ["openid", "profile", "email"]
+
+    @default("username_claim")
+    def _username_claim_default(self) -> str:
+        return "preferred_username"
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self) -> bool:
+        return True  # refresh needs the refresh token; z2jh seeds CryptKeeper keys
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if not self.issuer:
+            raise ValueError("OIDCAuthenticator.issuer is required (the provider's issuer URL)")
+        if not self.client_id:
+            raise ValueError("OIDCAuthenticator.client_id is required")
+        self.algorithms = check_algorithms(self.allowed_algorithms)
+        self.jwks: JWKSCache | None = None
+        try:
+            metadata = discover_blocking(self.issuer)
+        except DiscoveryError as exc:
+            raise DiscoveryError(f"OIDCAuthenticator start-up: {exc}") from None
+        self._apply_metadata(metadata)
+
+    def _apply_metadata(self, metadata: ProviderMetadata) -> None:
+        self.metadata = metadata
+        self._metadata_at = time.monotonic()
+        self.authorize_url = metadata.authorization_endpoint
+        self.token_url = metadata.token_endpoint
+        self.userdata_url = metadata.userinfo_endpoint if self.userinfo_claims else ""
+        if self.jwks is None or self.jwks.url != metadata.jwks_uri:
+            self.jwks = JWKSCache(
+                metadata.jwks_uri,
+                fetch=self._fetch_json,
+                ttl=self.jwks_cache_ttl,
+                min_refetch_interval=self.jwks_min_refetch_interval,
+                log=self.log,
+            )
+
+    async def _fetch_json(self, url: str) -> dict:
+        return await self.httpfetch(url, label="fetching OIDC metadata", method="GET")
+
+    async def _refresh_metadata_if_due(self) -> None:
+        if time.monotonic() - self._metadata_at < self.discovery_ttl:
+            return
+        try:
+            self._apply_metadata(parse_metadata(await self._fetch_json(discovery_url(self.issuer)), self.issuer))
+        except Exception as exc:  # keep the last good metadata
+            self._metadata_at = time.monotonic()
+            self.log.warning("Refreshing OIDC discovery for %s failed (%s); keeping the last", self.issuer, exc)
+
+    async def _token_request(self, handler, params: dict) -> dict:
+        """POST to the token endpoint, sorting failures into provider-down and grant-refused."""
+        try:
+            return await self.get_token_info(handler, params)
+        except HTTPClientError as exc:
+            if exc.code == 599 or exc.code >= 500:
+                raise ProviderUnavailable(f"token endpoint: {exc}") from None
+            raise TokenRequestRefused(f"token endpoint answered {exc.code}") from None
+        except web.HTTPError as exc:  # a 200 carrying error_description
+            raise TokenRequestRefused(exc.log_message or str(exc)) from None
+        except OSError as exc:
+            raise ProviderUnavailable(f"token endpoint: {exc}") from None
+
+    def _pop_nonce(self, handler) -> str | None:
+        nonce = handler.get_secure_cookie(NONCE_COOKIE)
+        handler.clear_cookie(NONCE_COOKIE)
+        return nonce.decode("ascii", "replace") if nonce else None
+
+    async def authenticate(self, handler, data=None, **kwargs):
+        await self._refresh_metadata_if_due()
+        nonce = self._pop_nonce(handler)
+        if not nonce:
+            raise web.HTTPError(
+                400, "This login has expired or your browser blocked its cookie; please log in again."
+            )
+        params = self.build_access_tokens_request_params(handler, data)
+        host = urlparse(self.token_url).netloc
+        try:
+            token_info = await self._token_request(handler, params)
+        except ProviderUnavailable as exc:
+            self.log.error("Login failed, identity provider unavailable: %s", exc)
+            raise web.HTTPError(
+                503, f"The identity provider ({host}) is not reachable right now; please try again in a few minutes."
+            ) from None
+        except TokenRequestRefused as exc:
+            self.log.warning("Login failed, token request refused: %s", exc)
+            raise web.HTTPError(403, "The identity provider refused this login; please log in again.") from None
+        return await self._auth_model(token_info, nonce=nonce)
+
+    async def verify_id_token(self, id_token: str, nonce: str | None = None) -> dict:
+        """The verified claims of ``id_token``; rejections are logged (never the token) as 403s."""
+        try:
+            return await self.jwks.verify(
+                id_token,
+                issuer=self.metadata.issuer,
+                audience=self.client_id,
+                algorithms=self.algorithms,
+                leeway=self.leeway,
+                nonce=nonce,
+                authorized_party=self.client_id,
+            )
+        except TokenRejected as exc:
+            self.log.warning("ID token rejected: %s", exc)
+            raise web.HTTPError(403, f"The login could not be verified ({exc.reason}); please log in again.") from None
+        except KeySetUnavailable as exc:
+            self.log.error("ID token not verifiable: %s", exc)
+            raise web.HTTPError(503, "The identity provider's signing keys are unavailable; please try again later.") from None
+
+    async def _auth_model(self, token_info: dict, *, nonce: str | None = None, previous: dict | None = None) -> dict:
+        """Verified claims (+ userinfo) -> username, auth_state, and the policy's decision.
+
+        ``previous``: the claims stored at login, when refreshing; the subject may not change.
+        """
+        id_token = token_info.get("id_token")
+        if id_token:
+            claims = await self.verify_id_token(id_token, nonce=nonce)
+        elif previous is None:
+            raise web.HTTPError(403, "The identity provider returned no ID token; is 'openid' in the scope?")
+        else:
+            claims = {}  # some providers issue no new ID token on refresh; userinfo must then say
+        if self.userdata_url:
+            userinfo = await self.token_to_user(token_info)
+            if claims and userinfo.get("sub") != claims["sub"]:
+                raise web.HTTPError(403, "userinfo describes another subject than the ID token")
+            claims = {**claims, **userinfo}
+        if not claims:
+            raise web.HTTPError(403, "Neither an ID token nor userinfo to refresh from")
+        if previous is not None and claims.get("sub") != previous.get("sub"):
+            raise web.HTTPError(403, "The refreshed tokens describe another subject")
+        username = self.normalize_username(self.user_info_to_username(claims))
+        auth_state = self.build_auth_state_dict(token_info, claims)
+        groups = groups_from_claims(claims, self.claim_paths(self.client_id))
+        return self.apply_policy({"name": username, "auth_state": auth_state}, groups)
+
+    def user_info_to_username(self, user_info: dict) -> str:
+        """The username claim; its absence is the provider's configuration problem, told as such."""
+        name = (
+            self.username_claim(user_info)
+            if callable(self.username_claim)
+            else user_info.get(self.username_claim)
+        )
+        if not isinstance(name, str) or not name:
+            self.log.error("No %r claim for subject %r", self.username_claim, user_info.get("sub"))
+            raise web.HTTPError(
+                403, f"The identity provider sent no {self.username_claim!r} claim to name your hub user."
+            )
+        return name
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """Renew the tokens with the refresh token and re-read groups; False forces a new login."""
+        if not self.enable_auth_state:
+            return True
+        state = await user.get_auth_state() or {}
+        refresh_token = state.get("refresh_token")
+        if not refresh_token:
+            self.log.info("No refresh token for %s; a new login is required", user.name)
+            return False
+        await self._refresh_metadata_if_due()
+        params = self.build_refresh_token_request_params(refresh_token)
+        try:
+            token_info = await self._token_request(handler, params)
+        except ProviderUnavailable as exc:
+            self.log.warning("Keeping %s's current rights, provider unavailable: %s", user.name, exc)
+            return True
+        except TokenRequestRefused as exc:
+            self.log.info("Refresh for %s refused (%s); a new login is required", user.name, exc)
+            return False
+        if not token_info.get("refresh_token"):
+            token_info["refresh_token"] = refresh_token
+        try:
+            model = await self._auth_model(token_info, previous=state.get(self.user_auth_state_key) or {})
+        except web.HTTPError as exc:
+            self.log.warning("Refresh for %s failed (%s); a new login is required", user.name, exc.log_message)
+            return False
+        if model["name"] != user.name:
+            self.log.warning("Refresh for %s returned user %s; a new login is required", user.name, model["name"])
+            return False
+        if not model[ENTITLEMENTS_KEY].login_allowed:
+            self.log.warning("%s is no longer in a group allowed to log in", user.name)
+            return False
+        return model
+
+    def end_session_url(self, handler, id_token: str | None) -> str | None:
+        """Where to send the browser to end the provider session, or None to stay on the hub."""
+        endpoint = self.metadata.end_session_endpoint
+        if not (self.end_session_redirect and endpoint):
+            return None
+        after = self.post_logout_redirect_url or (
+            f"{handler.request.protocol}://{handler.request.host}{handler.settings['login_url']}"
+        )
+        params = {"client_id": self.client_id, "post_logout_redirect_uri": after}
+        if id_token:
+            params["id_token_hint"] = id_token
+        return url_concat(endpoint, params)

@@ -1,0 +1,148 @@
+"""The part every platform authenticator shares: identity-provider groups -> the group policy.
+
+An authenticator that feeds the policy only has to find the user's name and raw groups; this base
+normalises the groups, resolves them against the policy and writes the answer into the auth model
+(``groups`` for ``manage_groups``, ``admin``, ``roles`` for ``manage_roles``), refuses users in
+no allowed group with a page that says so, and hands the policy's roles to
+``load_managed_roles``. JupyterHub's own allow/admin lists are refused at start-up: two sources
+of truth would let one silently override the other.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+
+from jupyterhub.auth import Authenticator
+from tornado import web
+from traitlets import List, Unicode, Union, default
+
+from jupyterhub_platform.policy import Entitlements, PlatformPolicy, Policy
+
+ENTITLEMENTS_KEY = "entitlements"
+"""Where the auth model carries the policy's decision from ``authenticate`` to ``check_allowed``."""
+
+
+def claim_at(claims: Mapping, path: Sequence[str]) -> object:
+    """The value at ``path`` inside nested ``claims`` (None when any step is missing)."""
+    value: object = claims
+    for step in path:
+        if not isinstance(value, Mapping):
+            return None
+        value = value.get(step)
+    return value
+
+
+def groups_from_claims(claims: Mapping, paths: Iterable[Sequence[str]]) -> list[str]:
+    """Every group found at any of ``paths``; a single string counts as one group."""
+    found: list[str] = []
+    for path in paths:
+        value = claim_at(claims, path)
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            found.extend(v for v in value if isinstance(v, str) and v)
+    return sorted(set(found))
+
+
+class PolicyBridge(Authenticator):
+    """Base for authenticators whose users' rights come from the platform group policy."""
+
+    groups_claim = List(
+        Union([Unicode(), List(Unicode())]),
+        default_value=["groups"],
+        config=True,
+        help="""Where the user's groups are in the identity provider's claims.
+
+        Each entry is a dotted path (``groups``, ``realm_access.roles``,
+        ``resource_access.{client_id}.roles``) or a list of keys for claim names that
+        contain dots (``["https://example.org/groups"]``). ``{client_id}`` is replaced by the
+        client id. Groups from every path are combined.
+        """,
+    )
+
+    refused_message = Unicode(
+        "Your account ({username}) is not in any group that may use this hub. "
+        "If you think it should be, ask the hub's administrators to add you to an allowed group.",
+        config=True,
+        help="""The message a user in no allowed group sees (``{username}`` is replaced).""",
+    )
+
+    @default("manage_groups")
+    def _manage_groups_default(self) -> bool:
+        return True
+
+    @default("manage_roles")
+    def _manage_roles_default(self) -> bool:
+        return True
+
+    @default("any_allow_config")
+    def _any_allow_config_default(self) -> bool:
+        return True  # the policy file is the allow config
+
+    @default("allow_existing_users")
+    def _allow_existing_users_default(self) -> bool:
+        return False  # an existing user stays only while the policy still lets them in
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._check_no_second_source()
+        self.policy: Policy = PlatformPolicy(parent=self).load()
+
+    def _check_no_second_source(self) -> None:
+        conflicting = {
+            "allow_all": self.allow_all,
+            "allowed_users": self.allowed_users,
+            "admin_users": self.admin_users,
+            "allow_existing_users": self.allow_existing_users,
+        }
+        for name in ("allowed_groups", "admin_groups"):
+            if self.has_trait(name):
+                conflicting[name] = getattr(self, name)
+        set_ = sorted(name for name, value in conflicting.items() if value)
+        if set_:
+            raise ValueError(
+                f"{type(self).__name__}: {', '.join(set_)} cannot be used; who may log in and who is "
+                "admin comes from the group policy file (c.PlatformPolicy.policy_file)"
+            )
+
+    def claim_paths(self, client_id: str = "") -> list[tuple[str, ...]]:
+        """:attr:`groups_claim` as key paths, with ``{client_id}`` filled in."""
+        paths = []
+        for entry in self.groups_claim:
+            keys = entry.split(".") if isinstance(entry, str) else list(entry)
+            paths.append(tuple(k.replace("{client_id}", client_id) for k in keys))
+        return paths
+
+    def apply_policy(self, auth_model: dict, idp_groups: Iterable[str]) -> dict:
+        """Resolve ``idp_groups`` and record the outcome in ``auth_model`` (returned)."""
+        entitlements = self.policy.resolve(idp_groups)
+        auth_model[ENTITLEMENTS_KEY] = entitlements
+        auth_model["admin"] = entitlements.admin
+        if self.manage_groups:
+            auth_model["groups"] = sorted(entitlements.groups)
+        if self.manage_roles:
+            auth_model["roles"] = self.roles_for(entitlements)
+        return auth_model
+
+    def roles_for(self, entitlements: Entitlements) -> list[dict]:
+        """The user's complete role list for ``manage_roles``.
+
+        JupyterHub strips every role not in this list, the default ``user`` and ``admin`` roles
+        included, so they are listed by name (without scopes, which leaves their definition alone).
+        """
+        roles = [{"name": "user"}] + self.policy.role_dicts(entitlements.roles)
+        if entitlements.admin:
+            roles.append({"name": "admin"})
+        return roles
+
+    async def check_allowed(self, username: str, authentication: dict | None = None) -> bool:
+        entitlements = (authentication or {}).get(ENTITLEMENTS_KEY)
+        if isinstance(entitlements, Entitlements) and entitlements.login_allowed:
+            return True
+        groups = sorted(entitlements.groups) if entitlements else []
+        self.log.warning("Refusing %s: no group allowed to log in (groups: %s)", username, groups)
+        raise web.HTTPError(403, self.refused_message.format(username=username))
+
+    async def load_managed_roles(self) -> list[dict]:
+        """Every role the policy defines, so JupyterHub knows them before anyone logs in."""
+        return self.policy.role_dicts(self.policy.roles)

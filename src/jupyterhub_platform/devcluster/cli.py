@@ -1,0 +1,96 @@
+"""``jupyterhub-platform dev``: run the whole platform locally until Ctrl-C."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .chart import ChartValuesError
+from .idp import DEMO_USERS
+from .platform import LocalPlatform, PlatformError
+from .procs import WaitTimeout
+from .proxy import ProxyInstallError
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="jupyterhub-platform dev",
+        description="Start JupyterHub, configurable-http-proxy, a development OIDC provider and "
+        "the Kubernetes API emulator with its process kubelet, all on this machine.",
+    )
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=Path(".platform"),
+        help="where state (cluster objects, home directories, hub database) and logs live "
+        "(default: .platform)",
+    )
+    parser.add_argument(
+        "--port", type=int, default=0, help="public port of the proxy (default: a free port)"
+    )
+    parser.add_argument(
+        "--values",
+        type=Path,
+        default=None,
+        help="chart values file (default: the shipped chart-values/values.yaml)",
+    )
+    args = parser.parse_args(argv)
+    if not 0 <= args.port <= 65535:
+        parser.error(f"--port: {args.port} is not a TCP port")
+    return args
+
+
+def banner(platform: LocalPlatform, seconds: float) -> str:
+    users = "\n".join(f"    {u.username:<6} {u.note}" for u in DEMO_USERS)
+    return (
+        f"\nThe platform is running (started in {seconds:.1f}s):\n\n"
+        f"    {platform.hub_url}\n\n"
+        "Log in with 'Platform login'; on the development identity provider's page type one of\n"
+        f"these usernames (no password):\n{users}\n\n"
+        f"Logs: {platform.logs_dir}/ (hub.log, proxy.log, idp.log, devcluster.log)\n"
+        "Press Ctrl-C to stop everything.\n"
+    )
+
+
+async def run(args: argparse.Namespace) -> int:
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop_requested.set)
+
+    platform = LocalPlatform(
+        args.state_dir, values_path=args.values, port=args.port, say=lambda m: print(m, flush=True)
+    )
+    print(f"Starting the local platform in {platform.state_dir} ...", flush=True)
+    began = time.monotonic()
+    starting = asyncio.ensure_future(platform.start())
+    stopping = asyncio.ensure_future(stop_requested.wait())
+    await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    try:
+        if not starting.done():
+            starting.cancel()  # start() stops what it had started before re-raising
+            await asyncio.gather(starting, return_exceptions=True)
+            print("Stopped before the platform was ready.", flush=True)
+            return 130
+        starting.result()
+        print(banner(platform, time.monotonic() - began), flush=True)
+        await stopping
+        print("Stopping ...", flush=True)
+        return 0
+    finally:
+        stopping.cancel()
+        await platform.stop()
+        print("All components stopped.", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    try:
+        return asyncio.run(run(args))
+    except (PlatformError, ChartValuesError, ProxyInstallError, WaitTimeout) as exc:
+        print(f"jupyterhub-platform dev: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,227 @@
+"""The kubelet: watches all pods over the Kubernetes API and makes them real on this machine.
+
+It is a plain API client (list + watch with resume, re-list on 410 Gone, reconnect on errors),
+so it works against any API server. When the server has a Node (and so a scheduler binding pods
+to it), the kubelet serves that node: it takes the pods bound to it. Without nodes it schedules
+itself: it takes every pod and posts the ``Scheduled`` event. A pod is taken when it has no
+``status.podIP`` and no ``deletionTimestamp``; a pod that gets a ``deletionTimestamp`` is stopped gracefully and then
+removed with ``gracePeriodSeconds=0``; a pod deleted outright just has its workloads stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+
+from .api import ApiClient, ApiError
+from .events import EventRecorder
+from .light import LightPod, LightServer
+from .podnet import PodNetwork
+from .process_pod import ProcessPod
+from .runtime import KubeletContext, PodRuntime
+
+log = logging.getLogger(__name__)
+
+MODES = ("process", "light")
+#: longest graceful-termination wait honoured (the Kubernetes default is 30 s)
+MAX_GRACE_SECONDS = 30.0
+#: grace given to pod processes when the kubelet itself stops, or a pod vanishes without grace
+STOP_GRACE_SECONDS = 3.0
+_WATCH_SECONDS = 300
+_RECONNECT_DELAY = 0.5
+_START_TIMEOUT = 30.0
+
+
+def termination_grace(pod: Mapping) -> float:
+    """The grace period of a deleting pod, bounded to [0, MAX_GRACE_SECONDS]."""
+    meta, spec = pod.get("metadata", {}), pod.get("spec", {})
+    grace = meta.get("deletionGracePeriodSeconds", spec.get("terminationGracePeriodSeconds", 30))
+    return min(max(float(grace or 0), 0.0), MAX_GRACE_SECONDS)
+
+
+class Kubelet:
+    """Runs the pods of the API server at ``api_url`` as local processes ("process") or as
+    in-process HTTP stubs ("light"), keeping per-pod state under ``state_dir``."""
+
+    def __init__(self, api_url: str, state_dir: Path, mode: str = "process"):
+        if mode not in MODES:
+            raise ValueError(f"kubelet mode must be one of {MODES}, not {mode!r}")
+        self.mode = mode
+        self.state_dir = Path(state_dir)
+        self.api = ApiClient(api_url)
+        node = socket.gethostname()
+        self.ctx = KubeletContext(
+            api=self.api,
+            events=EventRecorder(self.api, node),
+            network=PodNetwork(),
+            state_dir=self.state_dir,
+            node_name=node,
+            scheduler=True,
+        )
+        self.light = LightServer() if mode == "light" else None
+        self.pods: dict[str, PodRuntime] = {}  # by uid
+        self._resource_version = ""
+        self._watch_task: asyncio.Task | None = None
+        self._live = asyncio.Event()
+        #: how many times the pod watch was (re)opened, for diagnostics
+        self.watch_connections = 0
+        self._tasks: set[asyncio.Task] = set()
+
+    async def start(self) -> None:
+        """List the pods, take the new ones, and return once the watch is live."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        nodes = (await self.api.request("GET", "/api/v1/nodes")).get("items") or []
+        if nodes:
+            self.ctx.node_name = self.ctx.events.host = nodes[0]["metadata"]["name"]
+            self.ctx.scheduler = False
+        await self._relist()
+        self._watch_task = asyncio.create_task(self._watch_loop(), name="kubelet watch")
+        live = asyncio.create_task(self._live.wait())
+        done, _ = await asyncio.wait(
+            {live, self._watch_task}, timeout=_START_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+        )
+        if live not in done:
+            live.cancel()
+            await self.stop()
+            raise RuntimeError(f"kubelet: the pod watch on {self.api.base_url} did not start")
+
+    async def stop(self) -> None:
+        """Stop every pod's workloads (SIGTERM, then SIGKILL), then the kubelet itself."""
+        if self._watch_task is not None:
+            self._watch_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watch_task
+            self._watch_task = None
+        for task in list(self._tasks):
+            task.cancel()
+        runtimes = list(self.pods.values())
+        self.pods.clear()
+        await asyncio.gather(*(self._stop_runtime(r) for r in runtimes))
+        if self.light is not None:
+            await self.light.close()
+        await self.api.close()
+
+    async def _stop_runtime(self, runtime: PodRuntime) -> None:
+        for task in (runtime.termination, runtime.task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+        await runtime.stop_workloads(STOP_GRACE_SECONDS)
+
+    async def _relist(self) -> None:
+        """Take stock of all pods (at start, and when the watch fell too far behind)."""
+        listing = await self.api.request("GET", "/api/v1/pods")
+        self._resource_version = listing.get("metadata", {}).get("resourceVersion", "")
+        items = listing.get("items") or []
+        present = {item["metadata"].get("uid") for item in items}
+        for uid in [uid for uid in self.pods if uid not in present]:
+            self._gone(uid)
+        for item in items:
+            self._observe(item)
+
+    async def _watch_loop(self) -> None:
+        while True:
+            params = {
+                "watch": "true",
+                "allowWatchBookmarks": "true",
+                "timeoutSeconds": str(_WATCH_SECONDS),
+            }
+            if self._resource_version:
+                params["resourceVersion"] = self._resource_version
+            try:
+                async for event in self.api.watch("/api/v1/pods", params, self._watch_opened):
+                    if not await self._handle(event):
+                        break
+            except ApiError as exc:
+                log.info("kubelet: pod watch interrupted (%s); reconnecting", exc)
+                if exc.status == 410:
+                    await self._relist_when_possible()
+                else:
+                    await asyncio.sleep(_RECONNECT_DELAY)
+
+    def _watch_opened(self) -> None:
+        self.watch_connections += 1
+        self._live.set()
+
+    async def _relist_when_possible(self) -> None:
+        try:
+            await self._relist()
+        except ApiError as exc:
+            log.info("kubelet: cannot list pods (%s); retrying", exc)
+            await asyncio.sleep(_RECONNECT_DELAY)
+
+    async def _handle(self, event: Mapping) -> bool:
+        """Apply one watch event; False when the watch must be restarted from a fresh list."""
+        kind, obj = event.get("type"), event.get("object") or {}
+        if kind == "ERROR":
+            if obj.get("code") == 410:
+                await self._relist_when_possible()
+            return False
+        version = obj.get("metadata", {}).get("resourceVersion")
+        if version:
+            self._resource_version = version
+        if kind == "DELETED":
+            self._gone(obj["metadata"].get("uid"))
+        elif kind in ("ADDED", "MODIFIED"):
+            self._observe(obj)
+        return True
+
+    def _observe(self, pod: Mapping) -> None:
+        """React to the current state of a pod: take it, or terminate it."""
+        meta = pod.get("metadata", {})
+        uid = meta.get("uid")
+        runtime = self.pods.get(uid)
+        if meta.get("deletionTimestamp"):
+            if runtime is None:
+                if self._owns(pod):  # e.g. a previous kubelet ran it: just finish its deletion
+                    self._background(self._finish_deletion(pod))
+            elif runtime.termination is None:
+                runtime.termination = asyncio.create_task(
+                    runtime.terminate(termination_grace(pod), delete=True)
+                )
+        elif runtime is None and self._takes(pod):
+            runtime = self.pods[uid] = self._runtime(pod)
+            runtime.start()
+
+    def _owns(self, pod: Mapping) -> bool:
+        """Whether ``pod`` is this kubelet's: bound to its node, or unbound when it schedules."""
+        node = (pod.get("spec") or {}).get("nodeName")
+        return node == self.ctx.node_name or (self.ctx.scheduler and not node)
+
+    def _takes(self, pod: Mapping) -> bool:
+        """Whether to start ``pod``: owned and not yet started by anyone."""
+        return self._owns(pod) and not (pod.get("status") or {}).get("podIP")
+
+    def _runtime(self, pod: Mapping) -> PodRuntime:
+        if self.light is not None:
+            return LightPod(pod, self.ctx, self.light)
+        return ProcessPod(pod, self.ctx)
+
+    def _gone(self, uid: str | None) -> None:
+        """The pod object is gone: stop its workloads if still running, then drop the runtime."""
+        runtime = self.pods.get(uid)
+        if runtime is None:
+            return
+        if runtime.termination is None:
+            runtime.termination = asyncio.create_task(
+                runtime.terminate(STOP_GRACE_SECONDS, delete=False)
+            )
+        runtime.termination.add_done_callback(
+            lambda _: self.pods.pop(uid) if self.pods.get(uid) is runtime else None
+        )
+
+    async def _finish_deletion(self, pod: Mapping) -> None:
+        meta = pod["metadata"]
+        path = f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta['name']}"
+        with contextlib.suppress(ApiError):
+            await self.api.request("DELETE", path, params={"gracePeriodSeconds": "0"})
+
+    def _background(self, coro) -> None:
+        task = asyncio.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)

@@ -1,0 +1,134 @@
+"""A pod's status as the kubelet reports it: phase, conditions, container statuses (pure).
+
+The kubelet keeps one :class:`PodState` per pod and writes :func:`render_status` as a whole
+through the status subresource (merge patches replace lists, so each patch carries all of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+
+def now_rfc3339() -> str:
+    """The current time the way Kubernetes writes ``Time`` fields (seconds, UTC)."""
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass
+class ContainerState:
+    """What the kubelet knows about one container."""
+
+    name: str
+    image: str
+    state: str = "waiting"  # waiting | running | terminated
+    reason: str = "ContainerCreating"
+    message: str = ""
+    ready: bool = False
+    started_at: str | None = None
+    finished_at: str | None = None
+    exit_code: int | None = None
+    container_id: str = ""
+
+    def run(self, container_id: str) -> None:
+        self.state, self.reason, self.message = "running", "", ""
+        self.started_at, self.container_id = now_rfc3339(), container_id
+
+    def terminate(self, exit_code: int, reason: str, message: str = "") -> None:
+        self.state, self.ready = "terminated", False
+        self.exit_code, self.reason, self.message = exit_code, reason, message
+        self.finished_at = now_rfc3339()
+
+    def render(self) -> dict:
+        if self.state == "running":
+            state: dict = {"running": {"startedAt": self.started_at}}
+        elif self.state == "terminated":
+            state = {
+                "terminated": {
+                    "exitCode": self.exit_code,
+                    "reason": self.reason,
+                    "message": self.message,
+                    "startedAt": self.started_at,
+                    "finishedAt": self.finished_at,
+                    "containerID": self.container_id,
+                }
+            }
+        else:
+            state = {"waiting": {"reason": self.reason, "message": self.message}}
+        return {
+            "name": self.name,
+            "image": self.image,
+            "imageID": self.image,
+            "containerID": self.container_id,
+            "ready": self.ready,
+            "started": self.state == "running",
+            "restartCount": 0,
+            "state": state,
+            "lastState": {},
+        }
+
+
+@dataclass
+class PodState:
+    """What the kubelet knows about one pod; ``failure`` is a pod-level (reason, message)."""
+
+    pod_ip: str
+    host_ip: str
+    init: list[ContainerState] = field(default_factory=list)
+    containers: list[ContainerState] = field(default_factory=list)
+    start_time: str = field(default_factory=now_rfc3339)
+    failure: tuple[str, str] | None = None
+
+    def initialized(self) -> bool:
+        return all(c.state == "terminated" and c.exit_code == 0 for c in self.init)
+
+    def containers_ready(self) -> bool:
+        return bool(self.containers) and all(c.ready for c in self.containers)
+
+    def phase(self) -> str:
+        if self.failure or any(c.state == "terminated" and c.exit_code for c in self.init):
+            return "Failed"
+        if not self.initialized() or any(c.state == "waiting" for c in self.containers):
+            return "Pending"
+        if all(c.state == "terminated" for c in self.containers):
+            return "Succeeded" if all(c.exit_code == 0 for c in self.containers) else "Failed"
+        return "Running"
+
+
+def _condition(kind: str, ok: bool, since: str, reason: str = "") -> dict:
+    condition = {
+        "type": kind,
+        "status": "True" if ok else "False",
+        "lastProbeTime": None,
+        "lastTransitionTime": since,
+    }
+    if not ok and reason:
+        condition["reason"] = reason
+    return condition
+
+
+def render_status(pod: PodState) -> dict:
+    """The ``status`` object of ``pod``."""
+    since = now_rfc3339()
+    ready = pod.containers_ready()
+    status = {
+        "phase": pod.phase(),
+        "hostIP": pod.host_ip,
+        "hostIPs": [{"ip": pod.host_ip}],
+        "podIP": pod.pod_ip,
+        "podIPs": [{"ip": pod.pod_ip}],
+        "startTime": pod.start_time,
+        "qosClass": "BestEffort",
+        "conditions": [
+            _condition("PodScheduled", True, pod.start_time),
+            _condition("Initialized", pod.initialized(), since, "ContainersNotInitialized"),
+            _condition("ContainersReady", ready, since, "ContainersNotReady"),
+            _condition("Ready", ready, since, "ContainersNotReady"),
+        ],
+        "containerStatuses": [c.render() for c in pod.containers],
+    }
+    if pod.init:
+        status["initContainerStatuses"] = [c.render() for c in pod.init]
+    if pod.failure:
+        status["reason"], status["message"] = pod.failure
+    return status

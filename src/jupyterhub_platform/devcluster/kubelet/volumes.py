@@ -1,0 +1,191 @@
+"""Pod volumes as local directories (process mode).
+
+A process cannot mount anything, so every volume becomes a directory under the kubelet's state
+directory: one per PersistentVolumeClaim, shared by every pod that claims it and kept after the
+pod is gone (a user's home survives a restart, like a real PV); one per pod for emptyDir and for
+secret/configMap volumes (written as files from the API objects); a hostPath is used as-is when
+it exists on this machine. Other volume types (projected, downwardAPI, ...) become empty per-pod
+directories.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+# Kubernetes object names (DNS-1123 subdomains); checked before a name becomes a path component.
+_NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+#: The data of the Secrets and ConfigMaps a pod references, keyed by (kind, name), decoded.
+ObjectData = Mapping[tuple[str, str], Mapping[str, bytes]]
+
+
+class ContainerConfigError(Exception):
+    """The pod asks for something this machine cannot provide.
+
+    ``reason`` is the Kubernetes reason the container status and event carry.
+    """
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+def checked_name(value: object, what: str) -> str:
+    """``value`` if it is a valid Kubernetes name, so it is safe as a path component."""
+    if not isinstance(value, str) or not _NAME_RE.match(value) or ".." in value:
+        raise ContainerConfigError("CreateContainerConfigError", f"{what}: invalid name {value!r}")
+    return value
+
+
+def checked_relative(value: object, what: str) -> PurePosixPath:
+    """``value`` as a relative path that cannot leave its directory (like the API server checks)."""
+    path = PurePosixPath(value) if isinstance(value, str) else None
+    if path is None or path.is_absolute() or ".." in path.parts:
+        raise ContainerConfigError(
+            "CreateContainerConfigError", f"{what}: {value!r} must be a relative path without '..'"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class PodLayout:
+    """Where one pod's local state lives under the kubelet's state directory."""
+
+    state_dir: Path
+    namespace: str
+    pod: str
+
+    @property
+    def pod_dir(self) -> Path:
+        return self.state_dir / "pods" / self.namespace / self.pod
+
+    @property
+    def volumes_dir(self) -> Path:
+        return self.pod_dir / "volumes"
+
+    @property
+    def home_dir(self) -> Path:
+        """HOME for containers whose home directory is not on a volume."""
+        return self.pod_dir / "home"
+
+    def log_path(self, container: str) -> Path:
+        return self.pod_dir / f"{container}.log"
+
+    def pvc_dir(self, claim: str) -> Path:
+        return self.state_dir / "volumes" / self.namespace / "pvc" / claim
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A pod volume and the local directory standing in for it."""
+
+    name: str
+    kind: str
+    path: Path
+    source: Mapping
+
+
+_KINDS = ("persistentVolumeClaim", "emptyDir", "secret", "configMap", "hostPath")
+
+
+def plan_volumes(pod: Mapping, layout: PodLayout) -> dict[str, Volume]:
+    """The local directory of each volume in ``pod`` (no I/O)."""
+    planned: dict[str, Volume] = {}
+    for spec in pod.get("spec", {}).get("volumes") or []:
+        name = checked_name(spec.get("name"), "spec.volumes[].name")
+        kind = next((k for k in _KINDS if k in spec), "other")
+        source = spec.get(kind) or {}
+        if kind == "persistentVolumeClaim":
+            claim = checked_name(source.get("claimName"), f"volume {name!r} claimName")
+            path = layout.pvc_dir(claim)
+        elif kind == "hostPath":
+            path = Path(str(source.get("path", "")))
+        else:
+            path = layout.volumes_dir / name
+        planned[name] = Volume(name=name, kind=kind, path=path, source=source)
+    return planned
+
+
+def object_data(kind: str, obj: Mapping) -> dict[str, bytes]:
+    """The decoded key/value data of a Secret or ConfigMap object from the API."""
+    data: dict[str, bytes] = {}
+    if kind == "secrets":
+        for key, value in (obj.get("data") or {}).items():
+            data[key] = base64.b64decode(value or "")
+    else:
+        for key, value in (obj.get("data") or {}).items():
+            data[key] = (value or "").encode()
+        for key, value in (obj.get("binaryData") or {}).items():
+            data[key] = base64.b64decode(value or "")
+    return data
+
+
+def _object_kind(volume: Volume) -> tuple[str, str]:
+    if volume.kind == "secret":
+        return "secrets", str(volume.source.get("secretName", ""))
+    return "configmaps", str(volume.source.get("name", ""))
+
+
+def volume_files(volume: Volume, objects: ObjectData) -> dict[PurePosixPath, tuple[bytes, int]]:
+    """Files (relative path → content, mode) of a secret/configMap volume.
+
+    A missing object is an error unless the volume is ``optional``; ``items`` selects and renames
+    keys, as in Kubernetes.
+    """
+    key = _object_kind(volume)
+    data = objects.get(key)
+    if data is None:
+        if volume.source.get("optional"):
+            return {}
+        raise ContainerConfigError(
+            "FailedMount",
+            f'MountVolume.SetUp failed for volume "{volume.name}": {key[0][:-1]} "{key[1]}" not found',
+        )
+    default_mode = int(volume.source.get("defaultMode", 0o644))
+    items = volume.source.get("items")
+    if not items:
+        return {checked_relative(k, "key"): (v, default_mode) for k, v in data.items()}
+    files = {}
+    for item in items:
+        if item.get("key") not in data:
+            raise ContainerConfigError(
+                "FailedMount",
+                f'MountVolume.SetUp failed for volume "{volume.name}": '
+                f'key "{item.get("key")}" not found in {key[0][:-1]} "{key[1]}"',
+            )
+        path = checked_relative(item.get("path"), f"volume {volume.name!r} items[].path")
+        files[path] = (data[item["key"]], int(item.get("mode", default_mode)))
+    return files
+
+
+def materialize(volumes: Mapping[str, Volume], objects: ObjectData) -> None:
+    """Create the directories of ``volumes`` and write secret/configMap files into them."""
+    for volume in volumes.values():
+        if volume.kind == "hostPath":
+            if not volume.path.is_absolute() or not volume.path.exists():
+                raise ContainerConfigError(
+                    "FailedMount",
+                    f'MountVolume.SetUp failed for volume "{volume.name}": hostPath '
+                    f'"{volume.path}" does not exist on this machine',
+                )
+            continue
+        volume.path.mkdir(parents=True, exist_ok=True)
+        if volume.kind in ("secret", "configMap"):
+            for rel, (content, mode) in volume_files(volume, objects).items():
+                target = volume.path / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(content)
+                os.chmod(target, mode)
+
+
+def remove_pod_dirs(layout: PodLayout) -> None:
+    """Remove a pod's per-pod directories (emptyDir, secrets, home); logs and PVCs stay."""
+    for path in (layout.volumes_dir, layout.home_dir):
+        shutil.rmtree(path, ignore_errors=True)

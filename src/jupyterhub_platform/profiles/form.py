@@ -1,0 +1,118 @@
+"""The spawn form: display data only, rendered with our own template.
+
+The template never sees a :class:`~.model.Profile`: it gets the view built here (names,
+descriptions, sizes), so images, env, mounts or other override content cannot reach the browser.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
+
+from .access import Offer, default_offer
+from .model import CUSTOM_CHOICE, IMAGE_OPTION, SIZE_OPTION, Size
+from .options import CUSTOM_IMAGE_KEY, FORM_PREFIX, Selection
+
+TEMPLATE = "profiles_form.html"
+
+
+@dataclass(frozen=True)
+class ChoiceView:
+    key: str
+    label: str
+    selected: bool
+
+
+@dataclass(frozen=True)
+class OptionView:
+    field: str
+    label: str
+    choices: tuple[ChoiceView, ...]
+    custom_field: str | None = None
+    custom_label: str | None = None
+    custom_value: str = ""
+
+
+@dataclass(frozen=True)
+class ProfileView:
+    slug: str
+    display_name: str
+    description: str
+    kind: str
+    selected: bool
+    options: tuple[OptionView, ...]
+
+
+def size_label(size: Size) -> str:
+    res = size.resources
+    parts = [f"{res.cpu_limit:g} CPU", f"{format_bytes(res.mem_limit)} RAM"]
+    if size.gpu:
+        parts.append(f"{size.gpu.count} GPU")
+    return f"{size.display_name} ({', '.join(parts)})"
+
+
+def format_bytes(amount: int) -> str:
+    for unit, factor in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if amount >= factor:
+            return f"{amount / factor:g} {unit}"
+    return f"{amount} B"
+
+
+def form_view(available: Sequence[Offer], last: Selection | None) -> tuple[ProfileView, ...]:
+    """One card per offer; ``last`` (the user's previous valid choices) preselected."""
+    default = default_offer(tuple(available))
+    chosen = last.offer.slug if last else (default.slug if default else None)
+    return tuple(
+        _profile_view(o, o.slug == chosen, last if last and last.offer.slug == o.slug else None)
+        for o in available
+    )
+
+
+def _profile_view(offer: Offer, selected: bool, last: Selection | None) -> ProfileView:
+    prefix = FORM_PREFIX.format(slug=offer.slug)
+    image_key = (
+        CUSTOM_CHOICE if last and last.custom_image else (last.image.key if last else None)
+    ) or getattr(offer.default_image(), "key", CUSTOM_CHOICE)
+    images = [ChoiceView(c.key, c.display_name, c.key == image_key) for c in offer.images]
+    custom = offer.custom_image
+    if custom is not None:
+        images.append(
+            ChoiceView(CUSTOM_CHOICE, f"{custom.display_name}…", image_key == CUSTOM_CHOICE)
+        )
+    size_key = last.size.key if last else offer.default_size().key
+    return ProfileView(
+        slug=offer.slug,
+        display_name=offer.profile.display_name,
+        description=offer.profile.description,
+        kind=offer.profile.kind,
+        selected=selected,
+        options=(
+            OptionView(
+                field=prefix + IMAGE_OPTION,
+                label="Image",
+                choices=tuple(images),
+                custom_field=prefix + CUSTOM_IMAGE_KEY if custom else None,
+                custom_label=custom.display_name if custom else None,
+                custom_value=(last.custom_image or "") if last else "",
+            ),
+            OptionView(
+                field=prefix + SIZE_OPTION,
+                label="Size",
+                choices=tuple(
+                    ChoiceView(s.key, size_label(s), s.key == size_key) for s in offer.sizes
+                ),
+            ),
+        ),
+    )
+
+
+def render_form(views: Sequence[ProfileView], extra_template_paths: Sequence[str] = ()) -> str:
+    env = Environment(
+        loader=ChoiceLoader(
+            [FileSystemLoader(list(extra_template_paths)), PackageLoader("jupyterhub_platform")]
+        ),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+    return env.get_template(TEMPLATE).render(profiles=views)

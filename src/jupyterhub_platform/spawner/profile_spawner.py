@@ -1,0 +1,240 @@
+"""ProfileSpawner: KubeSpawner whose profiles come from profile files, filtered by group policy.
+
+Pods are still built by KubeSpawner: each user's allowed profiles become a ``profile_list`` and
+KubeSpawner's ``_load_profile`` applies the overrides. What this class adds is where profiles
+come from, who may use which, strict validation of every requested option before any override is
+applied, pod hygiene defaults and failing fast on sidecars that cannot start.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+
+from kubespawner import KubeSpawner
+from traitlets import Float, List, Unicode, default
+
+from jupyterhub_platform.policy.config import PlatformPolicy
+from jupyterhub_platform.policy.entitlements import Entitlements
+from jupyterhub_platform.profiles.access import Offer, offers
+from jupyterhub_platform.profiles.catalogue import Catalogue, bundled_profiles_dir
+from jupyterhub_platform.profiles.form import form_view, render_form
+from jupyterhub_platform.profiles.kubespawner import OVERRIDDEN_TRAITS, kubespawner_profile_list
+from jupyterhub_platform.profiles.options import (
+    OptionError,
+    Selection,
+    options_from_form,
+    validate_options,
+)
+
+from .sidecars import sidecar_failure, unready_sidecars
+from .sources import DEFAULT_RELOAD_INTERVAL, Sources, shared_sources
+
+
+class SidecarFailed(RuntimeError):
+    """A sidecar container of the server's pod failed or never became ready."""
+
+
+class ProfileSpawner(KubeSpawner):
+    profile_directories = List(
+        Unicode(),
+        config=True,
+        help="""Directories holding profile files (*.yaml). Default: the profiles shipped with
+        jupyterhub-platform. In a cluster, mount a directory with hub.extraFiles or a ConfigMap.
+        Files are reloaded when they change; a bad edit is logged and the last good set stays.""",
+    )
+
+    @default("profile_directories")
+    def _profile_directories_default(self):
+        return [str(bundled_profiles_dir())]
+
+    profile_reload_interval = Float(
+        DEFAULT_RELOAD_INTERVAL,
+        config=True,
+        help="Seconds between checks whether profile or policy files changed (checked on use).",
+    )
+
+    home_mount_path = Unicode(
+        "/home/jovyan",
+        config=True,
+        help="Mount path of the home volume; sidecars get the same mount to share the home.",
+    )
+
+    sidecar_ready_timeout = Float(
+        120.0,
+        config=True,
+        help="""Seconds a running sidecar may stay not-ready during start before the spawn fails
+        with a message naming it (instead of waiting for start_timeout).""",
+    )
+
+    # -- pod hygiene defaults (each can be overridden as c.KubeSpawner.<name>) ----------------
+    @default("uid")
+    def _uid_default(self):
+        return 1000
+
+    @default("fs_gid")
+    def _fs_gid_default(self):
+        return 100
+
+    @default("container_security_context")
+    def _container_security_context_default(self):
+        return {
+            "runAsNonRoot": True,
+            "allowPrivilegeEscalation": False,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+
+    @default("pod_security_context")
+    def _pod_security_context_default(self):
+        return {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+
+    @default("storage_pvc_ensure")
+    def _storage_pvc_ensure_default(self):
+        return True
+
+    @default("pvc_name_template")
+    def _pvc_name_template_default(self):
+        return "claim-{username}"
+
+    @default("storage_capacity")
+    def _storage_capacity_default(self):
+        return "10Gi"
+
+    @default("volumes")
+    def _volumes_default(self):
+        return [{"name": "home", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}]
+
+    @default("volume_mounts")
+    def _volume_mounts_default(self):
+        return [{"name": "home", "mountPath": self.home_mount_path}]
+
+    # -- KubeSpawner / JupyterHub hooks ----------------------------------------------------
+    @default("profile_list")
+    def _profile_list_default(self):
+        return ProfileSpawner.entitled_profile_list
+
+    @default("options_form")
+    def _options_form_default(self):
+        return ProfileSpawner.render_options_form
+
+    @default("options_from_form")
+    def _options_from_form_default(self):
+        return options_from_form
+
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        # Runs before start(), so a refused request never gets near Kubernetes.
+        return ProfileSpawner.check_user_options
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for section in ("KubeSpawner", "ProfileSpawner"):
+            if "profile_list" in self.config.get(section, {}):
+                raise ValueError(
+                    f"c.{section}.profile_list (singleuser.profileList) cannot be used with "
+                    "ProfileSpawner: profiles come from profile files (profile_directories)"
+                )
+        self._policy_file = PlatformPolicy(parent=self).policy_file or None
+        self._baseline: dict | None = None
+        self._watch_sidecars = False
+        self._sidecars_unready_since: float | None = None
+
+    # -- profiles and entitlements -----------------------------------------------------------
+    def sources(self) -> Sources:
+        # The group policy file is the hub-wide c.PlatformPolicy.policy_file, the same one the
+        # authenticator reads. Without one, the profile files' allowed_groups decide alone.
+        return shared_sources(
+            self.profile_directories, self._policy_file, self.log, self.profile_reload_interval
+        )
+
+    def user_groups(self) -> list[str]:
+        """Names of the user's JupyterHub groups (synced from the identity provider)."""
+        return sorted(g.name for g in (getattr(self.user, "groups", None) or []))
+
+    def entitlements(self) -> tuple[Catalogue, Entitlements]:
+        return self.sources().entitlements(self.user_groups())
+
+    def available(self) -> tuple[Catalogue, tuple[Offer, ...]]:
+        catalogue, entitlements = self.entitlements()
+        return catalogue, offers(catalogue, entitlements)
+
+    def entitled_profile_list(self) -> list[dict]:
+        """KubeSpawner ``profile_list`` holding only what this user may use."""
+        return kubespawner_profile_list(self.available()[1])
+
+    def validate_user_options(self, user_options, catalogue=None, available=None) -> Selection:
+        """The validated request, or :class:`OptionError` (400/403) with a message for the user."""
+        if catalogue is None or available is None:
+            catalogue, available = self.available()
+        try:
+            return validate_options(user_options, catalogue, available)
+        except OptionError as e:
+            self.log.warning(
+                "Refused spawn options for %s (groups %s): %s",
+                self._log_name,
+                self.user_groups(),
+                e.jupyterhub_message,
+            )
+            raise
+
+    def check_user_options(self, user_options) -> None:
+        self.validate_user_options(user_options)
+
+    def render_options_form(self) -> str:
+        catalogue, available = self.available()
+        try:
+            last = (
+                validate_options(self.user_options, catalogue, available)
+                if self.user_options
+                else None
+            )
+        except OptionError:
+            last = None  # stale choices (profiles or groups changed): show the defaults
+        return render_form(form_view(available, last), self.additional_profile_form_template_paths)
+
+    async def load_user_options(self):
+        """Validate, then let KubeSpawner apply the chosen profile's overrides."""
+        catalogue, available = self.available()  # once, so a reload cannot split the two steps
+        selection = self.validate_user_options(self.user_options, catalogue, available)
+        self._restore_baseline()
+        self.user_options = selection.as_user_options()
+        profile_list = self._get_initialized_profile_list(kubespawner_profile_list(available))
+        self._load_profile(selection.offer.slug, profile_list)
+
+    def _restore_baseline(self) -> None:
+        """Undo a previous profile's overrides: spawner objects are re-used across starts."""
+        if self._baseline is None:
+            self._baseline = {t: copy.deepcopy(getattr(self, t)) for t in OVERRIDDEN_TRAITS}
+        for name, value in self._baseline.items():
+            setattr(self, name, copy.deepcopy(value))
+
+    # -- start: fail fast on sidecars --------------------------------------------------------
+    async def _start(self):
+        self._watch_sidecars, self._sidecars_unready_since = True, None
+        try:
+            return await super()._start()
+        finally:
+            self._watch_sidecars = False
+
+    def is_pod_running(self, pod):
+        if self._watch_sidecars:
+            self._check_sidecars(pod)
+        return super().is_pod_running(pod)
+
+    def _check_sidecars(self, pod) -> None:
+        failure = sidecar_failure(pod)
+        unready = unready_sidecars(pod)
+        if failure is None and unready:
+            now = time.monotonic()
+            since = self._sidecars_unready_since = self._sidecars_unready_since or now
+            if now - since > self.sidecar_ready_timeout:
+                failure = (
+                    f"sidecar container(s) {', '.join(map(repr, unready))} did not become ready "
+                    f"within {self.sidecar_ready_timeout:g} seconds"
+                )
+        elif not unready:
+            self._sidecars_unready_since = None
+        if failure:
+            self.log.error("Server %s failed to start: %s", self._log_name, failure)
+            raise SidecarFailed(f"Your server could not start: {failure}")

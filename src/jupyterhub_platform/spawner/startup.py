@@ -1,0 +1,38 @@
+"""Refuse to start the hub when profile or policy files are invalid.
+
+JupyterHub creates spawners lazily, so nothing would load the files before the first spawn; the
+hub configuration calls :func:`check_configuration` at its end instead.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from jupyterhub_platform.policy.config import PlatformPolicy
+from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir
+
+from .sources import DEFAULT_RELOAD_INTERVAL, shared_sources
+
+
+def check_configuration(config, log: logging.Logger | None = None) -> None:
+    """Load the profile (and policy) files ``config`` names; ``SystemExit`` listing every error.
+
+    Use at the end of ``jupyterhub_config.py`` (the chart's ``hub.extraConfig``)::
+
+        from jupyterhub_platform.spawner import check_configuration
+        check_configuration(c)
+    """
+    section = config.ProfileSpawner
+    directories = section.get("profile_directories") or [str(bundled_profiles_dir())]
+    interval = section.get("profile_reload_interval", DEFAULT_RELOAD_INTERVAL)
+    try:
+        shared_sources(
+            list(directories),
+            PlatformPolicy(config=config).policy_file or None,
+            log or logging.getLogger("JupyterHub"),
+            interval,
+        )
+    except Exception as e:  # any problem in the files means: do not start
+        raise SystemExit(
+            f"jupyterhub-platform: refusing to start, invalid configuration:\n{e}"
+        ) from None

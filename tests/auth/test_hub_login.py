@@ -1,0 +1,140 @@
+"""The platform-oidc authenticator in a real hub behind a real proxy, against a real provider."""
+
+from __future__ import annotations
+
+from jupyterhub_platform.devcluster.procs import wait_for
+
+RESEARCHER_PROFILES = ["cpu", "gpu/image/*"]  # chart-values/policy.yaml grants for researchers
+
+
+def role_names(model: dict) -> set[str]:
+    return set(model.get("roles", []))
+
+
+async def test_alice_bob_carol(provider, hub_factory):
+    hub = await hub_factory(provider)
+    async with hub.browser() as alice:
+        status, _ = await hub.login(alice, "alice")
+        assert status == 302
+        model = await hub.api("/users/alice")
+        assert model["admin"] is False
+        assert model["groups"] == ["researchers"]
+        assert role_names(model) == {"user"}
+        home = await hub.page(alice, "/hub/home")
+        assert home.status == 200
+
+    async with hub.browser() as bob:
+        status, _ = await hub.login(bob, "bob")
+        assert status == 302
+        model = await hub.api("/users/bob")
+        assert model["admin"] is True
+        assert sorted(model["groups"]) == ["platform-admins", "researchers"]
+        assert role_names(model) == {"user", "admin", "platform-operators"}
+        roles = hub.roles_in_db()  # load_managed_roles defined every policy role at start-up
+        assert roles["platform-operators"] == ["read:users", "read:servers", "read:metrics"]
+        assert "admin:servers!group=students" in roles["instructors"]
+
+    async with hub.browser() as carol:
+        status, body = await hub.login(carol, "carol")
+        assert status == 403
+        assert "not in any group that may use this hub" in body
+        assert "Traceback" not in body
+        assert "Refusing carol: no group allowed to log in" in hub.log()
+        users = {u["name"] for u in await hub.api("/users")}
+        assert "carol" not in users
+
+        await provider.set_groups("carol", ["researchers"])  # granted at the provider
+        status, _ = await hub.login(carol, "carol")
+        assert status == 302
+        assert (await hub.api("/users/carol"))["groups"] == ["researchers"]
+
+
+async def test_refresh_revokes_admin_and_access(provider, hub_factory):
+    hub = await hub_factory(provider)
+    async with hub.browser() as bob:
+        assert (await hub.login(bob, "bob"))[0] == 302
+        assert (await hub.api("/users/bob"))["admin"] is True
+
+        await provider.set_groups("bob", ["/researchers"])  # removed from platform-admins
+
+        async def admin_revoked() -> bool:
+            await hub.page(bob, "/hub/home")  # a request of bob's drives the refresh
+            model = await hub.api("/users/bob")
+            return not model["admin"] and role_names(model) == {"user"}
+
+        await wait_for(admin_revoked, timeout=20, interval=0.3, what="bob's admin revoked")
+        assert (await hub.api("/users/bob"))["groups"] == ["researchers"]
+
+        await provider.set_groups("bob", ["visitors"])  # removed from every allowed group
+
+        async def logged_out() -> bool:
+            return (await hub.page(bob, "/hub/home")).status == 302
+
+        await wait_for(logged_out, timeout=20, interval=0.3, what="bob sent back to login")
+        status, body = await hub.login(bob, "bob")
+        assert status == 403 and "not in any group" in body
+
+
+async def test_revoked_refresh_token_forces_new_login(provider, hub_factory):
+    hub = await hub_factory(provider)
+    async with hub.browser() as alice:
+        assert (await hub.login(alice, "alice"))[0] == 302
+        await provider.revoke_tokens("alice")
+
+        async def sent_to_login() -> bool:
+            r = await hub.page(alice, "/hub/home")
+            return r.status == 302 and "login" in r.headers["Location"]
+
+        await wait_for(sent_to_login, timeout=20, interval=0.3, what="alice asked to log in again")
+        assert "Refresh for alice refused" in hub.log()
+        assert (await hub.login(alice, "alice"))[0] == 302
+
+
+async def test_provider_down(provider, hub_factory):
+    hub = await hub_factory(provider)
+    async with hub.browser() as bob, hub.browser() as alice:
+        assert (await hub.login(bob, "bob"))[0] == 302
+        callback = await hub.start_login(alice, "alice")  # alice is mid-login when it goes down
+        await provider.stop()
+
+        async def bob_still_works() -> bool:
+            r = await hub.page(bob, "/hub/home")
+            return r.status == 200 and "provider unavailable" in hub.log()
+
+        await wait_for(bob_still_works, timeout=20, interval=0.3, what="refresh attempted while down")
+        assert (await hub.api("/users/bob"))["admin"] is True
+
+        status, body = await hub.finish_login(alice, callback)
+        assert status == 503
+        assert "is not reachable right now" in body
+        assert "Traceback" not in body
+
+        await provider.start()  # back up: logins work again (with the provider's new key)
+        assert (await hub.login(alice, "alice"))[0] == 302
+
+
+async def test_key_rotation_accepted_after_refetch(provider, hub_factory):
+    hub = await hub_factory(provider)
+    async with hub.browser() as alice:
+        assert (await hub.login(alice, "alice"))[0] == 302
+    await provider.restart()  # a new process signs with a new key
+    async with hub.browser() as alice:
+        assert (await hub.login(alice, "alice"))[0] == 302
+    assert hub.log().count("Loaded 1 signing key(s)") == 2
+
+
+async def test_rp_initiated_logout(provider, hub_factory):
+    hub = await hub_factory(provider, end_session_redirect=True)
+    async with hub.browser() as alice:
+        assert (await hub.login(alice, "alice"))[0] == 302
+        r = await hub.page(alice, "/hub/logout")
+        assert r.status == 302
+        location = r.headers["Location"]
+        assert location.startswith(f"{provider.issuer}/oauth2/end_session?")
+        assert "id_token_hint=" in location
+        assert "post_logout_redirect_uri=" in location
+        async with alice.get(location) as page:  # the provider's logout confirmation
+            assert page.status == 200
+        assert (await hub.page(alice, "/hub/home")).status == 302  # logged out of the hub
+        model = await hub.api("/users/alice")
+        assert model.get("auth_state") in (None, {})  # the provider tokens are forgotten

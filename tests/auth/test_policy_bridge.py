@@ -1,0 +1,95 @@
+"""Groups from claim paths, and the policy's answer written into JupyterHub's auth model."""
+
+from __future__ import annotations
+
+import pytest
+from tornado import web
+from traitlets.config import Config
+
+from jupyterhub_platform.auth.harness import POLICY
+from jupyterhub_platform.auth.policy_bridge import (
+    ENTITLEMENTS_KEY,
+    PolicyBridge,
+    groups_from_claims,
+)
+
+KEYCLOAK = {
+    "sub": "1f2e",
+    "groups": ["/researchers", "/platform-admins"],
+    "realm_access": {"roles": ["offline_access", "students"]},
+    "resource_access": {"jupyterhub": {"roles": ["instructors"]}, "other": {"roles": ["x"]}},
+    "https://example.org/groups": "gpu-users",
+}
+
+
+def bridge(**traits) -> PolicyBridge:
+    c = Config()
+    c.PlatformPolicy.policy_file = str(POLICY)
+    for name, value in traits.items():
+        setattr(c.PolicyBridge, name, value)
+    return PolicyBridge(config=c)
+
+
+def test_nested_claim_paths_and_client_substitution():
+    b = bridge(
+        groups_claim=[
+            "groups",
+            "realm_access.roles",
+            "resource_access.{client_id}.roles",
+            ["https://example.org/groups"],
+            "missing.path",
+        ]
+    )
+    assert groups_from_claims(KEYCLOAK, b.claim_paths("jupyterhub")) == [
+        "/platform-admins",
+        "/researchers",
+        "gpu-users",
+        "instructors",
+        "offline_access",
+        "students",
+    ]
+
+
+def test_non_list_claims_are_ignored():
+    assert groups_from_claims({"groups": {"a": 1}, "roles": [1, "", "ok"]}, [("groups",), ("roles",)]) == ["ok"]
+
+
+async def test_auth_model_from_policy():
+    b = bridge()
+    model = b.apply_policy({"name": "bob"}, ["/platform-admins", "/researchers", "zz"])
+    assert model["admin"] is True
+    assert model["groups"] == ["platform-admins", "researchers", "zz"]
+    assert model["roles"] == [
+        {"name": "user"},
+        {"name": "platform-operators", "description": "Read-only view of users, servers and metrics",
+         "scopes": ["read:users", "read:servers", "read:metrics"]},
+        {"name": "admin"},
+    ]
+    assert await b.check_allowed("bob", model)
+    names = {r["name"] for r in await b.load_managed_roles()}
+    assert names == {"instructors", "platform-operators"}
+
+
+async def test_refused_with_a_message():
+    b = bridge()
+    model = b.apply_policy({"name": "carol"}, ["visitors"])
+    assert model["admin"] is False and not model[ENTITLEMENTS_KEY].login_allowed
+    with pytest.raises(web.HTTPError) as info:
+        await b.check_allowed("carol", model)
+    assert info.value.status_code == 403
+    assert "Your account (carol) is not in any group" in info.value.log_message
+
+
+@pytest.mark.parametrize("trait", [{"allow_all": True}, {"allowed_users": {"x"}}, {"admin_users": {"x"}}])
+def test_second_source_of_truth_refused(trait):
+    with pytest.raises(ValueError, match="comes from the group policy file"):
+        bridge(**trait)
+
+
+def test_bad_policy_file_is_a_start_up_error(tmp_path):
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("groups: {a: {admin: maybe}}")
+    c = Config()
+    c.PlatformPolicy.policy_file = str(bad)
+    with pytest.raises(ValueError, match=r"groups\.a\.admin: expected true or false"):
+        PolicyBridge(config=c)

@@ -1,0 +1,136 @@
+"""A browser-like JupyterHub user for the end-to-end tests (cookies, redirects, XSRF)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+from yarl import URL
+
+from jupyterhub_platform.devcluster.procs import wait_for
+
+SPAWN_TIMEOUT = 90.0
+
+
+class HubUser:
+    """One user with their own cookie jar, talking to the hub and their server via the proxy."""
+
+    def __init__(self, hub_url: str, name: str):
+        self.hub_url = hub_url.rstrip("/")
+        self.name = name
+        # unsafe=True: keep cookies for an IP-address host such as 127.0.0.1
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    @property
+    def server_url(self) -> str:
+        return f"{self.hub_url}/user/{self.name}"
+
+    def _xsrf(self, url: str) -> dict[str, str]:
+        cookie = self.session.cookie_jar.filter_cookies(URL(url)).get("_xsrf")
+        return {"X-XSRFToken": cookie.value} if cookie else {}
+
+    async def login(self) -> int:
+        """The OIDC login flow; returns the HTTP status of the hub's OAuth callback.
+
+        hub /hub/oauth_login → IdP /oauth2/authorize → POST the login form's ``sub`` →
+        redirect back to /hub/oauth_callback with ``code`` and ``state`` → session cookies.
+        """
+        async with self.session.get(
+            f"{self.hub_url}/hub/oauth_login", allow_redirects=False
+        ) as resp:
+            assert resp.status == 302, await resp.text()
+            authorize = resp.headers["Location"]
+        async with self.session.post(
+            authorize, data={"sub": self.name}, allow_redirects=False
+        ) as resp:
+            assert resp.status == 302, await resp.text()
+            callback = resp.headers["Location"]
+        assert urlsplit(callback).path == "/hub/oauth_callback", callback
+        async with self.session.get(callback, allow_redirects=False) as resp:
+            status = resp.status
+        if status < 400:
+            # A hub page sets the _xsrf cookie that cookie-authenticated API calls must echo.
+            async with self.session.get(f"{self.hub_url}/hub/home") as resp:
+                assert resp.status == 200
+        return status
+
+    async def api(self, method: str, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        """A cookie-authenticated hub REST API call; the response body is read already."""
+        url = f"{self.hub_url}/hub/api{path}"
+        async with self.session.request(method, url, headers=self._xsrf(url), **kwargs) as resp:
+            await resp.read()
+            return resp
+
+    async def spawn(self, options: dict | None = None) -> None:
+        resp = await self.api("POST", f"/users/{self.name}/server", json=options or {})
+        assert resp.status in (201, 202), f"{resp.status}: {await resp.text()}"
+
+    async def spawn_via_form(self, form_data: dict[str, str]) -> None:
+        """Submit the spawn page's options form, as a browser would."""
+        url = f"{self.hub_url}/hub/spawn/{self.name}"
+        data = {**form_data, **{"_xsrf": v for v in self._xsrf(url).values()}}
+        async with self.session.post(url, data=data) as resp:
+            assert resp.status == 200, await resp.text()
+
+    async def wait_ready(self, timeout: float = SPAWN_TIMEOUT) -> None:
+        """Poll ``/user/<name>/api/status`` through the proxy until the server answers 200.
+
+        A 403 means the server is up but this browser has no cookie for it yet: open a page,
+        which runs the hub's OAuth handshake for the single-user server.
+        """
+        status_url = f"{self.server_url}/api/status"
+
+        async def ready() -> bool:
+            async with self.session.get(status_url, allow_redirects=False) as resp:
+                if resp.status == 200:
+                    return True
+                if resp.status != 403:
+                    return False
+            async with self.session.get(f"{self.server_url}/lab") as resp:
+                await resp.read()
+            return False
+
+        await wait_for(ready, timeout=timeout, interval=0.25, what=f"{self.name}'s server")
+
+    async def server(self, method: str, path: str, **kwargs: Any) -> aiohttp.ClientResponse:
+        """A call to the user's Jupyter server API through the proxy (cookie + XSRF)."""
+        url = f"{self.server_url}/api{path}"
+        async with self.session.request(method, url, headers=self._xsrf(url), **kwargs) as resp:
+            await resp.read()
+            return resp
+
+    async def model(self) -> dict:
+        resp = await self.api("GET", f"/users/{self.name}")
+        assert resp.status == 200
+        return await resp.json()
+
+    async def stop(self, timeout: float = SPAWN_TIMEOUT) -> None:
+        """Stop the default server and wait until the hub no longer lists it."""
+        resp = await self.api("DELETE", f"/users/{self.name}/server")
+        assert resp.status in (202, 204), f"{resp.status}: {await resp.text()}"
+
+        async def stopped() -> bool:
+            return "" not in (await self.model()).get("servers", {})
+
+        await wait_for(stopped, timeout=timeout, interval=0.25, what=f"{self.name}'s server to stop")
+
+
+async def launch(user: HubUser) -> float:
+    """Log in, spawn, wait for the server; return the seconds it took."""
+    began = time.monotonic()
+    assert await user.login() == 302
+    await user.spawn()
+    await user.wait_ready()
+    return time.monotonic() - began
+
+
+async def user_pods(k8s, name: str) -> list:
+    pods = await k8s.list_namespaced_pod(
+        "default", label_selector=f"component=singleuser-server,hub.jupyter.org/username={name}"
+    )
+    return pods.items

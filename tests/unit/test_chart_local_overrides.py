@@ -1,0 +1,92 @@
+"""The local hub's config: shipped values + the visible list of local overrides."""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from jupyterhub_platform.devcluster import chart, hub_config
+
+VALUES = Path(__file__).resolve().parents[2] / "chart-values" / "values.yaml"
+
+
+@pytest.fixture
+def endpoints(tmp_path) -> hub_config.LocalEndpoints:
+    return hub_config.LocalEndpoints(
+        hub_port=18081,
+        proxy_api_url="http://127.0.0.1:18001",
+        idp_url="http://127.0.0.1:19400",
+        values_path=str(VALUES),
+        secrets_path=str(tmp_path / "secrets.json"),
+    )
+
+
+def test_only_endpoints_differ_from_the_chart_config(endpoints):
+    local = hub_config.hub_config(endpoints)
+    store = hub_config.SecretStore(Path(endpoints.secrets_path))
+    production = chart.chart_config(
+        chart.load_values(VALUES), hub_config.chart_environment(endpoints, store)
+    )
+    overrides = hub_config.local_overrides(endpoints, store)
+    changed = {
+        (cls, trait)
+        for cls, traits in local.items()
+        for trait, value in traits.items()
+        if production.get(cls, {}).get(trait) != value
+    }
+    assert changed == {(cls, t) for cls, traits in overrides.items() for t in traits} | {
+        ("JupyterHub", "services"),
+        ("JupyterHub", "load_roles"),
+    }
+    gen = local["GenericOAuthenticator"]
+    assert gen["authorize_url"] == "http://127.0.0.1:19400/oauth2/authorize"
+    assert gen["token_url"] == "http://127.0.0.1:19400/oauth2/token"
+    assert gen["oauth_callback_url"] == ""  # follows the address the browser used
+    # production policy is untouched
+    assert gen["allowed_groups"] == ["researchers", "platform-admins"]
+    assert local["JupyterHub"]["authenticator_class"] == "generic-oauth"
+    assert local["JupyterHub"]["hub_connect_url"] == "http://127.0.0.1:18081"
+    assert local["ConfigurableHTTPProxy"]["api_url"] == "http://127.0.0.1:18001"
+
+
+def test_admin_service_holds_the_admin_role(endpoints):
+    cfg = hub_config.hub_config(endpoints)["JupyterHub"]
+    token = hub_config.admin_token(Path(endpoints.secrets_path))
+    assert {"name": hub_config.ADMIN_SERVICE, "api_token": token} in cfg["services"]
+    admin = [r for r in cfg["load_roles"] if r["name"] == "admin"]
+    assert admin == [{"name": "admin", "services": [hub_config.ADMIN_SERVICE]}]
+
+
+def test_caller_overrides_come_last(endpoints):
+    cfg = hub_config.hub_config(
+        replace(endpoints, hub_config_overrides={"KubeSpawner": {"start_timeout": 7}})
+    )
+    assert cfg["KubeSpawner"]["start_timeout"] == 7
+
+
+def test_secrets_are_stable_and_private(tmp_path):
+    path = tmp_path / "state" / "secrets.json"
+    first = hub_config.SecretStore(path).get("proxy.secretToken")
+    assert len(bytes.fromhex(first)) == 32
+    assert hub_config.SecretStore(path).get("proxy.secretToken") == first
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_generated_config_file_loads_in_jupyterhub(endpoints, tmp_path):
+    """The real JupyterHub loads the generated file and sees the chart's config."""
+    config_file = hub_config.write_hub_files(tmp_path / "hub", endpoints)
+    probe = (
+        "from jupyterhub.app import JupyterHub\n"
+        f"app = JupyterHub(config_file={str(config_file)!r})\n"
+        "app.load_config_file(app.config_file)\n"
+        "print(app.config.KubeSpawner.cpu_limit, app.config.JupyterHub.authenticator_class)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.split() == ["2", "generic-oauth"]

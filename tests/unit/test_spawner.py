@@ -1,0 +1,443 @@
+"""ProfileSpawner on KubeSpawner's real machinery: validation, pod manifests, hygiene, sidecars.
+
+The spawner is built like kubespawner's own tests build KubeSpawner (``_mock=True``, a fake
+user); nothing here talks to Kubernetes. Manifests come from KubeSpawner's get_pod_manifest()
+and are checked with kubernetes-validate (strict, Kubernetes 1.30).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from types import SimpleNamespace
+
+import kubernetes_validate
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.config import kube_config
+from tornado import web
+from traitlets.config import Config
+
+from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir, load_catalogue
+from jupyterhub_platform.profiles.options import KNOWN_KEYS, OptionError
+from jupyterhub_platform.spawner import ProfileSpawner, SidecarFailed, check_configuration
+from jupyterhub_platform.spawner.sidecars import sidecar_failure
+
+KUBERNETES_VERSION = "1.30"
+SHIPPED = load_catalogue([bundled_profiles_dir()])
+ALL_GROUPS = ["gpu-users", "platform-admins", "researchers"]
+
+KUBECONFIG = """\
+apiVersion: v1
+kind: Config
+clusters: [{name: unused, cluster: {server: "http://127.0.0.1:9"}}]
+users: [{name: unused, user: {}}]
+contexts: [{name: unused, context: {cluster: unused, user: unused}}]
+current-context: unused
+"""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def kube_client_config(tmp_path_factory):
+    """KubeSpawner loads a client config on construction; give it one that is never used."""
+    path = tmp_path_factory.mktemp("kube") / "config"
+    path.write_text(KUBECONFIG)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(path))
+        patch.delenv("JUPYTERHUB_PLATFORM_POLICY", raising=False)
+        yield
+
+
+def fake_user(name="alice", groups=()):
+    return SimpleNamespace(
+        name=name,
+        id=1,
+        url=f"/user/{name}/",
+        escaped_name=name,
+        groups=[SimpleNamespace(name=g) for g in groups],
+    )
+
+
+def make_spawner(groups=(), config=None, profile_dir=None, **kwargs) -> ProfileSpawner:
+    config = Config(config or {})
+    if profile_dir is not None:
+        config.ProfileSpawner.profile_directories = [str(profile_dir)]
+    return ProfileSpawner(_mock=True, user=fake_user(groups=groups), config=config, **kwargs)
+
+
+async def manifest(spawner: ProfileSpawner, user_options: dict) -> dict:
+    spawner.user_options = user_options
+    await spawner.load_user_options()
+    pod = await spawner.get_pod_manifest()
+    async with ApiClient() as api:
+        return api.sanitize_for_serialization(pod)
+
+
+def container(pod: dict, name: str = "notebook") -> dict:
+    return next(c for c in pod["spec"]["containers"] if c["name"] == name)
+
+
+def env(pod: dict) -> dict:
+    return {e["name"]: e.get("value") for e in container(pod)["env"]}
+
+
+def assert_hygienic(pod: dict) -> None:
+    kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    for c in pod["spec"]["containers"]:
+        sc = c["securityContext"]
+        assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 1000
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["seccompProfile"] == {"type": "RuntimeDefault"}
+        for kind in ("requests", "limits"):
+            assert {"cpu", "memory"} <= set(c["resources"][kind]), (c["name"], kind)
+    mounts = {m["mountPath"]: m["name"] for m in container(pod)["volumeMounts"]}
+    volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
+    home = volumes[mounts["/home/jovyan"]]
+    assert home["persistentVolumeClaim"]["claimName"] == "claim-alice"
+
+
+def shipped_requests():
+    for profile in SHIPPED.profiles:
+        for image in profile.images:
+            for size in profile.sizes:
+                yield profile, {"profile": profile.slug, "image": image.key, "size": size.key}
+
+
+# -- pods ------------------------------------------------------------------------------------
+async def test_every_shipped_profile_and_choice_builds_a_valid_hygienic_pod():
+    spawner = make_spawner(ALL_GROUPS)  # one spawner, re-used like JupyterHub re-uses them
+    for profile, options in shipped_requests():
+        pod = await manifest(spawner, options)
+        assert_hygienic(pod)
+        labels = pod["metadata"]["labels"]
+        assert labels["jupyterhub-platform/profile"] == profile.slug
+        assert labels["jupyterhub-platform/kind"] == profile.kind
+        image = next(c.image for c in profile.images if c.key == options["image"])
+        assert container(pod)["image"] == image
+        size = next(s for s in profile.sizes if s.key == options["size"])
+        limits = container(pod)["resources"]["limits"]
+        assert float(limits["cpu"]) == size.resources.cpu_limit
+        assert int(limits["memory"]) == size.resources.mem_limit
+        if size.gpu:
+            assert limits["nvidia.com/gpu"] == "1"
+            assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
+        else:
+            assert "nvidia.com/gpu" not in limits and not pod["spec"].get("tolerations")
+
+
+async def test_kinds_set_their_entry_point():
+    spawner = make_spawner()
+    assert env(await manifest(spawner, {"profile": "vscode"}))["JUPYTERHUB_DEFAULT_URL"] == "/vscode/"
+    assert env(await manifest(spawner, {"profile": "desktop"}))["JUPYTERHUB_DEFAULT_URL"] == "/desktop/"
+    pod = await manifest(spawner, {"profile": "streamlit"})
+    args = container(pod)["args"]
+    assert args[:2] == ["jupyter-standaloneproxy", "--base-url=/user/alice/"]
+    assert "--server.port={port}" in args and args[args.index("--") + 1 :][:3] == [
+        "streamlit",
+        "run",
+        "app.py",
+    ]
+    pod = await manifest(spawner, {"profile": "jupyterlab"})
+    assert env(pod)["JUPYTERHUB_DEFAULT_URL"] == "/lab"
+    assert "args" not in container(pod) or container(pod)["args"][0] != "jupyter-standaloneproxy"
+
+
+async def test_custom_image_only_for_entitled_users_and_full_match():
+    researcher = make_spawner(["researchers"])
+    image = "quay.io/jupyter/r-notebook:2025-01-06"
+    pod = await manifest(researcher, {"profile": "jupyterlab", "image--unlisted-choice": image})
+    assert container(pod)["image"] == image
+    with pytest.raises(OptionError) as info:
+        await manifest(researcher, {"image--unlisted-choice": image + "@sha256:evil"})
+    assert info.value.status_code == 400
+
+
+async def test_a_reused_spawner_forgets_the_previous_profile():
+    spawner = make_spawner(["gpu-users"])
+    gpu = await manifest(spawner, {"profile": "jupyterlab", "size": "ml-gpu"})
+    assert gpu["spec"]["tolerations"] and "nvidia.com/gpu" in container(gpu)["resources"]["limits"]
+    plain = await manifest(spawner, {"profile": "vscode"})
+    assert not plain["spec"].get("tolerations") and not plain["spec"].get("nodeSelector")
+    assert "nvidia.com/gpu" not in container(plain)["resources"]["limits"]
+    assert "JUPYTERHUB_PLATFORM_SHARED_DATA" not in env(plain)
+    assert [v["name"] for v in plain["spec"]["volumes"]] == ["home"]
+
+
+async def test_chart_settings_keep_applying():
+    """z2jh turns singleuser.* into c.KubeSpawner.*; profiles add to them, never drop them."""
+    config = Config()
+    config.KubeSpawner.environment = {"FROM_CHART": "yes"}
+    config.KubeSpawner.node_selector = {"pool": "users"}
+    config.KubeSpawner.volumes = [
+        {"name": "volume-{user_server}", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}
+    ]
+    config.KubeSpawner.volume_mounts = [{"name": "volume-{user_server}", "mountPath": "/home/jovyan"}]
+    config.KubeSpawner.extra_containers = [
+        {
+            "name": "chart-extra",
+            "image": "busybox:1",
+            "resources": {"requests": {"cpu": "10m", "memory": "8Mi"}, "limits": {"cpu": "10m", "memory": "8Mi"}},
+            "securityContext": {"runAsNonRoot": True, "runAsUser": 1000, "allowPrivilegeEscalation": False,
+                                "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"}},
+        }
+    ]  # fmt: skip
+    config.KubeSpawner.pvc_name_template = "claim-{user_server}"
+    spawner = make_spawner(["gpu-users"], config)
+    pod = await manifest(spawner, {"profile": "jupyterlab", "size": "ml-gpu"})
+    assert_hygienic(pod)
+    assert env(pod)["FROM_CHART"] == "yes" and "JUPYTERHUB_PLATFORM_SHARED_DATA" in env(pod)
+    assert pod["spec"]["nodeSelector"] == {"pool": "users", "nvidia.com/gpu.present": "true"}
+    assert [v["name"] for v in pod["spec"]["volumes"]] == ["volume-alice", "shared-data"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["notebook", "chart-extra"]
+
+
+async def test_hygiene_defaults_can_be_overridden():
+    config = Config()
+    config.KubeSpawner.uid = 2000
+    config.KubeSpawner.container_security_context = {"readOnlyRootFilesystem": True}
+    pod = await manifest(make_spawner(config=config), {})
+    assert container(pod)["securityContext"] == {
+        "runAsUser": 2000,
+        "allowPrivilegeEscalation": False,
+        "readOnlyRootFilesystem": True,
+    }
+
+
+def test_profile_list_from_chart_is_refused():
+    config = Config()
+    config.KubeSpawner.profile_list = [{"display_name": "x"}]
+
+    async def build():
+        return make_spawner(config=config)
+
+    with pytest.raises(ValueError, match="singleuser.profileList"):
+        asyncio.run(build())
+
+
+# -- refusals ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    "groups, user_options, status",
+    [
+        ([], {"profile": "jupyterlab", "size": "ml-gpu"}, 403),
+        ([], {"image--unlisted-choice": "evil/img:1"}, 403),  # kubespawner 7.1's bypass
+        (["researchers"], {"image--unlisted-choice": "evil/img:1"}, 400),
+        ([], {"profile": "jupyterlab", "size": "nope"}, 400),  # a KeyError (500) upstream
+        ([], {"profile": "jupyterlab", "image": "minimal", "cpu_limit": 64}, 400),
+    ],
+)
+async def test_refusals_reach_jupyterhub_as_http_errors_before_start(groups, user_options, status):
+    spawner = make_spawner(groups)
+    # JupyterHub's own hook runner, called before start(): HTTPErrors pass through unchanged.
+    with pytest.raises(web.HTTPError) as info:
+        await spawner._run_apply_user_options(user_options)
+    assert info.value.status_code == status and info.value.jupyterhub_message
+    # start() refuses too, before any Kubernetes request (no reflector was started).
+    spawner.user_options = user_options
+    with pytest.raises(OptionError):
+        await spawner.start()
+    assert spawner.pod_reflector is None
+
+
+async def test_policy_file_decides_when_configured(tmp_path):
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "groups:\n  eng:\n    profiles: [jupyterlab, jupyterlab/size/ml-gpu]\n"
+        "  students:\n    profiles: []\n"
+    )
+    config = Config()
+    config.PlatformPolicy.policy_file = str(policy)
+    eng = make_spawner(["eng"], config)
+    pod = await manifest(eng, {"profile": "jupyterlab", "size": "ml-gpu"})
+    assert container(pod)["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    with pytest.raises(OptionError) as info:
+        await manifest(make_spawner(["students"], config), {"size": "ml-gpu"})
+    assert info.value.status_code == 403
+    with pytest.raises(OptionError) as info:
+        await manifest(make_spawner(["stranger"], config), {})
+    assert info.value.status_code == 403
+
+
+@pytest.fixture(scope="module")
+def loop():
+    loop = asyncio.new_event_loop()
+    yield loop
+    tasks = asyncio.all_tasks(loop)
+    for task in tasks:
+        task.cancel()
+    loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.close()
+
+
+@pytest.fixture(scope="module")
+def reused_spawner(loop, kube_client_config):
+    async def build():
+        return make_spawner()
+
+    return loop.run_until_complete(build())
+
+
+option_values = st.one_of(
+    st.sampled_from(
+        [p.slug for p in SHIPPED.profiles]
+        + ["minimal", "scipy", "workspace", "default", "custom", "standard", "highmem", "ml-gpu"]
+        + ["quay.io/jupyter/r-notebook:2025-01-06", "evil/img:1", "quay.io/jupyter/x:2025-01-01x"]
+    ),
+    st.text(max_size=20),
+    st.integers(),
+    st.none(),
+    st.booleans(),
+    st.lists(st.text(max_size=3), max_size=2),
+)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    options=st.dictionaries(
+        st.one_of(st.sampled_from(KNOWN_KEYS + ("image_spec", "cmd")), st.text(max_size=10)),
+        option_values,
+        max_size=4,
+    ),
+    groups=st.sets(st.sampled_from(ALL_GROUPS + ["other"])),
+)
+def test_no_input_yields_an_error_or_an_unentitled_pod(loop, reused_spawner, options, groups):
+    spawner = reused_spawner
+    spawner.user.groups = [SimpleNamespace(name=g) for g in groups]
+    try:
+        pod = loop.run_until_complete(manifest(spawner, options))
+    except OptionError as e:
+        assert e.status_code in (400, 403)
+        return
+    slug = pod["metadata"]["labels"]["jupyterhub-platform/profile"]
+    profile = SHIPPED.get(slug)
+    assert profile.allowed_groups is None or profile.allowed_groups & groups
+    image = container(pod)["image"]
+    listed = {c.image: c for c in profile.images}
+    if image in listed:
+        choice = listed[image]
+        assert choice.allowed_groups is None or choice.allowed_groups & groups
+    else:
+        assert profile.custom_image.accepts(image)
+        assert profile.custom_image.allowed_groups & groups
+    limits = container(pod)["resources"]["limits"]
+    size = next(s for s in profile.sizes if s.resources.mem_limit == int(limits["memory"]))
+    assert size.allowed_groups is None or size.allowed_groups & groups
+
+
+# -- form --------------------------------------------------------------------------------------
+async def test_jupyterhub_gets_the_form_and_parses_it():
+    spawner = make_spawner(["researchers"])
+    spawner.user_options = {"profile": "jupyterlab", "image": "scipy", "size": "highmem"}
+    html = await spawner.get_options_form()
+    assert 'value="scipy" selected' in html and 'value="highmem" selected' in html
+    assert "quay.io" not in html and "ghcr.io" not in html and "shared-data" not in html
+    options = spawner.run_options_from_form(
+        {"profile": ["vscode"], "profile-option-vscode--size": ["highmem"]}
+    )
+    assert options == {"profile": "vscode", "size": "highmem"}
+
+
+async def test_stale_last_choices_fall_back_to_defaults_on_the_form():
+    spawner = make_spawner([])
+    spawner.user_options = {"profile": "jupyterlab", "size": "ml-gpu"}  # no longer allowed
+    html = await spawner.get_options_form()
+    assert 'id="profile-jupyterlab" value="jupyterlab"' in html and "ml-gpu" not in html
+
+
+# -- sidecars ----------------------------------------------------------------------------------
+SIDECAR_PROFILE = """\
+slug: with-sidecar
+display_name: With a sidecar
+kind: desktop
+image: quay.io/jupyter/minimal-notebook:2025-01-06
+resources:
+  choices:
+    small: {cpu: {request: 0.5, limit: 1}, memory: {request: 1Gi, limit: 2Gi}}
+sidecars:
+  - name: vnc
+    image: ghcr.io/example/novnc:1
+    command: [novnc-start]
+    env: {VNC_PORT: "5901"}
+    ports: [6080]
+    resources:
+      cpu: {request: 100m, limit: 500m}
+      memory: {request: 128Mi, limit: 256Mi}
+    readiness: {tcp_port: 6080}
+"""
+
+
+@pytest.fixture
+def sidecar_dir(tmp_path):
+    (tmp_path / "sidecar.yaml").write_text(textwrap.dedent(SIDECAR_PROFILE))
+    return tmp_path
+
+
+async def test_sidecars_share_home_and_follow_pod_hygiene(sidecar_dir):
+    pod = await manifest(make_spawner(profile_dir=sidecar_dir), {})
+    assert_hygienic(pod)
+    vnc = container(pod, "vnc")
+    assert vnc["volumeMounts"] == [{"name": "home", "mountPath": "/home/jovyan"}]
+    assert vnc["readinessProbe"]["tcpSocket"] == {"port": 6080}
+    assert vnc["resources"]["limits"] == {"cpu": "500m", "memory": str(256 * 2**20)}
+    assert vnc["env"] == [{"name": "VNC_PORT", "value": "5901"}]
+
+
+def pod_with(*statuses) -> dict:
+    return {
+        "metadata": {"name": "jupyter-alice"},
+        "status": {"phase": "Running", "podIP": "10.0.0.1", "containerStatuses": list(statuses)},
+    }
+
+
+NOTEBOOK_READY = {"name": "notebook", "ready": True, "state": {"running": {}}}
+
+
+@pytest.mark.parametrize(
+    "sidecar, words",
+    [
+        ({"name": "vnc", "ready": False, "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}, "'vnc' exited (Error)"),
+        ({"name": "vnc", "ready": False, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}, "'vnc' cannot start (ImagePullBackOff: no such image)"),
+        ({"name": "vnc", "ready": False, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}, "CrashLoopBackOff"),
+    ],
+)  # fmt: skip
+def test_sidecar_failures_are_named(sidecar, words):
+    assert words in sidecar_failure(pod_with(NOTEBOOK_READY, sidecar))
+
+
+def test_healthy_or_starting_pods_are_not_failures():
+    starting = {"name": "vnc", "ready": False, "state": {"waiting": {"reason": "ContainerCreating"}}}
+    assert sidecar_failure(pod_with(NOTEBOOK_READY, starting)) is None
+    notebook_done = {"name": "notebook", "ready": False, "state": {"terminated": {"exitCode": 0}}}
+    assert sidecar_failure(pod_with(notebook_done)) is None  # KubeSpawner handles the notebook
+    assert sidecar_failure(None) is None
+
+
+async def test_start_fails_fast_on_a_sidecar_that_never_gets_ready(sidecar_dir):
+    spawner = make_spawner(profile_dir=sidecar_dir, sidecar_ready_timeout=0.05)
+    unready = {"name": "vnc", "ready": False, "state": {"running": {}}}
+    pod = pod_with(NOTEBOOK_READY, unready)
+    assert spawner.is_pod_running(pod) is False  # outside start: KubeSpawner's answer only
+    spawner._watch_sidecars = True
+    assert spawner.is_pod_running(pod) is False  # first sighting starts the clock
+    await asyncio.sleep(0.1)
+    with pytest.raises(SidecarFailed, match="'vnc' did not become ready within 0.05 seconds"):
+        spawner.is_pod_running(pod)
+    broken = {"name": "vnc", "ready": False, "state": {"waiting": {"reason": "ErrImagePull"}}}
+    with pytest.raises(SidecarFailed, match="'vnc' cannot start"):
+        spawner.is_pod_running(pod_with(NOTEBOOK_READY, broken))
+    ready = {"name": "vnc", "ready": True, "state": {"running": {}}}
+    assert spawner.is_pod_running(pod_with(NOTEBOOK_READY, ready)) is True
+
+
+# -- start-up check ----------------------------------------------------------------------------
+def test_hub_refuses_to_start_with_bad_profile_files(tmp_path):
+    (tmp_path / "bad.yaml").write_text("slug: x\ndisplay_name: X\nkind: nope\n")
+    config = Config()
+    config.ProfileSpawner.profile_directories = [str(tmp_path)]
+    with pytest.raises(SystemExit) as info:
+        check_configuration(config)
+    assert f"{tmp_path / 'bad.yaml'}:3: kind: must be one of" in str(info.value)
+    check_configuration(Config())  # the shipped profiles are fine
