@@ -31,7 +31,9 @@ async def hub_factory(tmp_path):
         directory = tmp_path / name
         directory.mkdir()
         try:
-            hub = await start_hub(directory, lambda url: oidc_settings(provider, url, **authenticator))
+            hub = await start_hub(
+                directory, lambda url: oidc_settings(provider, url, **authenticator)
+            )
         except ProxyMissing as exc:
             pytest.skip(str(exc))
         hubs.append(hub)

@@ -88,7 +88,9 @@ class StaticIssuer:
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 
-    def mint(self, key: rsa.RSAPrivateKey | None = None, kid: str | None = None, **overrides) -> str:
+    def mint(
+        self, key: rsa.RSAPrivateKey | None = None, kid: str | None = None, **overrides
+    ) -> str:
         return jwt.encode(
             self.claims(**overrides),
             key or self.key,

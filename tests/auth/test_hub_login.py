@@ -47,6 +47,7 @@ async def test_alice_bob_carol(provider, hub_factory):
         status, _ = await hub.login(carol, "carol")
         assert status == 302
         assert (await hub.api("/users/carol"))["groups"] == ["researchers"]
+    assert "eyJ" not in hub.log()  # no JWT (ID token) ever reaches the log
 
 
 async def test_refresh_revokes_admin_and_access(provider, hub_factory):
@@ -101,7 +102,9 @@ async def test_provider_down(provider, hub_factory):
             r = await hub.page(bob, "/hub/home")
             return r.status == 200 and "provider unavailable" in hub.log()
 
-        await wait_for(bob_still_works, timeout=20, interval=0.3, what="refresh attempted while down")
+        await wait_for(
+            bob_still_works, timeout=20, interval=0.3, what="refresh attempted while down"
+        )
         assert (await hub.api("/users/bob"))["admin"] is True
 
         status, body = await hub.finish_login(alice, callback)

@@ -89,7 +89,9 @@ async def test_provider_token_verifies_and_forgeries_fail(provider):
 
     header, payload, signature = segments(id_token)
     provider_jwk = (await fetch_json(f"{provider.issuer}/jwks"))["keys"][0]
-    public_pem = jwt.PyJWK(provider_jwk).key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    public_pem = jwt.PyJWK(provider_jwk).key.public_bytes(
+        Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
+    )
     hs_header = {**header, "alg": "HS256"}
     signing_input = f"{b64(json.dumps(hs_header).encode())}.{b64(json.dumps(payload).encode())}"
     hs256_token = f"{signing_input}.{b64(hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest())}"
@@ -101,7 +103,12 @@ async def test_provider_token_verifies_and_forgeries_fail(provider):
             {},
             jwks.BadSignature,
         ),
-        ("alg=none", assemble({**header, "alg": "none"}, payload, ""), {}, jwks.DisallowedAlgorithm),
+        (
+            "alg=none",
+            assemble({**header, "alg": "none"}, payload, ""),
+            {},
+            jwks.DisallowedAlgorithm,
+        ),
         ("HS256 signed with the public key", hs256_token, {}, jwks.DisallowedAlgorithm),
         (
             "unknown kid",

@@ -51,7 +51,9 @@ def test_nested_claim_paths_and_client_substitution():
 
 
 def test_non_list_claims_are_ignored():
-    assert groups_from_claims({"groups": {"a": 1}, "roles": [1, "", "ok"]}, [("groups",), ("roles",)]) == ["ok"]
+    assert groups_from_claims(
+        {"groups": {"a": 1}, "roles": [1, "", "ok"]}, [("groups",), ("roles",)]
+    ) == ["ok"]
 
 
 async def test_auth_model_from_policy():
@@ -61,8 +63,11 @@ async def test_auth_model_from_policy():
     assert model["groups"] == ["platform-admins", "researchers", "zz"]
     assert model["roles"] == [
         {"name": "user"},
-        {"name": "platform-operators", "description": "Read-only view of users, servers and metrics",
-         "scopes": ["read:users", "read:servers", "read:metrics"]},
+        {
+            "name": "platform-operators",
+            "description": "Read-only view of users, servers and metrics",
+            "scopes": ["read:users", "read:servers", "read:metrics"],
+        },
         {"name": "admin"},
     ]
     assert await b.check_allowed("bob", model)
@@ -80,7 +85,9 @@ async def test_refused_with_a_message():
     assert "Your account (carol) is not in any group" in info.value.log_message
 
 
-@pytest.mark.parametrize("trait", [{"allow_all": True}, {"allowed_users": {"x"}}, {"admin_users": {"x"}}])
+@pytest.mark.parametrize(
+    "trait", [{"allow_all": True}, {"allowed_users": {"x"}}, {"admin_users": {"x"}}]
+)
 def test_second_source_of_truth_refused(trait):
     with pytest.raises(ValueError, match="comes from the group policy file"):
         bridge(**trait)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+
 import aiohttp
 import pytest
 from devcluster_helpers import api_error, pod
 from kubernetes_asyncio import client
+
+from jupyterhub_platform.devcluster.procs import wait_for
 
 
 async def test_create_sets_server_fields(core):
@@ -119,6 +123,13 @@ async def test_patch_content_types(core):
         "p", "default", {"metadata": {"annotations": {"x": "y"}}},
         _content_type="application/strategic-merge-patch+json")
     assert strategic.metadata.annotations == {"x": "y"}
+    await core.patch_namespaced_pod_status(
+        "p", "default", {"status": {"conditions": [{"type": "Ready", "status": "True"}]}},
+        _content_type="application/strategic-merge-patch+json")
+    await wait_for(lambda: _scheduled(core, "p"), timeout=5, what="pod p to be scheduled")
+    conditions = (await core.patch_namespaced_pod_status(
+        "p", "default", {"status": {"conditions": [{"type": "Ready", "status": "False"}]}})).status.conditions
+    assert {c.type: c.status for c in conditions} == {"PodScheduled": "True", "Ready": "False"}
     json_patched = await core.patch_namespaced_pod(
         "p", "default", [{"op": "add", "path": "/metadata/labels/d", "value": "4"},
                          {"op": "remove", "path": "/metadata/labels/b"}],
@@ -132,6 +143,10 @@ async def test_patch_content_types(core):
         "p", "default", {"spec": {"containers": [{"name": "c", "image": "x", "bogus": 1}]}},
         _content_type="application/merge-patch+json"))
     assert status == 422 and body["details"]["causes"][0]["field"] == "spec.containers[0].bogus"
+
+
+async def _scheduled(core, name: str) -> bool:
+    return bool((await core.read_namespaced_pod(name, "default")).spec.node_name)
 
 
 async def test_status_subresource(core):
@@ -234,7 +249,6 @@ async def test_field_selectors(core):
 
 async def test_core_events_shape(core, devcluster):
     await core.create_namespaced_pod("default", pod("evented"))
-    from jupyterhub_platform.devcluster.procs import wait_for
 
     async def scheduled():
         events = await core.list_namespaced_event("default", field_selector="involvedObject.kind=Pod",
@@ -292,3 +306,13 @@ async def test_discovery(k8s, devcluster):
     async with aiohttp.ClientSession() as http:
         async with http.get(f"{devcluster.url}/api/v1/namespaces/default/widgets") as resp:
             assert resp.status == 404 and (await resp.json())["reason"] == "NotFound"
+
+
+async def test_secret_string_data_folds_into_data(core):
+    created = await core.create_namespaced_secret(
+        "default", client.V1Secret(metadata=client.V1ObjectMeta(name="creds"), string_data={"token": "s3cret"}))
+    assert created.string_data is None
+    assert base64.b64decode(created.data["token"]).decode() == "s3cret"
+    replaced = await core.patch_namespaced_secret("creds", "default", {"stringData": {"extra": "x"}})
+    assert set(replaced.data) == {"token", "extra"}
+    assert replaced.string_data is None

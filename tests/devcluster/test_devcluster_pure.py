@@ -6,7 +6,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jupyterhub_platform.devcluster.patching import PatchError, json_patch, merge_patch
+from jupyterhub_platform.devcluster.patching import (
+    PatchError,
+    json_patch,
+    merge_patch,
+    strategic_merge_patch,
+)
 from jupyterhub_platform.devcluster.resources import POD, UnknownPath, parse_target
 from jupyterhub_platform.devcluster.selectors import (
     SelectorError,
@@ -48,6 +53,26 @@ def test_merge_patch_does_not_mutate_inputs(target, patch):
 def test_merge_patch_semantics():
     assert merge_patch({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"b": None, "d": 3}, "l": [2]}) == {
         "a": {"c": 2, "d": 3}, "l": [2]}
+
+
+def test_strategic_merge_patch_merges_keyed_lists():
+    status = {"conditions": [{"type": "PodScheduled", "status": "True"},
+                             {"type": "Ready", "status": "False"}],
+              "tolerations": [{"key": "a"}]}
+    patch = {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}],
+             "tolerations": [{"key": "b"}]}
+    assert strategic_merge_patch(status, patch) == {
+        "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"},
+                       {"type": "Initialized", "status": "True"}],
+        "tolerations": [{"key": "b"}],  # no merge key: replaced
+    }
+    spec = {"containers": [{"name": "a", "image": "x", "env": [{"name": "K", "value": "1"}]},
+                           {"name": "b", "image": "y"}]}
+    patched = strategic_merge_patch(spec, {"containers": [
+        {"name": "a", "env": [{"name": "K", "$patch": "delete"}, {"name": "L", "value": "2"}]},
+        {"name": "b", "$patch": "delete"}]})
+    assert patched == {"containers": [{"name": "a", "image": "x", "env": [{"name": "L", "value": "2"}]}]}
+    assert strategic_merge_patch({"a": {"b": 1}}, {"a": {"$patch": "replace", "c": 2}}) == {"a": {"c": 2}}
 
 
 def test_json_patch_operations():

@@ -136,6 +136,11 @@ async def test_two_pods_get_different_ips_on_the_same_port(devcluster, core):
     b = await wait_pod(core, "b", "ready", running_and_ready)
     assert a.status.pod_ip != b.status.pod_ip
     assert port_is_open(a.status.pod_ip, 8888) and port_is_open(b.status.pod_ip, 8888)
+    # deleted outright: the processes just stop
+    await core.delete_namespaced_pod("a", NS, grace_period_seconds=0)
+    await wait_for(lambda: gone(core, "a"), timeout=10, what="pod a removed")
+    await groups_die(*pids(a))
+    assert port_is_open(b.status.pod_ip, 8888)
 
 
 WRITE_HOME = "import os, pathlib; pathlib.Path(os.environ['HOME'], 'note.txt').write_text('kept')"

@@ -150,7 +150,7 @@ async def test_reflector_recovers_from_expiry_and_timeouts(spawner_factory, core
     reflector.timeout_seconds = 1  # from the next watch on, time out every second
     caplog.set_level(logging.INFO)
     # the controllers hold one subscription; the reflector's watch is the second
-    await wait_for(lambda: len(devcluster.store._subscribers) >= 2, timeout=5, what="reflector watch")
+    await wait_for(lambda: devcluster.store.subscriber_count >= 2, timeout=5, what="reflector watch")
     devcluster.store.expire_watches()  # the open watch ends with an ERROR 410 event
     await wait_for(lambda: any("Error when watching resources" in r.getMessage() for r in caplog.records),
                    timeout=5, what="the reflector to notice the 410")
@@ -166,3 +166,15 @@ async def test_reflector_recovers_from_expiry_and_timeouts(spawner_factory, core
     assert not reflector.watch_task.done()
     assert started >= 1
     await spawner.stop()
+
+
+@pytest.mark.kubelet("light")
+async def test_start_stop_with_the_light_kubelet(spawner_factory, core):
+    """With a kubelet running the pod, KubeSpawner's whole cycle needs no help from the test."""
+    spawner = spawner_factory(delete_grace_period=1)
+    url = await asyncio.wait_for(spawner.start(), 20)
+    pod = await core.read_namespaced_pod(spawner.pod_name, "default")
+    assert url == f"http://{pod.status.pod_ip}:8888"
+    assert await spawner.poll() is None
+    await spawner.stop()
+    assert await spawner.poll() == 1

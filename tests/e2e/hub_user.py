@@ -30,9 +30,15 @@ class HubUser:
     def server_url(self) -> str:
         return f"{self.hub_url}/user/{self.name}"
 
-    def _xsrf(self, url: str) -> dict[str, str]:
+    def xsrf_token(self, url: str) -> str | None:
+        """The ``_xsrf`` cookie the hub or server set for ``url``'s path, if any."""
         cookie = self.session.cookie_jar.filter_cookies(URL(url)).get("_xsrf")
-        return {"X-XSRFToken": cookie.value} if cookie else {}
+        return cookie.value if cookie else None
+
+    def _xsrf(self, url: str) -> dict[str, str]:
+        """Headers echoing the XSRF cookie, as cookie-authenticated API calls must."""
+        token = self.xsrf_token(url)
+        return {"X-XSRFToken": token} if token else {}
 
     async def login(self) -> int:
         """The OIDC login flow; returns the HTTP status of the hub's OAuth callback.
@@ -73,7 +79,7 @@ class HubUser:
     async def spawn_via_form(self, form_data: dict[str, str]) -> None:
         """Submit the spawn page's options form, as a browser would."""
         url = f"{self.hub_url}/hub/spawn/{self.name}"
-        data = {**form_data, **{"_xsrf": v for v in self._xsrf(url).values()}}
+        data = {**form_data, "_xsrf": self.xsrf_token(url) or ""}
         async with self.session.post(url, data=data) as resp:
             assert resp.status == 200, await resp.text()
 
@@ -117,7 +123,9 @@ class HubUser:
         async def stopped() -> bool:
             return "" not in (await self.model()).get("servers", {})
 
-        await wait_for(stopped, timeout=timeout, interval=0.25, what=f"{self.name}'s server to stop")
+        await wait_for(
+            stopped, timeout=timeout, interval=0.25, what=f"{self.name}'s server to stop"
+        )
 
 
 async def launch(user: HubUser) -> float:

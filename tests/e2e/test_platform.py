@@ -71,7 +71,7 @@ async def test_home_directory_survives_a_restart(hub, k8s):
 
     await alice.stop()
     await pods_gone(k8s, "alice")
-    await alice.spawn()
+    await alice.spawn_via_form({})  # this time the way a browser starts it
     await alice.wait_ready()
 
     (second_pod,) = await user_pods(k8s, "alice")

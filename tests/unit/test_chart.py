@@ -62,7 +62,10 @@ def test_missing_values_file_is_a_clear_error(tmp_path):
 def test_fixed_chart_settings_and_environment():
     cfg = chart.chart_config({}, env())
     assert cfg["JupyterHub"]["spawner_class"] == "kubespawner.KubeSpawner"
-    assert cfg["ConfigurableHTTPProxy"] == {"api_url": "http://proxy-api:8001", "should_start": False}
+    assert cfg["ConfigurableHTTPProxy"] == {
+        "api_url": "http://proxy-api:8001",
+        "should_start": False,
+    }
     assert cfg["JupyterHub"]["hub_bind_url"] == "http://:8081"
     assert cfg["JupyterHub"]["hub_connect_url"] == "http://hub:8081"
     assert cfg["JupyterHub"]["cleanup_servers"] is False
@@ -113,7 +116,11 @@ def test_explicit_null_cmd_means_image_command():
 
 
 def test_dynamic_storage_gives_a_pvc_per_server_mounted_at_home():
-    values = {"singleuser": {"storage": {"type": "dynamic", "capacity": "5Gi", "homeMountPath": "/home/u"}}}
+    values = {
+        "singleuser": {
+            "storage": {"type": "dynamic", "capacity": "5Gi", "homeMountPath": "/home/u"}
+        }
+    }
     ks = chart.chart_config(values, env())["KubeSpawner"]
     assert ks["storage_pvc_ensure"] is True
     assert ks["storage_capacity"] == "5Gi"
@@ -149,7 +156,9 @@ def test_services_and_roles_become_lists_with_chart_tokens():
         },
         {"name": "seeded", "api_token": "given-token"},
     ]
-    assert cfg["load_roles"] == [{"name": "readers", "scopes": ["read:users"], "services": ["reports"]}]
+    assert cfg["load_roles"] == [
+        {"name": "readers", "scopes": ["read:users"], "services": ["reports"]}
+    ]
 
 
 def test_hub_config_is_applied_last_without_its_secret_keys():
@@ -203,6 +212,8 @@ async def test_real_kubespawner_builds_the_pod_the_values_describe(tmp_path, mon
     volume = pod["spec"]["volumes"][0]
     assert volume["persistentVolumeClaim"]["claimName"] == spawner.pvc_name
     assert spawner.pvc_name.startswith("claim-mock-name")
-    mounts = [m for m in pod["spec"]["containers"][0]["volumeMounts"] if m["name"] == volume["name"]]
+    mounts = [
+        m for m in pod["spec"]["containers"][0]["volumeMounts"] if m["name"] == volume["name"]
+    ]
     assert mounts[0]["mountPath"] == "/home/jovyan"
     assert pod["spec"]["securityContext"]["fsGroup"] == 100

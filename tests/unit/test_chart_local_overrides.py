@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import stat
 import subprocess
 import sys
@@ -77,16 +78,47 @@ def test_secrets_are_stable_and_private(tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
 
 
-def test_generated_config_file_loads_in_jupyterhub(endpoints, tmp_path):
-    """The real JupyterHub loads the generated file and sees the chart's config."""
-    config_file = hub_config.write_hub_files(tmp_path / "hub", endpoints)
+@pytest.fixture
+def listening_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def _load_in_jupyterhub(config_file: Path) -> subprocess.CompletedProcess:
     probe = (
         "from jupyterhub.app import JupyterHub\n"
         f"app = JupyterHub(config_file={str(config_file)!r})\n"
         "app.load_config_file(app.config_file)\n"
         "print(app.config.KubeSpawner.cpu_limit, app.config.JupyterHub.authenticator_class)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True, timeout=60
+    return subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=60
     )
-    assert out.stdout.split() == ["2", "generic-oauth"]
+
+
+def test_generated_config_file_loads_in_jupyterhub(endpoints, tmp_path, listening_port):
+    """The real JupyterHub loads the generated file once the cluster and proxy API are up."""
+    ready = tmp_path / "ready.json"
+    ready.write_text("{}")
+    live = replace(
+        endpoints,
+        proxy_api_url=f"http://127.0.0.1:{listening_port}",
+        cluster_ready_file=str(ready),
+    )
+    result = _load_in_jupyterhub(hub_config.write_hub_files(tmp_path / "hub", live))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["2", "generic-oauth"]
+
+
+def test_generated_config_gives_up_clearly_without_the_cluster(endpoints, tmp_path, listening_port):
+    late = replace(
+        endpoints,
+        proxy_api_url=f"http://127.0.0.1:{listening_port}",
+        cluster_ready_file=str(tmp_path / "never.json"),
+        startup_timeout=0.5,
+    )
+    result = _load_in_jupyterhub(hub_config.write_hub_files(tmp_path / "hub", late))
+    assert result.returncode != 0
+    assert "did not come up in 0.5s" in result.stderr

@@ -35,7 +35,10 @@ def validator():
 
 
 def test_shipped_values_match_the_chart_schema(validator):
-    errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(chart.load_values(VALUES))]
+    errors = [
+        f"{list(e.absolute_path)}: {e.message}"
+        for e in validator.iter_errors(chart.load_values(VALUES))
+    ]
     assert errors == []
 
 

@@ -38,17 +38,33 @@ defaults: {culling_policy: standard}
 """
 
 RULES = (
-    ProfileRule("lab", choices=MappingProxyType({
-        "image": MappingProxyType({"base": None, "custom": frozenset({"researchers"})}),
-        "size": MappingProxyType({"small": None, "big": frozenset({"bigmem"})}),
-    })),
-    ProfileRule("gpu", allowed_groups=frozenset({"gpu-users"}), choices=MappingProxyType({
-        "size": MappingProxyType({"one": None, "four": frozenset({"admins"})}),
-    })),
+    ProfileRule(
+        "lab",
+        choices=MappingProxyType(
+            {
+                "image": MappingProxyType({"base": None, "custom": frozenset({"researchers"})}),
+                "size": MappingProxyType({"small": None, "big": frozenset({"bigmem"})}),
+            }
+        ),
+    ),
+    ProfileRule(
+        "gpu",
+        allowed_groups=frozenset({"gpu-users"}),
+        choices=MappingProxyType(
+            {
+                "size": MappingProxyType({"one": None, "four": frozenset({"admins"})}),
+            }
+        ),
+    ),
     ProfileRule("secret", allowed_groups=frozenset({"nobody-has-this"})),
-    ProfileRule("no-choice", choices=MappingProxyType({
-        "size": MappingProxyType({"only": frozenset({"x-only"})}),
-    })),
+    ProfileRule(
+        "no-choice",
+        choices=MappingProxyType(
+            {
+                "size": MappingProxyType({"only": frozenset({"x-only"})}),
+            }
+        ),
+    ),
 )
 
 
@@ -114,12 +130,17 @@ def test_resolve_normalised_names_skips_normalisation():
 
 def test_role_dicts_for_jupyterhub():
     assert policy().role_dicts({"instructors"}) == [
-        {"name": "instructors", "scopes": ["admin:servers!group=students", "access:servers!group=students"]}
+        {
+            "name": "instructors",
+            "scopes": ["admin:servers!group=students", "access:servers!group=students"],
+        }
     ]
 
 
 GROUPS = st.lists(
-    st.sampled_from(["admins", "/teachers", "Researchers", "students", "banned", "hpc-x", "old-admins", "zz"]),
+    st.sampled_from(
+        ["admins", "/teachers", "Researchers", "students", "banned", "hpc-x", "old-admins", "zz"]
+    ),
     max_size=6,
 )
 
@@ -172,19 +193,37 @@ def test_example_policy_loads_with_the_shipped_profiles():
     [
         ("grups: {}", "policy.yaml: <top level>: unknown key(s) ['grups']"),
         ("groups: {a: {adm: true}}", "groups.a: unknown key(s) ['adm']"),
-        ("groups: {a: {admin: yes please}}", "groups.a.admin: expected true or false, got 'yes please'"),
+        (
+            "groups: {a: {admin: yes please}}",
+            "groups.a.admin: expected true or false, got 'yes please'",
+        ),
         ("groups: {a: {roles: [nope]}}", "groups.a.roles[0]: unknown role 'nope'"),
         ("groups: {a: {profiles: [a/b]}}", "groups.a.profiles[0]: 'a/b' is not"),
         ("groups: {a: {}, A: {}}\ngroup_names: {case_fold: true}", "groups.A: same group as 'a'"),
         ("roles: {r1: {scopes: [read:users]}}", "roles.r1: role names are 3-255"),
-        ("roles: {admin: {scopes: [read:users]}}", "roles.admin: 'admin' is a JupyterHub default role"),
+        (
+            "roles: {admin: {scopes: [read:users]}}",
+            "roles.admin: 'admin' is a JupyterHub default role",
+        ),
         ("roles: {abc: {scopes: []}}", "roles.abc.scopes: a role needs at least one scope"),
-        ("roles: {abc: {scopes: [admin:server]}}", "roles.abc.scopes[0]: unknown scope 'admin:server'"),
+        (
+            "roles: {abc: {scopes: [admin:server]}}",
+            "roles.abc.scopes[0]: unknown scope 'admin:server'",
+        ),
         ("roles: {abc: {scopes: [all]}}", "scope 'all' is called 'inherit'"),
-        ("roles: {abc: {scopes: ['read:users!team=x']}}", "roles.abc.scopes[0]: unknown filter 'team'"),
+        (
+            "roles: {abc: {scopes: ['read:users!team=x']}}",
+            "roles.abc.scopes[0]: unknown filter 'team'",
+        ),
         ("group_names: {map: [{match: '(', replace: x}]}", "group_names.map[0]: bad regex '('"),
-        ("group_names: {map: [{match: 'a', replace: '\\\\1'}]}", "group_names.map[0]: replace refers to group"),
-        ("defaults: {culling_policy: 3}", "defaults.culling_policy: expected a non-empty string, got 3"),
+        (
+            "group_names: {map: [{match: 'a', replace: '\\\\1'}]}",
+            "group_names.map[0]: replace refers to group",
+        ),
+        (
+            "defaults: {culling_policy: 3}",
+            "defaults.culling_policy: expected a non-empty string, got 3",
+        ),
     ],
 )
 def test_invalid_policy_errors(text, expected):
@@ -192,9 +231,15 @@ def test_invalid_policy_errors(text, expected):
 
 
 def test_grants_must_name_existing_profiles_and_choices():
-    assert "groups.a.profiles[0]: no profile 'nope'" in error("groups: {a: {profiles: [nope]}}", RULES)
-    assert "profile 'lab' has no option 'colour'" in error("groups: {a: {profiles: [lab/colour/red]}}", RULES)
-    assert "option lab/size has no choice 'huge'" in error("groups: {a: {profiles: [lab/size/huge]}}", RULES)
+    assert "groups.a.profiles[0]: no profile 'nope'" in error(
+        "groups: {a: {profiles: [nope]}}", RULES
+    )
+    assert "profile 'lab' has no option 'colour'" in error(
+        "groups: {a: {profiles: [lab/colour/red]}}", RULES
+    )
+    assert "option lab/size has no choice 'huge'" in error(
+        "groups: {a: {profiles: [lab/size/huge]}}", RULES
+    )
 
 
 def test_file_errors(tmp_path):
@@ -234,13 +279,25 @@ def test_explain_text(tmp_path, capsys):
     assert policy_main(["explain", "--policy", str(path), "--groups", "/teachers,students"]) == 0
     out = capsys.readouterr().out
     assert "login allowed:   yes" in out and "admin:           no" in out
-    assert "  instructors:\n    - admin:servers!group=students\n    - access:servers!group=students" in out
+    assert (
+        "  instructors:\n    - admin:servers!group=students\n    - access:servers!group=students"
+        in out
+    )
     assert "credential sets: course" in out and "culling policy:  standard" in out
     assert "lab/size/big  (policy grants" in out
 
 
 def test_explain_json_with_shipped_profiles(capsys):
-    argv = ["explain", "--policy", str(EXAMPLE), "--profiles", str(REPO / "profiles"), "--groups", "/platform-admins", "--json"]
+    argv = [
+        "explain",
+        "--policy",
+        str(EXAMPLE),
+        "--profiles",
+        str(REPO / "profiles"),
+        "--groups",
+        "/platform-admins",
+        "--json",
+    ]
     assert policy_main(argv) == 0
     report = json.loads(capsys.readouterr().out)
     assert report["admin"] is True

@@ -93,6 +93,9 @@ def test_good_file_loads_with_defaults(tmp_path):
         (lambda t: t.replace("image: quay.io/jupyter/minimal-notebook:2025-01-06", "image: 'not an image'"), 4, "image", "image reference"),
         (lambda t: t + "tolerations: [{key: a, effect: 7}]\n", 10, "tolerations[0].effect", "non-empty string"),
         (lambda t: t + "  : [\n", 10, "", "invalid YAML"),
+        (lambda t: t + "env:\n  URL: 'http://{host}/'\n", 11, "env.URL", "unknown placeholder(s) {host}"),
+        (lambda t: t + "env:\n  X: 'a{'\n", 11, "env.X", "unbalanced braces"),
+        (lambda t: t + "volumes:\n  - {name: d, empty_dir: true, mount_path: '/d/{port}'}\n", 11, "volumes[0].mount_path", "unknown placeholder"),
     ],
 )  # fmt: skip
 def test_bad_file_names_file_line_field_and_reason(tmp_path, edit, line, field, reason):

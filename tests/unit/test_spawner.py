@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import kubernetes_validate
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.config import kube_config
@@ -303,6 +303,12 @@ option_values = st.one_of(
     ),
     groups=st.sets(st.sampled_from(ALL_GROUPS + ["other"])),
 )
+@example(options={}, groups=set())
+@example(
+    options={"profile": "jupyterlab", "image--unlisted-choice": "quay.io/jupyter/r-notebook:2025-01-06"},
+    groups={"researchers"},
+)
+@example(options={"size": "ml-gpu"}, groups={"gpu-users"})
 def test_no_input_yields_an_error_or_an_unentitled_pod(loop, reused_spawner, options, groups):
     spawner = reused_spawner
     spawner.user.groups = [SimpleNamespace(name=g) for g in groups]
@@ -337,7 +343,11 @@ async def test_jupyterhub_gets_the_form_and_parses_it():
     options = spawner.run_options_from_form(
         {"profile": ["vscode"], "profile-option-vscode--size": ["highmem"]}
     )
-    assert options == {"profile": "vscode", "size": "highmem"}
+    assert options == {"profile": "vscode", "image": "default", "size": "highmem"}
+    # checked right away: JupyterHub's form handler turns this into a 403 page, before spawning
+    with pytest.raises(OptionError) as info:
+        spawner.run_options_from_form({"profile": ["jupyterlab"], "profile-option-jupyterlab--size": ["ml-gpu"]})
+    assert info.value.status_code == 403
 
 
 async def test_stale_last_choices_fall_back_to_defaults_on_the_form():
@@ -359,7 +369,7 @@ resources:
 sidecars:
   - name: vnc
     image: ghcr.io/example/novnc:1
-    command: [novnc-start]
+    command: [novnc-start, "--user={username}", "--literal={{x}}"]
     env: {VNC_PORT: "5901"}
     ports: [6080]
     resources:
@@ -383,6 +393,7 @@ async def test_sidecars_share_home_and_follow_pod_hygiene(sidecar_dir):
     assert vnc["readinessProbe"]["tcpSocket"] == {"port": 6080}
     assert vnc["resources"]["limits"] == {"cpu": "500m", "memory": str(256 * 2**20)}
     assert vnc["env"] == [{"name": "VNC_PORT", "value": "5901"}]
+    assert vnc["command"] == ["novnc-start", "--user=alice", "--literal={x}"]  # KubeSpawner expands
 
 
 def pod_with(*statuses) -> dict:
@@ -401,6 +412,7 @@ NOTEBOOK_READY = {"name": "notebook", "ready": True, "state": {"running": {}}}
         ({"name": "vnc", "ready": False, "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}, "'vnc' exited (Error)"),
         ({"name": "vnc", "ready": False, "state": {"waiting": {"reason": "ImagePullBackOff", "message": "no such image"}}}, "'vnc' cannot start (ImagePullBackOff: no such image)"),
         ({"name": "vnc", "ready": False, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}, "CrashLoopBackOff"),
+        ({"name": "vnc", "ready": False, "restartCount": 1, "state": {"running": {}}, "lastState": {"terminated": {"exitCode": 2}}}, "'vnc' exited (exit code 2)"),
     ],
 )  # fmt: skip
 def test_sidecar_failures_are_named(sidecar, words):

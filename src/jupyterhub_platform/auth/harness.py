@@ -108,7 +108,9 @@ class Provider:
             async with s.post(f"{self.issuer}/users/{sub}/revoke-tokens") as r:
                 assert r.status == 204, await r.text()
 
-    async def code_flow(self, sub: str, *, nonce: str | None = "n-0", client_id: str = CLIENT_ID) -> dict:
+    async def code_flow(
+        self, sub: str, *, nonce: str | None = "n-0", client_id: str = CLIENT_ID
+    ) -> dict:
         """The token response for ``sub``, straight from the provider (no hub involved)."""
         redirect = "http://127.0.0.1:1/cb"
         query = {
@@ -122,7 +124,10 @@ class Provider:
             query["nonce"] = nonce
         async with aiohttp.ClientSession() as s:
             async with s.post(
-                f"{self.issuer}/oauth2/authorize", params=query, data={"sub": sub}, allow_redirects=False
+                f"{self.issuer}/oauth2/authorize",
+                params=query,
+                data={"sub": sub},
+                allow_redirects=False,
             ) as r:
                 location = r.headers["Location"]
             code = dict(p.split("=", 1) for p in location.split("?", 1)[1].split("&"))["code"]
@@ -150,7 +155,10 @@ class Hub:
         """Role name -> scopes, read from the hub's database."""
         db = sqlite3.connect(self.db_path)
         try:
-            return {name: json.loads(scopes) for name, scopes in db.execute("SELECT name, scopes FROM roles")}
+            return {
+                name: json.loads(scopes)
+                for name, scopes in db.execute("SELECT name, scopes FROM roles")
+            }
         finally:
             db.close()
 
@@ -201,6 +209,7 @@ def oidc_settings(provider: Provider, hub_url: str, **traits) -> dict[str, dict]
             "client_secret": CLIENT_SECRET,
             "oauth_callback_url": f"{hub_url}/hub/oauth_callback",
             "auth_refresh_age": 1,
+            "reset_managed_roles_on_startup": True,
             "jwks_min_refetch_interval": 0.5,
             **traits,
         },
@@ -242,8 +251,19 @@ async def start_hub(tmp: Path, settings_for: Callable[[str], dict[str, dict]]) -
     # The proxy is ours, not the hub's child: the hub starts it in a session of its own,
     # which a process-group stop would miss.
     proxy = ManagedProcess(
-        [find_chp(), "--ip", "127.0.0.1", "--port", str(port), "--api-ip", "127.0.0.1",
-         "--api-port", str(api_port), "--error-target", f"http://127.0.0.1:{hub_port}/hub/error"],
+        [
+            find_chp(),
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--api-ip",
+            "127.0.0.1",
+            "--api-port",
+            str(api_port),
+            "--error-target",
+            f"http://127.0.0.1:{hub_port}/hub/error",
+        ],
         name="configurable-http-proxy",
         log_path=tmp / "proxy.log",
         env=env,
@@ -285,7 +305,7 @@ async def start_hub(tmp: Path, settings_for: Callable[[str], dict[str, dict]]) -
         env=env,
         cwd=tmp,
     )
-    hub = Hub(url=url, proc=proc, proxy=proxy, admin_token=token, db_path=tmp / 'jupyterhub.sqlite')
+    hub = Hub(url=url, proc=proc, proxy=proxy, admin_token=token, db_path=tmp / "jupyterhub.sqlite")
 
     async def up() -> bool:
         if not proc.running():

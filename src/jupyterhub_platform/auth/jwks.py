@@ -93,7 +93,10 @@ async def fetch_json(url: str, timeout: float = 10.0) -> dict:
     from tornado.httpclient import AsyncHTTPClient
 
     response = await AsyncHTTPClient().fetch(
-        url, request_timeout=timeout, connect_timeout=timeout, headers={"Accept": "application/json"}
+        url,
+        request_timeout=timeout,
+        connect_timeout=timeout,
+        headers={"Accept": "application/json"},
     )
     return json.loads(response.body)
 
@@ -161,7 +164,9 @@ class JWKSCache:
             except Exception as exc:
                 if not self._keys:
                     raise KeySetUnavailable(f"cannot fetch JWKS from {self.url}: {exc}") from None
-                self.log.warning("JWKS refetch from %s failed (%s); serving cached keys", self.url, exc)
+                self.log.warning(
+                    "JWKS refetch from %s failed (%s); serving cached keys", self.url, exc
+                )
                 return
             self._keys = {kid: jwk for kid, (jwk, _) in keys.items()}
             self._declared_alg = {kid: alg for kid, (_, alg) in keys.items()}
@@ -191,7 +196,9 @@ class JWKSCache:
             return None
         declared = self._declared_alg.get(kid)
         if key.key_type != family or declared not in (None, alg):
-            raise DisallowedAlgorithm(f"key {kid!r} ({key.key_type}, {declared}) cannot verify {alg}")
+            raise DisallowedAlgorithm(
+                f"key {kid!r} ({key.key_type}, {declared}) cannot verify {alg}"
+            )
         return key
 
     async def verify(
@@ -216,7 +223,7 @@ class JWKSCache:
         except jwt.DecodeError as exc:
             raise MalformedToken(str(exc)) from None
         alg = header.get("alg")
-        if not isinstance(alg, str) or alg not in algorithms:
+        if not isinstance(alg, str) or alg not in algorithms or alg not in ASYMMETRIC_ALGORITHMS:
             raise DisallowedAlgorithm(f"{alg!r} not in {list(algorithms)}")
         kid = header.get("kid")
         if kid is not None and not isinstance(kid, str):
@@ -265,7 +272,9 @@ def _check_azp(claims: dict, authorized_party: str | None) -> None:
         raise WrongAudience(f"azp {azp!r} is not this client")
 
 
-def _parse_jwks(data: object, log: logging.Logger | logging.LoggerAdapter) -> dict[str | None, tuple[jwt.PyJWK, str | None]]:
+def _parse_jwks(
+    data: object, log: logging.Logger | logging.LoggerAdapter
+) -> dict[str | None, tuple[jwt.PyJWK, str | None]]:
     """Signing keys (and their declared alg) by kid; unusable or encryption keys are skipped."""
     if not isinstance(data, dict) or not isinstance(data.get("keys"), list):
         raise ValueError("not a JWK set (no 'keys' list)")

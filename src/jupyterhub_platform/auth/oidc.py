@@ -181,16 +181,20 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
             )
 
     async def _fetch_json(self, url: str) -> dict:
-        return await self.httpfetch(url, label="fetching OIDC metadata", method="GET")
+        return await self.httpfetch(url, label="fetching an OIDC provider document", method="GET")
 
     async def _refresh_metadata_if_due(self) -> None:
         if time.monotonic() - self._metadata_at < self.discovery_ttl:
             return
         try:
-            self._apply_metadata(parse_metadata(await self._fetch_json(discovery_url(self.issuer)), self.issuer))
+            self._apply_metadata(
+                parse_metadata(await self._fetch_json(discovery_url(self.issuer)), self.issuer)
+            )
         except Exception as exc:  # keep the last good metadata
             self._metadata_at = time.monotonic()
-            self.log.warning("Refreshing OIDC discovery for %s failed (%s); keeping the last", self.issuer, exc)
+            self.log.warning(
+                "Refreshing OIDC discovery for %s failed (%s); keeping the last", self.issuer, exc
+            )
 
     async def _token_request(self, handler, params: dict) -> dict:
         """POST to the token endpoint, sorting failures into provider-down and grant-refused."""
@@ -200,8 +204,10 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
             if exc.code == 599 or exc.code >= 500:
                 raise ProviderUnavailable(f"token endpoint: {exc}") from None
             raise TokenRequestRefused(f"token endpoint answered {exc.code}") from None
-        except web.HTTPError as exc:  # a 200 carrying error_description
-            raise TokenRequestRefused(exc.log_message or str(exc)) from None
+        except web.HTTPError as exc:  # a 200 carrying an error (its text may quote tokens)
+            raise TokenRequestRefused(
+                f"token endpoint response unusable ({exc.status_code})"
+            ) from None
         except OSError as exc:
             raise ProviderUnavailable(f"token endpoint: {exc}") from None
 
@@ -215,7 +221,8 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         nonce = self._pop_nonce(handler)
         if not nonce:
             raise web.HTTPError(
-                400, "This login has expired or your browser blocked its cookie; please log in again."
+                400,
+                "This login has expired or your browser blocked its cookie; please log in again.",
             )
         params = self.build_access_tokens_request_params(handler, data)
         host = urlparse(self.token_url).netloc
@@ -224,11 +231,14 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         except ProviderUnavailable as exc:
             self.log.error("Login failed, identity provider unavailable: %s", exc)
             raise web.HTTPError(
-                503, f"The identity provider ({host}) is not reachable right now; please try again in a few minutes."
+                503,
+                f"The identity provider ({host}) is not reachable right now; please try again in a few minutes.",
             ) from None
         except TokenRequestRefused as exc:
             self.log.warning("Login failed, token request refused: %s", exc)
-            raise web.HTTPError(403, "The identity provider refused this login; please log in again.") from None
+            raise web.HTTPError(
+                403, "The identity provider refused this login; please log in again."
+            ) from None
         return await self._auth_model(token_info, nonce=nonce)
 
     async def verify_id_token(self, id_token: str, nonce: str | None = None) -> dict:
@@ -245,12 +255,18 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
             )
         except TokenRejected as exc:
             self.log.warning("ID token rejected: %s", exc)
-            raise web.HTTPError(403, f"The login could not be verified ({exc.reason}); please log in again.") from None
+            raise web.HTTPError(
+                403, f"The login could not be verified ({exc.reason}); please log in again."
+            ) from None
         except KeySetUnavailable as exc:
             self.log.error("ID token not verifiable: %s", exc)
-            raise web.HTTPError(503, "The identity provider's signing keys are unavailable; please try again later.") from None
+            raise web.HTTPError(
+                503, "The identity provider's signing keys are unavailable; please try again later."
+            ) from None
 
-    async def _auth_model(self, token_info: dict, *, nonce: str | None = None, previous: dict | None = None) -> dict:
+    async def _auth_model(
+        self, token_info: dict, *, nonce: str | None = None, previous: dict | None = None
+    ) -> dict:
         """Verified claims (+ userinfo) -> username, auth_state, and the policy's decision.
 
         ``previous``: the claims stored at login, when refreshing; the subject may not change.
@@ -259,7 +275,9 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         if id_token:
             claims = await self.verify_id_token(id_token, nonce=nonce)
         elif previous is None:
-            raise web.HTTPError(403, "The identity provider returned no ID token; is 'openid' in the scope?")
+            raise web.HTTPError(
+                403, "The identity provider returned no ID token; is 'openid' in the scope?"
+            )
         else:
             claims = {}  # some providers issue no new ID token on refresh; userinfo must then say
         if self.userdata_url:
@@ -286,7 +304,8 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         if not isinstance(name, str) or not name:
             self.log.error("No %r claim for subject %r", self.username_claim, user_info.get("sub"))
             raise web.HTTPError(
-                403, f"The identity provider sent no {self.username_claim!r} claim to name your hub user."
+                403,
+                f"The identity provider sent no {self.username_claim!r} claim to name your hub user.",
             )
         return name
 
@@ -304,7 +323,9 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         try:
             token_info = await self._token_request(handler, params)
         except ProviderUnavailable as exc:
-            self.log.warning("Keeping %s's current rights, provider unavailable: %s", user.name, exc)
+            self.log.warning(
+                "Keeping %s's current rights, provider unavailable: %s", user.name, exc
+            )
             return True
         except TokenRequestRefused as exc:
             self.log.info("Refresh for %s refused (%s); a new login is required", user.name, exc)
@@ -312,12 +333,18 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         if not token_info.get("refresh_token"):
             token_info["refresh_token"] = refresh_token
         try:
-            model = await self._auth_model(token_info, previous=state.get(self.user_auth_state_key) or {})
+            model = await self._auth_model(
+                token_info, previous=state.get(self.user_auth_state_key) or {}
+            )
         except web.HTTPError as exc:
-            self.log.warning("Refresh for %s failed (%s); a new login is required", user.name, exc.log_message)
+            self.log.warning(
+                "Refresh for %s failed (%s); a new login is required", user.name, exc.log_message
+            )
             return False
         if model["name"] != user.name:
-            self.log.warning("Refresh for %s returned user %s; a new login is required", user.name, model["name"])
+            self.log.warning(
+                "Refresh for %s returned user %s; a new login is required", user.name, model["name"]
+            )
             return False
         if not model[ENTITLEMENTS_KEY].login_allowed:
             self.log.warning("%s is no longer in a group allowed to log in", user.name)

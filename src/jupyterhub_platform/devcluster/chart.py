@@ -124,6 +124,7 @@ CHART_ONLY_KEYS = (
     "hub.image",
     "hub.resources",
     "hub.networkPolicy",
+    "ingress",
     "proxy",
     "singleuser.networkPolicy",
 )

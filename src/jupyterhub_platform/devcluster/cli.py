@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import signal
 import sys
 import time
 from pathlib import Path
 
 from .chart import ChartValuesError
-from .idp import DEMO_USERS
+from .idp import DEMO_USERS, IdPError
 from .platform import LocalPlatform, PlatformError
-from .procs import WaitTimeout
+from .procs import ManagedProcess, WaitTimeout
 from .proxy import ProxyInstallError
 
 
@@ -56,6 +57,17 @@ def banner(platform: LocalPlatform, seconds: float) -> str:
     )
 
 
+async def watch(platform: LocalPlatform, stop_requested: asyncio.Event) -> ManagedProcess | None:
+    """Until Ctrl-C/SIGTERM: return a component that died (the platform is broken without it)."""
+    while not stop_requested.is_set():
+        crashed = platform.exited()
+        if crashed is not None:
+            return crashed
+        with contextlib.suppress(asyncio.TimeoutError):  # TimeoutError only from 3.11
+            await asyncio.wait_for(stop_requested.wait(), timeout=1.0)
+    return None
+
+
 async def run(args: argparse.Namespace) -> int:
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
@@ -78,7 +90,15 @@ async def run(args: argparse.Namespace) -> int:
             return 130
         starting.result()
         print(banner(platform, time.monotonic() - began), flush=True)
-        await stopping
+        crashed = await watch(platform, stop_requested)
+        if crashed is not None:
+            print(
+                f"jupyterhub-platform dev: {crashed.name} exited with code {crashed.returncode}; "
+                f"stopping the platform. End of {crashed.log_path}:\n{crashed.log_tail()}",
+                file=sys.stderr,
+                flush=True,
+            )
+            return 1
         print("Stopping ...", flush=True)
         return 0
     finally:
@@ -91,6 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         return asyncio.run(run(args))
-    except (PlatformError, ChartValuesError, ProxyInstallError, WaitTimeout) as exc:
+    except (PlatformError, ChartValuesError, ProxyInstallError, IdPError, WaitTimeout) as exc:
         print(f"jupyterhub-platform dev: {exc}", file=sys.stderr)
         return 1

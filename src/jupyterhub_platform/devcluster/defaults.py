@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import secrets
 import time
 
@@ -128,8 +129,18 @@ def _event(obj: dict, now: float) -> None:
     obj.setdefault("type", "Normal")
 
 
+def fold_string_data(secret: dict) -> None:
+    """Write-only ``stringData`` goes into ``data`` (base64), as the real server does on every write."""
+    string_data = secret.pop("stringData", None)
+    if string_data:
+        data = secret.setdefault("data", {})
+        for key, value in string_data.items():
+            data[key] = base64.b64encode(value.encode()).decode()
+
+
 def _secret(obj: dict, now: float) -> None:
     obj.setdefault("type", "Opaque")
+    fold_string_data(obj)
 
 
 def _volume_snapshot(obj: dict, now: float) -> None:

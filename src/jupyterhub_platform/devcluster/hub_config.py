@@ -11,11 +11,14 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from . import chart
+from .procs import port_is_open
 
 ADMIN_SERVICE = "platform-dev-admin"
 """A token-only service holding the admin role, for tests and scripts against the local hub."""
@@ -48,6 +51,10 @@ class LocalEndpoints:
     idp_url: str
     values_path: str
     secrets_path: str
+    cluster_ready_file: str = ""
+    """The devcluster's ready.json: the hub starts importing at once but configures itself only
+    once the cluster serves, so its slow start overlaps the cluster's."""
+    startup_timeout: float = 90.0
     namespace: str = "default"
     ip: str = "127.0.0.1"
     hub_config_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -140,7 +147,24 @@ def write_hub_files(hub_dir: Path, endpoints: LocalEndpoints) -> Path:
     return config_file
 
 
+def _await_dependencies(endpoints: LocalEndpoints) -> None:
+    """Block until the cluster is ready and the proxy API listens (the hub needs both)."""
+    proxy_api = urlsplit(endpoints.proxy_api_url)
+    deadline = time.monotonic() + endpoints.startup_timeout
+    ready = Path(endpoints.cluster_ready_file) if endpoints.cluster_ready_file else None
+    while (ready is not None and not ready.exists()) or not port_is_open(
+        proxy_api.hostname or endpoints.ip, proxy_api.port or 80
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit(
+                f"jupyterhub_config: the devcluster ({ready}) or the proxy API "
+                f"({endpoints.proxy_api_url}) did not come up in {endpoints.startup_timeout:g}s"
+            )
+        time.sleep(0.05)
+
+
 def configure(c: Any, settings_path: str) -> None:
     """Entry point of the generated config file, run inside the hub process."""
     endpoints = LocalEndpoints(**json.loads(Path(settings_path).read_text()))
+    _await_dependencies(endpoints)
     chart.apply_config(c, hub_config(endpoints))

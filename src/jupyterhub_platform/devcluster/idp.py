@@ -17,6 +17,10 @@ import aiohttp
 from .procs import ManagedProcess, ProcessGroupSet, wait_for
 
 
+class IdPError(RuntimeError):
+    """The provider died or refused the demo users; the message carries its log or reply."""
+
+
 @dataclass(frozen=True)
 class DemoUser:
     username: str
@@ -92,7 +96,7 @@ async def seed_users(
 
         async def serving() -> bool:
             if not proc.running():
-                raise RuntimeError(
+                raise IdPError(
                     f"the OIDC provider exited (code {proc.returncode}); log:\n{proc.log_tail()}"
                 )
             try:
@@ -101,10 +105,14 @@ async def seed_users(
             except aiohttp.ClientError:
                 return False
 
-        await wait_for(serving, timeout=timeout, interval=0.1, what=f"OIDC provider at {idp.base_url}")
+        await wait_for(
+            serving, timeout=timeout, interval=0.1, what=f"OIDC provider at {idp.base_url}"
+        )
         for user in users:
-            async with session.put(f"{idp.base_url}/users/{user.username}", json=user.claims()) as resp:
+            async with session.put(
+                f"{idp.base_url}/users/{user.username}", json=user.claims()
+            ) as resp:
                 if resp.status >= 300:
-                    raise RuntimeError(
+                    raise IdPError(
                         f"seeding OIDC user {user.username} failed: HTTP {resp.status} {await resp.text()}"
                     )

@@ -1,7 +1,9 @@
 """Patch application for the three patch content types the emulator accepts (pure).
 
-Strategic merge patch is applied as a JSON merge patch: the difference (merging lists by key)
-does not matter to the clients this emulator serves, and is documented in the README.
+Strategic merge patch follows the real server for the lists clients patch: lists with a known
+merge key (conditions by type, containers and env by name, ...) merge item by item, honouring
+``$patch: delete``; other lists are replaced, as in a JSON merge patch. The per-type Go struct
+tags are approximated by field name, which is unambiguous for the core kinds served here.
 """
 
 from __future__ import annotations
@@ -29,6 +31,64 @@ def merge_patch(target: Any, patch: Any) -> Any:
             result.pop(key, None)
         else:
             result[key] = merge_patch(result.get(key), value)
+    return result
+
+
+# Field name -> merge key(s), first key present in the items wins.
+MERGE_KEYS: dict[str, tuple[str, ...]] = {
+    "conditions": ("type",),
+    "containers": ("name",), "initContainers": ("name",), "ephemeralContainers": ("name",),
+    "containerStatuses": ("name",), "initContainerStatuses": ("name",),
+    "ephemeralContainerStatuses": ("name",),
+    "env": ("name",), "volumes": ("name",), "volumeMounts": ("mountPath",),
+    "volumeDevices": ("devicePath",), "imagePullSecrets": ("name",),
+    "ports": ("containerPort", "port"), "podIPs": ("ip",), "hostIPs": ("ip",),
+    "hostAliases": ("ip",), "ownerReferences": ("uid",), "taints": ("key",),
+    "addresses": ("type",),
+}
+_DIRECTIVE_PREFIXES = ("$setElementOrder/", "$deleteFromPrimitiveList/", "$retainKeys")
+
+
+def _merge_key(field: str, items: list) -> str | None:
+    for key in MERGE_KEYS.get(field, ()):
+        if items and all(isinstance(item, dict) and key in item for item in items):
+            return key
+    return None
+
+
+def _merge_list(field: str, target: list, patch: list) -> list:
+    key = _merge_key(field, patch)
+    if key is None or not all(isinstance(item, dict) for item in target):
+        return [strategic_merge_patch(None, item) for item in patch]
+    result = list(target)
+    for item in patch:
+        index = next((i for i, old in enumerate(result) if old.get(key) == item[key]), None)
+        if item.get("$patch") == "delete":
+            if index is not None:
+                result.pop(index)
+        elif index is None:
+            result.append(strategic_merge_patch(None, item))
+        else:
+            result[index] = strategic_merge_patch(result[index], item)
+    return result
+
+
+def strategic_merge_patch(target: Any, patch: Any) -> Any:
+    """A merge patch whose keyed lists merge item by item (see the module docstring)."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    if patch.get("$patch") == "replace":
+        return strategic_merge_patch(None, {k: v for k, v in patch.items() if k != "$patch"})
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if key == "$patch" or key.startswith(_DIRECTIVE_PREFIXES):
+            continue
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, list) and isinstance(result.get(key), list):
+            result[key] = _merge_list(key, result[key], value)
+        else:
+            result[key] = strategic_merge_patch(result.get(key), value)
     return result
 
 
@@ -142,4 +202,6 @@ def apply_patch(doc: dict, content_type: str, patch: Any) -> Any:
         return json_patch(doc, patch)
     if not isinstance(patch, dict):
         raise PatchError("a merge patch must be a JSON object")
+    if content_type == STRATEGIC:
+        return strategic_merge_patch(doc, patch)
     return merge_patch(doc, patch)

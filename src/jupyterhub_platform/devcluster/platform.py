@@ -12,7 +12,7 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,16 @@ _GRACE = {"devcluster": 20.0, "hub": 10.0}
 
 class PlatformError(RuntimeError):
     """A component failed to start; the message names it and shows the end of its log."""
+
+
+class DevClusterFiles:
+    """Files ``python -m jupyterhub_platform.devcluster`` writes into its state directory.
+
+    The kubeconfig's name is known in advance so the hub can start before the cluster is up.
+    """
+
+    READY = "ready.json"
+    KUBECONFIG = "kubeconfig.yaml"
 
 
 @dataclass(frozen=True)
@@ -67,8 +77,26 @@ def _child_env(**extra: str) -> dict[str, str]:
     return env
 
 
+async def _all(*awaitables: Awaitable[Any]) -> None:
+    """Await all; on the first failure cancel the others (asyncio.TaskGroup needs 3.11)."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
 class LocalPlatform:
-    """Start and stop the local platform; use as ``async with LocalPlatform(dir) as p: ...``."""
+    """Start and stop the local platform; use as ``async with LocalPlatform(dir) as p: ...``.
+
+    After :meth:`start`: ``hub_url`` (public, through the proxy), ``hub_api_url``,
+    ``admin_token`` (a service token in the ``admin`` role), ``idp_url``, ``cluster``
+    (:class:`ClusterHandle`) and ``logs_dir``. ``hub_config_overrides`` is JSON-serialisable
+    ``{"Class": {"trait": value}}`` applied after the values file and the local overrides.
+    """
 
     def __init__(
         self,
@@ -122,12 +150,15 @@ class LocalPlatform:
         api_port, hub_port, idp_port = (free_port(LOOPBACK) for _ in range(3))
         self.hub_url = f"http://{LOOPBACK}:{public_port}"
         self.hub_api_url = f"{self.hub_url}/hub/api"
+        cluster_dir = self.state_dir / "cluster"
         endpoints = hub_config.LocalEndpoints(
             hub_port=hub_port,
             proxy_api_url=f"http://{LOOPBACK}:{api_port}",
             idp_url=f"http://{LOOPBACK}:{idp_port}",
             values_path=str(self.values_path),
             secrets_path=str(self.secrets_path),
+            cluster_ready_file=str(cluster_dir / DevClusterFiles.READY),
+            startup_timeout=self.startup_timeout,
             ip=LOOPBACK,
             hub_config_overrides=self.hub_config_overrides,
         )
@@ -137,36 +168,41 @@ class LocalPlatform:
         self.admin_token = hub_config.admin_token(self.secrets_path)
         proxy_token = hub_config.SecretStore(self.secrets_path).get("proxy.secretToken")
 
-        cluster_proc = self._start_cluster()
+        # Everything starts at once; the hub's config waits for the cluster and the proxy.
+        cluster_proc = self._start_cluster(cluster_dir)
         idp_proc, idp_endpoints = idp.start_idp(
             self.processes, host=LOOPBACK, port=idp_port, log_path=self._log("idp")
         )
         self.idp_url = idp_endpoints.base_url
         chp_proc = self.processes.start(
             proxy.chp_argv(
-                chp, ip=LOOPBACK, port=public_port, api_ip=LOOPBACK, api_port=api_port,
+                chp,
+                ip=LOOPBACK,
+                port=public_port,
+                api_ip=LOOPBACK,
+                api_port=api_port,
                 hub_url=endpoints.hub_url,
             ),
             name="proxy",
             log_path=self._log("proxy"),
             env=_child_env(CONFIGPROXY_AUTH_TOKEN=proxy_token),
         )
-        await asyncio.gather(
-            self._wait_cluster(cluster_proc),
-            idp.seed_users(idp_proc, idp_endpoints, timeout=self.startup_timeout),
-            self._wait_port(chp_proc, api_port),
-        )
-
-        config_file = hub_config.write_hub_files(self.state_dir / "hub", endpoints)
-        assert self.cluster is not None
+        hub_dir = self.state_dir / "hub"
+        config_file = hub_config.write_hub_files(hub_dir, endpoints)
         hub_proc = self.processes.start(
             [sys.executable, "-m", "jupyterhub", "-f", str(config_file)],
             name="hub",
             log_path=self._log("hub"),
-            cwd=self.state_dir / "hub",
+            cwd=hub_dir,
             env=_child_env(
-                KUBECONFIG=str(self.cluster.kubeconfig_path), CONFIGPROXY_AUTH_TOKEN=proxy_token
+                KUBECONFIG=str(cluster_dir / DevClusterFiles.KUBECONFIG),
+                CONFIGPROXY_AUTH_TOKEN=proxy_token,
             ),
+        )
+        await _all(
+            self._wait_cluster(cluster_proc, cluster_dir),
+            idp.seed_users(idp_proc, idp_endpoints, timeout=self.startup_timeout),
+            self._wait_port(chp_proc, api_port),
         )
         await self._wait_http(hub_proc, f"{self.hub_url}/hub/health", "the hub through the proxy")
 
@@ -177,18 +213,27 @@ class LocalPlatform:
         for proc in reversed(procs):
             await proc.astop(_GRACE.get(proc.name, 5.0))
 
+    def exited(self) -> ManagedProcess | None:
+        """The first component that is no longer running, if any."""
+        return next((proc for proc in self.processes if not proc.running()), None)
+
     def _log(self, component: str) -> Path:
         return self.logs_dir / f"{component}.log"
 
-    def _start_cluster(self) -> ManagedProcess:
-        cluster_dir = self.state_dir / "cluster"
+    def _start_cluster(self, cluster_dir: Path) -> ManagedProcess:
         cluster_dir.mkdir(parents=True, exist_ok=True)
-        (cluster_dir / "ready.json").unlink(missing_ok=True)
+        (cluster_dir / DevClusterFiles.READY).unlink(missing_ok=True)
         return self.processes.start(
             [
-                sys.executable, "-m", "jupyterhub_platform.devcluster",
-                "--state-dir", str(cluster_dir), "--port", "0",
-                "--kubelet", self.kubelet,
+                sys.executable,
+                "-m",
+                "jupyterhub_platform.devcluster",
+                "--state-dir",
+                str(cluster_dir),
+                "--port",
+                "0",
+                "--kubelet",
+                self.kubelet,
             ],
             name="devcluster",
             log_path=self._log("devcluster"),
@@ -212,8 +257,8 @@ class LocalPlatform:
         except TimeoutError as exc:
             raise PlatformError(f"{exc}; log {proc.log_path}:\n{proc.log_tail()}") from exc
 
-    async def _wait_cluster(self, proc: ManagedProcess) -> None:
-        ready = self.state_dir / "cluster" / "ready.json"
+    async def _wait_cluster(self, proc: ManagedProcess, cluster_dir: Path) -> None:
+        ready = cluster_dir / DevClusterFiles.READY
 
         def read_ready() -> dict | None:
             try:
@@ -223,6 +268,12 @@ class LocalPlatform:
 
         info = await self._wait(proc, read_ready, "the devcluster's ready.json")
         self.cluster = ClusterHandle(info["url"], Path(info["kubeconfig"]), int(info["pid"]))
+        expected = cluster_dir / DevClusterFiles.KUBECONFIG
+        if self.cluster.kubeconfig_path != expected:
+            raise PlatformError(
+                f"the devcluster wrote its kubeconfig to {self.cluster.kubeconfig_path}, but the "
+                f"hub was started with KUBECONFIG={expected}"
+            )
 
     async def _wait_port(self, proc: ManagedProcess, port: int) -> None:
         await self._wait(proc, lambda: port_is_open(LOOPBACK, port), f"{proc.name} on port {port}")

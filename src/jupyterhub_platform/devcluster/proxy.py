@@ -51,7 +51,15 @@ def install_chp(prefix: Path, *, say: Callable[[str], None] = print) -> Path:
             f"(>= 18) and npm, or run `npm install -g {CHP_PACKAGE}`"
         )
     prefix.mkdir(parents=True, exist_ok=True)
-    argv: Sequence[str] = [npm, "install", "--no-fund", "--no-audit", "--prefix", str(prefix), CHP_PACKAGE]
+    argv: Sequence[str] = [
+        npm,
+        "install",
+        "--no-fund",
+        "--no-audit",
+        "--prefix",
+        str(prefix),
+        CHP_PACKAGE,
+    ]
     say(f"configurable-http-proxy not found; installing it: {' '.join(argv)}")
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     binary = prefix / "node_modules" / ".bin" / CHP_BIN

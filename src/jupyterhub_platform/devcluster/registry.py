@@ -14,7 +14,13 @@ import time
 import uuid
 
 from . import errors
-from .defaults import apply_create_defaults, pod_spec_defaults, random_suffix, timestamp
+from .defaults import (
+    apply_create_defaults,
+    fold_string_data,
+    pod_spec_defaults,
+    random_suffix,
+    timestamp,
+)
 from .patching import PatchError, apply_patch
 from .resources import NAMESPACE, POD, ResourceType
 from .selectors import Selector
@@ -104,6 +110,8 @@ class Registry:
                 raise errors.bad_request(
                     "the namespace of the provided object does not match the namespace sent on the request"
                 )
+        if meta.get("resourceVersion"):
+            raise errors.bad_request("resourceVersion should not be set on objects to be created")
         self._validate(rtype, obj)
         self._check_namespace(rtype, namespace)
         if not meta.get("name"):
@@ -117,6 +125,8 @@ class Registry:
         now = self.clock()
         if rtype.namespaced:
             meta["namespace"] = namespace
+        else:
+            meta.pop("namespace", None)  # the real server drops it on cluster-scoped objects
         meta.update(uid=str(uuid.uuid4()), creationTimestamp=timestamp(now), generation=1)
         apply_create_defaults(rtype, obj, now)
         if rtype.kind == "Service":
@@ -180,6 +190,8 @@ class Registry:
                     meta[key] = current["metadata"][key]
             if rtype.has_status:
                 new["status"] = copy.deepcopy(current.get("status", {}))
+            if rtype.kind == "Secret":
+                fold_string_data(new)
             if rtype is POD:
                 pod_spec_defaults(new.setdefault("spec", {}))
                 causes = pod_update_causes(current["spec"], new["spec"])
@@ -274,12 +286,10 @@ class Registry:
         return self._update(rtype, obj, copy.deepcopy(new), None)
 
     def dependents(self, owner_uid: str) -> list[tuple[ResourceType, dict]]:
-        found = []
-        for rtype, objects in list(self.store._objects.items()):
-            for obj in objects.values():
-                if any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or []):
-                    found.append((rtype, obj))
-        return found
+        return [
+            (rtype, obj) for rtype, obj in self.store.all_objects()
+            if any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or [])
+        ]
 
     def orphan_dependents(self, owner_uid: str) -> None:
         for rtype, obj in self.dependents(owner_uid):

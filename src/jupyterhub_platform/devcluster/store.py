@@ -84,6 +84,16 @@ class Store:
         objects = self._objects.get(rtype, {})
         return [obj for (ns, _), obj in sorted(objects.items()) if namespace in (None, ns)]
 
+    def all_objects(self) -> Iterator[tuple[ResourceType, dict]]:
+        for rtype, objects in list(self._objects.items()):
+            for obj in list(objects.values()):
+                yield rtype, obj
+
+    @property
+    def subscriber_count(self) -> int:
+        """Open subscriptions: every watch plus the controllers' own."""
+        return len(self._subscribers)
+
     def namespaced_objects(self, namespace: str) -> Iterator[tuple[ResourceType, dict]]:
         for rtype, objects in list(self._objects.items()):
             for (ns, _), obj in list(objects.items()):

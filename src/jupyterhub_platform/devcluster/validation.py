@@ -9,12 +9,33 @@ hundred in benchmarks.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
+import sys
 
-import jsonschema
-import referencing
-from kubernetes_validate.utils import schema_contents
+
+@contextlib.contextmanager
+def _without_module(name: str):
+    """Make ``import name`` fail inside the block, unless it is already loaded."""
+    if name in sys.modules:
+        yield
+        return
+    sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        del sys.modules[name]
+
+
+# jsonschema probes optional format checkers when imported; rfc3987_syntax (pulled in by
+# Jupyter packages) compiles a grammar there that costs seconds of start-up. Formats are not
+# checked here, so the emulator imports jsonschema without it: in this process jsonschema then
+# lacks only its optional IRI format checkers, and rfc3987_syntax itself stays importable.
+with _without_module("rfc3987_syntax"):
+    import jsonschema
+import referencing  # noqa: E402
+from kubernetes_validate.utils import schema_contents  # noqa: E402
 
 # The Kubernetes version whose schema objects are checked against.
 KUBERNETES_VERSION = "1.33.0"

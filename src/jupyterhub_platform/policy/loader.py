@@ -70,9 +70,7 @@ def with_profile_rules(policy: Policy, rules: Iterable[ProfileRule]) -> Policy:
             for i, pg in enumerate(grant.profiles):
                 problem = _grant_problem(pg, by_slug)
                 if problem:
-                    raise PolicyError(
-                        policy.source, f"groups.{grant.group}.profiles[{i}]", problem
-                    )
+                    raise PolicyError(policy.source, f"groups.{grant.group}.profiles[{i}]", problem)
     return replace(policy, profile_rules=rules)
 
 
@@ -157,8 +155,14 @@ def _check_template(pattern: re.Pattern[str], repl: str, source: str, field: str
     for ref in re.findall(r"\\(\d+)|\\g<(\w+)>", repl):
         number, name = ref
         if number and int(number) > pattern.groups:
-            raise PolicyError(source, field, f"replace refers to group \\{number} of {pattern.pattern!r}")
-        if name and not (name.isdigit() and int(name) <= pattern.groups) and name not in pattern.groupindex:
+            raise PolicyError(
+                source, field, f"replace refers to group \\{number} of {pattern.pattern!r}"
+            )
+        if (
+            name
+            and not (name.isdigit() and int(name) <= pattern.groups)
+            and name not in pattern.groupindex
+        ):
             raise PolicyError(source, field, f"replace refers to unknown group <{name}>")
 
 
@@ -166,7 +170,9 @@ def _roles(value: object, source: str) -> dict[str, RoleSpec]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise PolicyError(source, "roles", f"expected a mapping of role name -> role, got {value!r}")
+        raise PolicyError(
+            source, "roles", f"expected a mapping of role name -> role, got {value!r}"
+        )
     roles = {}
     for name, spec in value.items():
         field = f"roles.{name}"
@@ -186,7 +192,9 @@ def _roles(value: object, source: str) -> dict[str, RoleSpec]:
                 raise PolicyError(source, f"{field}.scopes[{i}]", problem)
         description = spec.get("description") or ""
         if not isinstance(description, str):
-            raise PolicyError(source, f"{field}.description", f"expected a string, got {description!r}")
+            raise PolicyError(
+                source, f"{field}.description", f"expected a string, got {description!r}"
+            )
         roles[name] = RoleSpec(name=name, scopes=scopes, description=description)
     return roles
 
@@ -197,7 +205,9 @@ def _grants(
     if value is None:
         return ()
     if not isinstance(value, Mapping):
-        raise PolicyError(source, "groups", f"expected a mapping of group name -> grants, got {value!r}")
+        raise PolicyError(
+            source, "groups", f"expected a mapping of group name -> grants, got {value!r}"
+        )
     grants, seen = [], {}
     for group, spec in value.items():
         field = f"groups.{group}"

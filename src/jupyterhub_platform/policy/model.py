@@ -66,9 +66,7 @@ class ProfileGrant:
     def grants_choice(self, slug: str, option: str, choice: str) -> bool:
         if self.slug == ALL:
             return True
-        return (
-            self.slug == slug and self.option == option and self.choice in (ALL, choice)
-        )
+        return self.slug == slug and self.option == option and self.choice in (ALL, choice)
 
 
 @dataclass(frozen=True)

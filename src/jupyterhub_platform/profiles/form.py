@@ -72,9 +72,11 @@ def form_view(available: Sequence[Offer], last: Selection | None) -> tuple[Profi
 
 def _profile_view(offer: Offer, selected: bool, last: Selection | None) -> ProfileView:
     prefix = FORM_PREFIX.format(slug=offer.slug)
-    image_key = (
-        CUSTOM_CHOICE if last and last.custom_image else (last.image.key if last else None)
-    ) or getattr(offer.default_image(), "key", CUSTOM_CHOICE)
+    if last is None:
+        default = offer.default_image()
+        image_key = default.key if default else CUSTOM_CHOICE
+    else:
+        image_key = last.image.key if last.image else CUSTOM_CHOICE
     images = [ChoiceView(c.key, c.display_name, c.key == image_key) for c in offer.images]
     custom = offer.custom_image
     if custom is not None:

@@ -7,6 +7,7 @@ at once. Unknown fields are errors: a typo must never silently drop a restrictio
 from __future__ import annotations
 
 import re
+import string
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -28,17 +29,26 @@ from .yamlfile import FieldPath, LocatedData
 
 SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/:@-]{0,254}", re.IGNORECASE)
+IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/:@-]{0,254}", re.IGNORECASE | re.ASCII)
 LABEL_KEY = re.compile(
     r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
 )
 LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
-CPU = re.compile(r"(\d+(?:\.\d+)?)(m?)")
-MEMORY = re.compile(r"(\d+(?:\.\d+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?")
+CPU = re.compile(r"([0-9]+(?:\.[0-9]+)?)(m?)")
+MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?")
 MEMORY_UNITS = {
     None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
     "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
 }  # fmt: skip
+# Fields KubeSpawner fills into env values, volumes and extra containers (str.format).
+KUBESPAWNER_FIELDS = frozenset(
+    {
+        "userid", "unescaped_username", "unescaped_servername", "hubnamespace", "username",
+        "servername", "user_server", "safe_username", "safe_servername", "safe_user_server",
+        "escaped_username", "escaped_servername", "escaped_user_server", "pod_name", "pvc_name",
+        "namespace",
+    }
+)  # fmt: skip
 TOLERATION_KEYS = ("key", "operator", "value", "effect", "tolerationSeconds")
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
 
@@ -178,7 +188,8 @@ class _Reader:
 
     # -- profile parts --------------------------------------------------------------------
     def profile(self) -> Profile | None:
-        top = self.mapping(self.doc.data, (), PROFILE_FIELDS, ("slug", "display_name", "kind"))
+        required = ("slug", "display_name", "kind", "resources")
+        top = self.mapping(self.doc.data, (), PROFILE_FIELDS, required)
         if top is None:
             return None
         kind = self.get(top, (), "kind", self.kind)
@@ -224,7 +235,39 @@ class _Reader:
         return value
 
     def url_path(self, value: Any, path: FieldPath):
-        return self.string(value, path, re.compile(r"/[^\s]*"), "URL path (starting with '/')")
+        return self.string(value, path, re.compile(r"/[^\s{}]*"), "URL path (starting with '/')")
+
+    def expandable(self, value: Any, path: FieldPath):
+        """A string KubeSpawner will ``str.format``: only its placeholders, literal braces doubled."""
+        if not isinstance(value, str):
+            return value  # the type check reports it
+        try:
+            fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+        except ValueError as e:
+            self.fail(path, f"unbalanced braces ({e}); write literal braces as {{{{ and }}}}")
+            return _INVALID
+        unknown = sorted(f for f in fields if f.split(".")[0].split("[")[0] not in KUBESPAWNER_FIELDS)
+        if unknown:
+            self.fail(
+                path,
+                f"unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}; "
+                "write literal braces as {{ and }}",
+            )
+            return _INVALID
+        return value
+
+    def expandable_strings(self, value: Any, path: FieldPath):
+        items = self.strings(value, path)
+        if items is _INVALID:
+            return _INVALID
+        checked = [self.expandable(v, path + (i,)) for i, v in enumerate(items)]
+        return _INVALID if _INVALID in checked else items
+
+    def mount_path(self, value: Any, path: FieldPath):
+        return self.expandable(self.string(value, path, re.compile(r"/\S*"), "absolute path"), path)
+
+    def sub_path(self, value: Any, path: FieldPath):
+        return self.expandable(self.string(value, path), path)
 
     def choices(self, value: Any, path: FieldPath) -> dict | None:
         """A non-empty mapping of choice key -> choice, keys checked."""
@@ -334,7 +377,9 @@ class _Reader:
 
     def sizes(self, top: dict) -> tuple[Size, ...]:
         path: FieldPath = ("resources",)
-        spec = self.mapping(top.get("resources"), path, {"bounds", "choices"}, ("choices",))
+        if "resources" not in top:
+            return ()  # reported as a missing required field
+        spec = self.mapping(top["resources"], path, {"bounds", "choices"}, ("choices",))
         if spec is None:
             return ()
         bounds = self.get(spec, path, "bounds", self.bounds, {})
@@ -413,18 +458,19 @@ class _Reader:
             m = self.mapping(item, path + (i,), set(TOLERATION_KEYS))
             if m is None:
                 continue
-            tol: dict[str, object] = {}
-            for key in TOLERATION_KEYS[:4]:
-                tol.update({key: v} if (v := self.get(m, path + (i,), key, self.string)) else {})
-            if "tolerationSeconds" in m:
-                tol["tolerationSeconds"] = self.get(
-                    m, path + (i,), "tolerationSeconds", self.integer
-                )
+            checks = dict.fromkeys(TOLERATION_KEYS[:4], self.string)
+            checks["tolerationSeconds"] = self.integer
+            tol = {key: self.get(m, path + (i,), key, check) for key, check in checks.items()}
+            tol = {key: v for key, v in tol.items() if v is not None}
             out.append(MappingProxyType(tol))
         return tuple(out)
 
     def env(self, value: Any, path: FieldPath):
-        return self.string_map(value, path, ENV_NAME)
+        env = self.string_map(value, path, ENV_NAME)
+        if env is not _INVALID:
+            for key, item in env.items():
+                self.expandable(item, path + (key,))
+        return env
 
     def volumes(self, value: Any, path: FieldPath):
         if not isinstance(value, list):
@@ -448,10 +494,10 @@ class _Reader:
             out.append(
                 Volume(
                     name=name,
-                    mount_path=self.get(m, p, "mount_path", self.url_path),
+                    mount_path=self.get(m, p, "mount_path", self.mount_path),
                     pvc=pvc,
                     read_only=self.get(m, p, "read_only", self.boolean, False),
-                    sub_path=self.get(m, p, "sub_path", self.string),
+                    sub_path=self.get(m, p, "sub_path", self.sub_path),
                 )
             )
         return tuple(out)
@@ -479,8 +525,8 @@ class _Reader:
                     name=name,
                     image=self.get(m, p, "image", self.image),
                     resources=resources,
-                    command=self.get(m, p, "command", self.strings, ()),
-                    args=self.get(m, p, "args", self.strings, ()),
+                    command=self.get(m, p, "command", self.expandable_strings, ()),
+                    args=self.get(m, p, "args", self.expandable_strings, ()),
                     env=self.get(m, p, "env", self.env, {}),
                     ports=self.get(m, p, "ports", self.ports, ()),
                     readiness_probe=self.get(m, p, "readiness", self.readiness),

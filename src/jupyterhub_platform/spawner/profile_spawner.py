@@ -12,6 +12,7 @@ import copy
 import time
 
 from kubespawner import KubeSpawner
+from tornado import web
 from traitlets import Float, List, Unicode, default
 
 from jupyterhub_platform.policy.config import PlatformPolicy
@@ -31,8 +32,16 @@ from .sidecars import sidecar_failure, unready_sidecars
 from .sources import DEFAULT_RELOAD_INTERVAL, Sources, shared_sources
 
 
-class SidecarFailed(RuntimeError):
-    """A sidecar container of the server's pod failed or never became ready."""
+class SidecarFailed(web.HTTPError):
+    """A sidecar container of the server's pod failed or never became ready.
+
+    An HTTPError so JupyterHub relays the message (to the API client, the progress page) instead
+    of reporting an unhandled error.
+    """
+
+    def __init__(self, message: str):
+        super().__init__(500, "%s", message, reason="Server failed to start")
+        self.jupyterhub_message = message
 
 
 class ProfileSpawner(KubeSpawner):
@@ -120,7 +129,9 @@ class ProfileSpawner(KubeSpawner):
 
     @default("options_from_form")
     def _options_from_form_default(self):
-        return options_from_form
+        # JupyterHub calls this in the form handler before spawning, so a refusal reaches the
+        # browser as 400/403 whatever slow_spawn_timeout is.
+        return self.checked_options_from_form
 
     @default("apply_user_options")
     def _apply_user_options_default(self):
@@ -180,6 +191,10 @@ class ProfileSpawner(KubeSpawner):
 
     def check_user_options(self, user_options) -> None:
         self.validate_user_options(user_options)
+
+    def checked_options_from_form(self, formdata) -> dict[str, str]:
+        options = options_from_form(formdata)
+        return self.validate_user_options(options).as_user_options()
 
     def render_options_form(self) -> str:
         catalogue, available = self.available()

@@ -31,8 +31,10 @@ def sidecar_failure(pod: Mapping | None) -> str | None:
         if name == NOTEBOOK:
             continue
         state = status.get("state") or {}
-        if "terminated" in state:
-            term = state["terminated"] or {}
+        last = (status.get("lastState") or {}).get("terminated")
+        if "terminated" in state or (last and status.get("restartCount")):
+            # a restart during start-up means it crashed: Kubernetes would only back off longer
+            term = state.get("terminated") or last or {}
             detail = term.get("reason") or f"exit code {term.get('exitCode')}"
             return f"sidecar container {name!r} exited ({detail})"
         waiting = state.get("waiting") or {}

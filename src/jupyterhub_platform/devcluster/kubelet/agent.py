@@ -2,10 +2,11 @@
 
 It is a plain API client (list + watch with resume, re-list on 410 Gone, reconnect on errors),
 so it works against any API server. When the server has a Node (and so a scheduler binding pods
-to it), the kubelet serves that node: it takes the pods bound to it. Without nodes it schedules
-itself: it takes every pod and posts the ``Scheduled`` event. A pod is taken when it has no
-``status.podIP`` and no ``deletionTimestamp``; a pod that gets a ``deletionTimestamp`` is stopped gracefully and then
-removed with ``gracePeriodSeconds=0``; a pod deleted outright just has its workloads stopped.
+to it), the kubelet serves that node and takes the pods bound to it; without nodes it schedules
+itself: it takes every pod and posts the ``Scheduled`` event. A pod is started when it has no
+``status.podIP`` and no ``deletionTimestamp``; a pod that gets a ``deletionTimestamp`` is stopped
+gracefully and then removed with ``gracePeriodSeconds=0``; a pod deleted outright just has its
+workloads stopped.
 """
 
 from __future__ import annotations
@@ -100,7 +101,12 @@ class Kubelet:
             task.cancel()
         runtimes = list(self.pods.values())
         self.pods.clear()
-        await asyncio.gather(*(self._stop_runtime(r) for r in runtimes))
+        results = await asyncio.gather(
+            *(self._stop_runtime(r) for r in runtimes), return_exceptions=True
+        )
+        for runtime, result in zip(runtimes, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("kubelet: stopping pod %s failed: %r", runtime.key, result)
         if self.light is not None:
             await self.light.close()
         await self.api.close()
@@ -143,6 +149,9 @@ class Kubelet:
                     await self._relist_when_possible()
                 else:
                     await asyncio.sleep(_RECONNECT_DELAY)
+            except Exception:  # a malformed event must not end the kubelet's only watch
+                log.exception("kubelet: pod watch failed; reconnecting")
+                await asyncio.sleep(_RECONNECT_DELAY)
 
     def _watch_opened(self) -> None:
         self.watch_connections += 1
@@ -180,10 +189,8 @@ class Kubelet:
             if runtime is None:
                 if self._owns(pod):  # e.g. a previous kubelet ran it: just finish its deletion
                     self._background(self._finish_deletion(pod))
-            elif runtime.termination is None:
-                runtime.termination = asyncio.create_task(
-                    runtime.terminate(termination_grace(pod), delete=True)
-                )
+            else:
+                runtime.begin_termination(termination_grace(pod), delete=True)
         elif runtime is None and self._takes(pod):
             runtime = self.pods[uid] = self._runtime(pod)
             runtime.start()
@@ -207,10 +214,7 @@ class Kubelet:
         runtime = self.pods.get(uid)
         if runtime is None:
             return
-        if runtime.termination is None:
-            runtime.termination = asyncio.create_task(
-                runtime.terminate(STOP_GRACE_SECONDS, delete=False)
-            )
+        runtime.begin_termination(STOP_GRACE_SECONDS, delete=False)
         runtime.termination.add_done_callback(
             lambda _: self.pods.pop(uid) if self.pods.get(uid) is runtime else None
         )

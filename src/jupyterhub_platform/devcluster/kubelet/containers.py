@@ -24,7 +24,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-from .volumes import ContainerConfigError, ObjectData, PodLayout, Volume, checked_relative
+from .volumes import (
+    ContainerConfigError,
+    ObjectData,
+    PodLayout,
+    Volume,
+    checked_name,
+    checked_relative,
+)
 
 DEFAULT_HOME = "/home/jovyan"
 # Host variables a process may need that a container image would normally set.
@@ -279,7 +286,7 @@ def build_process_spec(
     host_env: Mapping[str, str],
 ) -> ProcessSpec:
     """The local process for ``container`` of ``pod``; :class:`ContainerConfigError` if impossible."""
-    name = container.get("name", "")
+    name = checked_name(container.get("name"), "container name")
     mounts = container_mounts(container, volumes)
     env = resolve_env(pod, container, objects, pod_ip, host_ip)
     home = map_path(env.get("HOME") or DEFAULT_HOME, mounts) or layout.home_dir

@@ -81,6 +81,7 @@ class LightServer:
     async def close(self) -> None:
         if self._setup:
             await self._runner.cleanup()
+            self._setup = False
         self._sites.clear()
         self._pods.clear()
 

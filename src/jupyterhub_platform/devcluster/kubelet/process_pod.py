@@ -27,6 +27,7 @@ from .volumes import (
     ContainerConfigError,
     ObjectData,
     PodLayout,
+    checked_name,
     materialize,
     object_data,
     plan_volumes,
@@ -34,6 +35,8 @@ from .volumes import (
 )
 
 _LOG_TAIL_LINES = 20
+# a ready container is only watched for its exit, which may be noticed a little later
+EXIT_POLL_INTERVAL = 0.5
 
 
 def exit_code(returncode: int) -> int:
@@ -125,6 +128,8 @@ class ProcessPod(PodRuntime):
 
     async def _prepare(self, pod_ip: str) -> dict[str, ProcessSpec | ContainerConfigError]:
         """Volumes on disk and a process spec (or the reason there is none) per container."""
+        checked_name(self.namespace, "metadata.namespace")
+        checked_name(self.name, "metadata.name")
         shutil.rmtree(self.layout.pod_dir, ignore_errors=True)  # a previous pod of that name
         volumes = plan_volumes(self.pod, self.layout)
         objects = await self._fetch_objects()
@@ -199,7 +204,7 @@ class ProcessPod(PodRuntime):
             ):
                 status.ready = True
                 await self.patch_status()
-            await asyncio.sleep(POLL_INTERVAL)
+            await asyncio.sleep(EXIT_POLL_INTERVAL if status.ready else POLL_INTERVAL)
         await self._exited(container["name"], status, proc)
 
     async def _exited(self, name: str, status: ContainerState, proc: procs.ManagedProcess) -> None:

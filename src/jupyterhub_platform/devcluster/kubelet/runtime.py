@@ -57,15 +57,23 @@ class PodRuntime:
         return self.pod.get("spec", {}).get("restartPolicy", "Always")
 
     def start(self) -> None:
-        self.task = asyncio.create_task(self._run_logged(), name=f"pod {self.key}")
+        self.task = asyncio.create_task(self._logged(self.run(), "running"), name=self.key)
 
-    async def _run_logged(self) -> None:
+    def begin_termination(self, grace: float, *, delete: bool) -> None:
+        """Start :meth:`terminate` unless a termination is already under way."""
+        if self.termination is None:
+            self.termination = asyncio.create_task(
+                self._logged(self.terminate(grace, delete=delete), "stopping"), name=self.key
+            )
+
+    async def _logged(self, step, what: str) -> None:
+        """Run a lifecycle step; a bug in it is logged instead of vanishing with its task."""
         try:
-            await self.run()
+            await step
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("kubelet: running pod %s failed", self.key)
+            log.exception("kubelet: %s pod %s failed", what, self.key)
 
     async def run(self) -> None:
         raise NotImplementedError

@@ -1,0 +1,311 @@
+"""``cloudflare-access``: trust the signed token Cloudflare Access puts on every request.
+
+Cloudflare authenticates the user before a request reaches the hub and adds an RS256 JWT in the
+``Cf-Access-Jwt-Assertion`` header. There is no login form: ``auto_login`` makes the hub's login
+page log in whoever the token names, and every cookie-authenticated request is re-checked
+(``refresh_user`` on each request), so a hub session whose browser now carries another person's
+token, or none, has to log in again. Groups come from a token claim or ``get-identity`` and go
+through the group policy (:mod:`.policy_bridge`). The hub must be unreachable except through
+Access: this authenticator verifies the token, but a hub reachable directly would still let
+anyone try stolen tokens without Cloudflare's own checks (docs/cloudflare-access.md).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from jupyterhub.handlers.login import LoginHandler, LogoutHandler
+from tornado import web
+from traitlets import Bool, Dict, Enum, Float, List, Unicode, Union, default, validate
+
+from .cloudflare_get_identity import IdentityUnavailable, TTLCache, fetch_identity
+from .cloudflare_identity import (
+    USERNAME_RULES,
+    Identity,
+    IdentityRefused,
+    check_service_tokens,
+    groups_at,
+    identity_from_claims,
+)
+from .jwks import JWKSCache, KeySetUnavailable, TokenRejected, check_algorithms
+from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge
+
+TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
+TOKEN_COOKIE = "CF_Authorization"
+CERTS_PATH = "/cdn-cgi/access/certs"
+LOGOUT_PATH = "/cdn-cgi/access/logout"
+ALGORITHMS = check_algorithms(["RS256"])  # what Cloudflare Access signs with
+
+
+class AccessDenied(Exception):
+    """No usable Cloudflare token on the request; ``status``/``message`` make the error page."""
+
+    def __init__(self, status: int, reason: str, message: str):
+        self.status, self.reason, self.message = status, reason, message
+        super().__init__(reason)
+
+
+class CloudflareLogoutHandler(LogoutHandler):
+    """Ends the hub session, then the Cloudflare Access session (else the next request logs in)."""
+
+    async def render_logout_page(self):
+        self.redirect(self.authenticator.team_domain + LOGOUT_PATH, permanent=False)
+
+
+class CloudflareAccessAuthenticator(PolicyBridge):
+    """Users authenticated by Cloudflare Access, their rights from the platform group policy."""
+
+    team = Unicode(
+        config=True,
+        help="""The Cloudflare Zero Trust team name: tokens are issued by https://<team>.cloudflareaccess.com.""",
+    )
+    team_domain = Unicode(
+        config=True,
+        help="""The team domain as a base URL (no trailing slash): the tokens' issuer, and where
+        ``/cdn-cgi/access/certs``, ``get-identity`` and ``logout`` are. Defaults to
+        https://<team>.cloudflareaccess.com; set it to point at a stand-in for local testing.""",
+    )
+    audience = List(
+        Unicode(),
+        config=True,
+        help="""The Access application AUD tag(s) whose tokens this hub accepts (at least one).""",
+    )
+    accept_cookie = Bool(
+        False,
+        config=True,
+        help="""Also read the token from the ``CF_Authorization`` cookie when the header is absent.
+
+        Cloudflare recommends the header; the cookie is not guaranteed to be sent.""",
+    )
+    leeway = Float(
+        30.0,
+        config=True,
+        help="""Seconds of clock skew tolerated when checking ``exp``, ``nbf`` and ``iat``.""",
+    )
+    certs_cache_ttl = Float(
+        3600.0,
+        config=True,
+        help="""Seconds Cloudflare's signing keys are cached before they are fetched again.""",
+    )
+    certs_min_refetch_interval = Float(
+        60.0,
+        config=True,
+        help="""Minimum seconds between certs fetches triggered by tokens with an unknown key id.""",
+    )
+    username_from_email = Enum(
+        USERNAME_RULES,
+        default_value="email",
+        config=True,
+        help="""How the hub username is made from the token's ``email``: the whole address, or its
+        local part (only safe when every allowed user shares one email domain). The result is
+        then normalised like any JupyterHub username (lower-cased, ``username_map``).""",
+    )
+    allow_service_tokens = Bool(
+        False,
+        config=True,
+        help="""Accept Access service-token JWTs (``common_name``, no ``email``) that are mapped in
+        ``service_tokens``; unmapped ones are refused either way.""",
+    )
+    service_tokens = Dict(
+        config=True,
+        help="""Service token client id (the JWT's ``common_name``) -> ``{"name": <hub user>,
+        "groups": [<policy groups>]}``. Used only with ``allow_service_tokens``.""",
+    )
+    identity_groups_claim = List(
+        Union([Unicode(), List(Unicode())]),
+        default_value=["groups"],
+        config=True,
+        help="""Where the groups are in the ``get-identity`` answer: dotted paths or key lists, as
+        ``groups_claim`` (e.g. ``custom.groups``, ``oidc_fields.groups``). Used when the token
+        itself carries no groups at ``groups_claim``.""",
+    )
+    identity_group_name_key = Unicode(
+        "name",
+        config=True,
+        help="""The field naming a group when groups are objects (``{"id", "name", "email"}``).""",
+    )
+    identity_cache_ttl = Float(
+        300.0,
+        config=True,
+        help="""Seconds a ``get-identity`` answer is reused for tokens of the same Access session
+        (``identity_nonce``); group changes at the identity provider show after at most this.""",
+    )
+    identity_unavailable = Enum(
+        ["deny", "no-groups"],
+        default_value="deny",
+        config=True,
+        help="""When ``get-identity`` cannot be read: ``deny`` the request, or continue with
+        ``no-groups`` (which the policy then judges; usually a refusal).""",
+    )
+    unauthenticated_message = Unicode(
+        "This hub is reached through Cloudflare Access, and this request carried no valid Access "
+        "token ({reason}). Open the hub at its public address; if you did, your Access session may "
+        "have ended: reload the page to sign in again.",
+        config=True,
+        help="""The 403 page for a request without a valid token (``{reason}`` is replaced).""",
+    )
+
+    # Checked on every cookie-authenticated request (JupyterHub refreshes at most once per request):
+    # the header, not the hub cookie, says who is at the browser. Deliberately not configurable.
+    auth_refresh_age = Float(
+        1e-9,
+        help="""Seconds between re-checks of the session against the Access token: every request.""",
+    )
+
+    @default("team_domain")
+    def _team_domain_default(self) -> str:
+        return f"https://{self.team}.cloudflareaccess.com" if self.team else ""
+
+    @validate("team_domain")
+    def _strip_slash(self, proposal) -> str:
+        return proposal.value.rstrip("/")
+
+    @default("groups_claim")
+    def _groups_claim_default(self) -> list:
+        return []  # Access tokens carry no groups unless the IdP's claims are passed through
+
+    @default("auto_login")
+    def _auto_login_default(self) -> bool:
+        return True  # the hub's login page logs in from the header; there is no form
+
+    @default("login_service")
+    def _login_service_default(self) -> str:
+        return "Cloudflare Access"
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if not self.team_domain:
+            raise ValueError("CloudflareAccessAuthenticator: set team (or team_domain)")
+        if not self.audience:
+            raise ValueError("CloudflareAccessAuthenticator.audience: list the Access application AUD tag(s)")
+        check_service_tokens(self.service_tokens)
+        self.jwks = JWKSCache(
+            self.team_domain + CERTS_PATH,
+            ttl=self.certs_cache_ttl,
+            min_refetch_interval=self.certs_min_refetch_interval,
+            log=self.log,
+        )
+        self.identities = TTLCache(self.identity_cache_ttl)
+
+    def get_handlers(self, app):
+        return [("/login", LoginHandler), ("/logout", CloudflareLogoutHandler)]
+
+    # -- the token -----------------------------------------------------------------------------
+
+    def token_from(self, handler) -> str | None:
+        """The access token on the request: the header, else (when enabled) the cookie."""
+        token = handler.request.headers.get(TOKEN_HEADER)
+        if not token and self.accept_cookie:
+            token = handler.get_cookie(TOKEN_COOKIE)
+        return token or None
+
+    async def verify_token(self, token: str) -> dict:
+        """The verified claims; raises :class:`AccessDenied` (logged without the token)."""
+        try:
+            return await self.jwks.verify(
+                token,
+                issuer=self.team_domain,
+                audience=self.audience,
+                algorithms=ALGORITHMS,
+                leeway=self.leeway,
+                require=("exp", "iat", "iss", "aud"),
+            )
+        except TokenRejected as exc:
+            raise AccessDenied(403, exc.reason, self.unauthenticated_message.format(reason=exc.reason)) from None
+        except KeySetUnavailable as exc:
+            self.log.error("Cloudflare Access token not verifiable: %s", exc)
+            raise AccessDenied(
+                503, "signing keys unavailable",
+                "Cloudflare Access's signing keys cannot be fetched right now; please try again later.",
+            ) from None
+
+    async def claims_from(self, handler) -> tuple[dict, str]:
+        """The request's token and its verified claims."""
+        token = self.token_from(handler)
+        if token is None:
+            reason = f"no {TOKEN_HEADER} header"
+            raise AccessDenied(403, reason, self.unauthenticated_message.format(reason=reason))
+        return await self.verify_token(token), token
+
+    # -- identity and groups -------------------------------------------------------------------
+
+    def identity(self, claims: dict) -> Identity:
+        try:
+            identity = identity_from_claims(
+                claims,
+                username_rule=self.username_from_email,
+                allow_service_tokens=self.allow_service_tokens,
+                service_tokens=self.service_tokens,
+            )
+        except IdentityRefused as exc:
+            raise AccessDenied(403, exc.reason, f"Cloudflare Access vouched for this request, but {exc.reason}.") from None
+        return Identity(self.normalize_username(identity.name), identity.service_token, identity.groups)
+
+    async def groups(self, identity: Identity, claims: dict, token: str) -> list[str]:
+        """The identity's raw groups: mapped, from the token, or from (cached) get-identity."""
+        if identity.groups is not None:
+            return list(identity.groups)
+        in_token = groups_at(claims, self.claim_paths(), self.identity_group_name_key)
+        if in_token is not None:
+            return in_token
+        key = claims.get("identity_nonce") or hashlib.sha256(token.encode()).hexdigest()
+        cached = self.identities.get(key)
+        if cached is not None:
+            return cached
+        try:
+            document = await fetch_identity(self.team_domain, token)
+        except IdentityUnavailable as exc:
+            if self.identity_unavailable == "no-groups":
+                self.log.warning("%s; %s continues with no groups", exc, identity.name)
+                return []
+            self.log.error("%s; refusing %s", exc, identity.name)
+            raise AccessDenied(
+                503, "get-identity unavailable",
+                "Your groups cannot be read from Cloudflare Access right now; please try again in a few minutes.",
+            ) from None
+        paths = [tuple(e.split(".")) if isinstance(e, str) else tuple(e) for e in self.identity_groups_claim]
+        groups = groups_at(document, paths, self.identity_group_name_key) or []
+        self.identities.put(key, groups)
+        return groups
+
+    async def auth_model(self, handler) -> dict:
+        """Header -> verified claims -> user, groups and the policy's decision."""
+        claims, token = await self.claims_from(handler)
+        identity = self.identity(claims)
+        groups = await self.groups(identity, claims, token)
+        return self.apply_policy({"name": identity.name}, groups)
+
+    # -- the JupyterHub hooks ------------------------------------------------------------------
+
+    async def authenticate(self, handler, data=None):
+        try:
+            return await self.auth_model(handler)
+        except AccessDenied as exc:
+            self.log.warning("Cloudflare Access login refused: %s", exc.reason)
+            raise web.HTTPError(exc.status, exc.message) from None
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """Re-check, on each request, that the request's token still names this session's user.
+
+        Only the request's own cookie session is judged: API requests with hub tokens (servers,
+        services) carry no Access token, and cross-user calls have another user's token.
+        """
+        requester = getattr(handler, "_jupyterhub_user", user)  # unset while 5.x resolves it
+        if handler is None or requester is not user or getattr(handler, "_token_authenticated", False):
+            return True
+        try:
+            model = await self.auth_model(handler)
+        except AccessDenied as exc:
+            self.log.info("%s's hub session ends: %s", user.name, exc.reason)
+            return False
+        if model["name"] != user.name:
+            self.log.warning("A request with %s's hub session carries %s's Access token; logging in again", user.name, model["name"])
+            return False
+        entitlements = model[ENTITLEMENTS_KEY]
+        if not entitlements.login_allowed:
+            self.log.warning("%s is no longer in a group allowed to log in", user.name)
+            return False
+        same_groups = not self.manage_groups or set(model["groups"]) == {g.name for g in user.groups}
+        if entitlements.admin == user.admin and same_groups:
+            return True  # nothing changed: no database write on this request
+        return model

@@ -1,0 +1,60 @@
+"""Cloudflare Access's ``get-identity`` endpoint, and a cache of its answers per identity nonce.
+
+The access JWT carries no groups unless the identity provider's claims are passed through; the
+full identity (groups included) is served by ``<team domain>/cdn-cgi/access/get-identity`` to
+whoever presents the token as the ``CF_Authorization`` cookie. Every token of one Access login
+shares an ``identity_nonce``, so one answer serves the whole session until the TTL ends.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError
+
+GET_IDENTITY_PATH = "/cdn-cgi/access/get-identity"
+
+
+class IdentityUnavailable(Exception):
+    """get-identity did not answer with an identity (down, timed out, refused the token)."""
+
+
+async def fetch_identity(team_domain: str, token: str, timeout: float = 10.0) -> dict:
+    """The identity Cloudflare Access holds for ``token``."""
+    try:
+        response = await AsyncHTTPClient().fetch(
+            team_domain + GET_IDENTITY_PATH,
+            headers={"Cookie": f"CF_Authorization={token}", "Accept": "application/json"},
+            request_timeout=timeout,
+            connect_timeout=timeout,
+        )
+        identity = json.loads(response.body)
+    except HTTPClientError as exc:
+        raise IdentityUnavailable(f"get-identity answered {exc.code}") from None
+    except (OSError, ValueError) as exc:
+        raise IdentityUnavailable(f"get-identity: {type(exc).__name__}: {exc}") from None
+    if not isinstance(identity, dict):
+        raise IdentityUnavailable("get-identity did not return a JSON object")
+    return identity
+
+
+class TTLCache:
+    """Values by key for ``ttl`` seconds; expired entries are dropped as new ones arrive."""
+
+    def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic):
+        self.ttl = ttl
+        self._clock = clock
+        self._entries: dict[str, tuple[float, object]] = {}
+
+    def get(self, key: str) -> object | None:
+        entry = self._entries.get(key)
+        if entry is None or self._clock() - entry[0] >= self.ttl:
+            return None
+        return entry[1]
+
+    def put(self, key: str, value: object) -> None:
+        now = self._clock()
+        self._entries = {k: e for k, e in self._entries.items() if now - e[0] < self.ttl}
+        self._entries[key] = (now, value)

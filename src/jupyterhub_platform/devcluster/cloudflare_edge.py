@@ -1,0 +1,132 @@
+"""The stand-in's edge: what Cloudflare does in front of a hub published through Access.
+
+A browser without a valid ``CF_Authorization`` cookie gets a sign-in page (pick a demo user or
+type an email); signing in sets the cookie. Every other request is forwarded to the upstream (the
+hub's proxy) with ``Cf-Access-Jwt-Assertion`` set from that cookie, replacing whatever the client
+sent, websockets included. Only for local development and tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from urllib.parse import quote
+
+import aiohttp
+from aiohttp import WSMsgType, web
+
+from .cloudflare_standin import TOKEN_COOKIE, AccessState
+
+TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
+LOGIN_PATH = "/cdn-cgi/access/login"
+HOP_BY_HOP = frozenset(
+    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
+     "transfer-encoding", "upgrade", "content-length"}
+)
+
+
+def safe_redirect(target: str) -> str:
+    """Only same-site paths: the sign-in form must not become an open redirect."""
+    return target if target.startswith("/") and not target.startswith("//") else "/"
+
+
+def sign_in_page(state: AccessState, redirect: str) -> str:
+    buttons = "".join(
+        f'<button name="email" value="{html.escape(email)}">{html.escape(email)} '
+        f'<small>({html.escape(", ".join(user["groups"]) or "no groups")})</small></button><br>'
+        for email, user in state.users.items()
+    )
+    return (
+        "<!doctype html><title>Cloudflare Access (local stand-in)</title>"
+        "<h1>Sign in</h1><p>This hub is published through Cloudflare Access; locally, this stand-in "
+        "plays Cloudflare. Choose who you are:</p>"
+        f'<form method="post" action="{LOGIN_PATH}"><input type="hidden" name="redirect_url" '
+        f'value="{html.escape(redirect)}">{buttons}</form>'
+        f'<form method="post" action="{LOGIN_PATH}"><input type="hidden" name="redirect_url" '
+        f'value="{html.escape(redirect)}"><input name="email" placeholder="someone@example.org">'
+        "<button>Sign in</button></form>"
+    )
+
+
+def forward_headers(request: web.Request, token: str) -> dict[str, str]:
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
+    headers = {k: v for k, v in headers.items() if k.lower() != TOKEN_HEADER.lower()}  # never the client's
+    headers[TOKEN_HEADER] = token
+    return headers
+
+
+def add_edge_routes(app: web.Application, state: AccessState, upstream: str) -> None:
+    upstream = upstream.rstrip("/")
+
+    async def on_startup(app: web.Application) -> None:
+        app["client"] = aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
+
+    async def on_cleanup(app: web.Application) -> None:
+        await app["client"].close()
+
+    app.on_startup.append(on_startup)
+    app.on_cleanup.append(on_cleanup)
+
+    async def sign_in_form(request: web.Request) -> web.Response:
+        redirect = safe_redirect(request.query.get("redirect_url", "/"))
+        return web.Response(text=sign_in_page(state, redirect), content_type="text/html")
+
+    async def sign_in(request: web.Request) -> web.Response:
+        form = await request.post()
+        email = str(form.get("email", "")).strip()
+        if "@" not in email:
+            raise web.HTTPBadRequest(text="enter an email address")
+        response = web.HTTPFound(safe_redirect(str(form.get("redirect_url", "/"))))
+        response.set_cookie(TOKEN_COOKIE, state.mint({"email": email}), path="/", httponly=True, samesite="Lax")
+        raise response
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        token = request.cookies.get(TOKEN_COOKIE, "")
+        if state.verify(token) is None:
+            if request.method in ("GET", "HEAD"):
+                raise web.HTTPFound(f"{LOGIN_PATH}?redirect_url={quote(request.path_qs)}")
+            raise web.HTTPForbidden(text="Cloudflare Access: sign in first")
+        headers = forward_headers(request, token)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            return await bridge_websocket(request, app["client"], upstream, headers)
+        body = await request.read()
+        async with app["client"].request(
+            request.method, upstream + request.path_qs, headers=headers, data=body or None, allow_redirects=False
+        ) as upstream_response:
+            response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
+            for name, value in upstream_response.headers.items():
+                if name.lower() not in HOP_BY_HOP:
+                    response.headers.add(name, value)
+            await response.prepare(request)
+            async for chunk in upstream_response.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    app.router.add_get(LOGIN_PATH, sign_in_form)
+    app.router.add_post(LOGIN_PATH, sign_in)
+    app.router.add_route("*", "/{tail:.*}", forward)
+
+
+async def bridge_websocket(
+    request: web.Request, client: aiohttp.ClientSession, upstream: str, headers: dict[str, str]
+) -> web.WebSocketResponse:
+    """Relay one websocket between the browser and the upstream, both ways, until either closes."""
+    headers = {k: v for k, v in headers.items() if not k.lower().startswith("sec-websocket")}
+    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
+    async with client.ws_connect(upstream + request.path_qs, headers=headers, protocols=protocols) as inner:
+        outer = web.WebSocketResponse(protocols=[inner.protocol] if inner.protocol else ())
+        await outer.prepare(request)
+
+        async def pump(source, sink) -> None:
+            async for message in source:
+                if message.type == WSMsgType.TEXT:
+                    await sink.send_str(message.data)
+                elif message.type == WSMsgType.BINARY:
+                    await sink.send_bytes(message.data)
+                else:
+                    break
+            await sink.close()
+
+        await asyncio.gather(pump(outer, inner), pump(inner, outer))
+        return outer

@@ -1,0 +1,111 @@
+"""Fixtures for the Cloudflare Access authenticator: the stand-in process, authenticators, hubs.
+
+Imported by the ``test_cloudflare*`` modules (``from cloudflare_fixtures import ...``), so the
+OIDC suite's conftest stays untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+
+import aiohttp
+import pytest
+from traitlets.config import Config
+
+from jupyterhub_platform.auth.cloudflare import TOKEN_HEADER, CloudflareAccessAuthenticator
+from jupyterhub_platform.auth.harness import POLICY, Hub, ProxyMissing, start_hub
+from jupyterhub_platform.devcluster.cloudflare_standin import CloudflareStandIn
+
+
+def cloudflare_settings(standin: CloudflareStandIn, **traits) -> dict[str, dict]:
+    """Hub config for ``cloudflare-access`` against ``standin`` with the example policy."""
+    return {
+        "JupyterHub": {"authenticator_class": "cloudflare-access"},
+        "PlatformPolicy": {"policy_file": str(POLICY)},
+        "CloudflareAccessAuthenticator": {
+            "team_domain": standin.url,
+            "audience": [standin.audience],
+            "certs_min_refetch_interval": 0.5,
+            **traits,
+        },
+    }
+
+
+def make_authenticator(standin: CloudflareStandIn, **traits) -> CloudflareAccessAuthenticator:
+    """An authenticator in this process, configured like the hub's."""
+    c = Config()
+    for cls, values in cloudflare_settings(standin, **traits).items():
+        if cls != "JupyterHub":
+            for name, value in values.items():
+                setattr(getattr(c, cls), name, value)
+    return CloudflareAccessAuthenticator(config=c)
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def unb64(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+
+
+def reassemble(token: str, *, header: dict | None = None, payload: dict | None = None) -> str:
+    """``token`` with its header/payload replaced, keeping the original signature."""
+    h, p, sig = token.split(".")
+    h = b64(json.dumps(header).encode()) if header is not None else h
+    p = b64(json.dumps(payload).encode()) if payload is not None else p
+    return f"{h}.{p}.{sig}"
+
+
+def payload_of(token: str) -> dict:
+    return json.loads(unb64(token.split(".")[1]))
+
+
+@pytest.fixture
+async def cloudflare(tmp_path):
+    standin = CloudflareStandIn(tmp_path / "cloudflare")
+    await standin.start()
+    yield standin
+    await standin.stop()
+
+
+@pytest.fixture
+async def cf_hub_factory(tmp_path):
+    """Start hubs using ``cloudflare-access``; stops them and their proxies afterwards."""
+    hubs: list[Hub] = []
+
+    async def make(standin: CloudflareStandIn, name: str = "hub", **traits) -> Hub:
+        directory = tmp_path / name
+        directory.mkdir()
+        try:
+            hub = await start_hub(directory, lambda url: cloudflare_settings(standin, **traits))
+        except ProxyMissing as exc:
+            pytest.skip(str(exc))
+        hubs.append(hub)
+        return hub
+
+    yield make
+    await asyncio.gather(*(h.stop() for h in hubs))
+
+
+class Browser:
+    """A cookie-keeping client that sends a Cloudflare token, as requests through Access do."""
+
+    def __init__(self, hub: Hub, token: str | None = None):
+        self.hub = hub
+        self.token = token
+        self.session = aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True))
+
+    async def __aenter__(self) -> Browser:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.session.close()
+
+    async def get(self, path: str, *, follow: bool = True, **kwargs) -> tuple[int, str, aiohttp.ClientResponse]:
+        headers = {TOKEN_HEADER: self.token} if self.token else {}
+        headers.update(kwargs.pop("headers", {}))
+        async with self.session.get(self.hub.url + path, headers=headers, allow_redirects=follow, **kwargs) as r:
+            return r.status, await r.text(), r

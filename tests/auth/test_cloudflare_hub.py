@@ -1,0 +1,117 @@
+"""cloudflare-access in a real hub behind a real proxy, with the stand-in as Cloudflare."""
+
+from __future__ import annotations
+
+import cloudflare_fixtures as fixtures
+from cloudflare_fixtures import Browser
+
+from jupyterhub_platform.auth.cloudflare import TOKEN_COOKIE
+from jupyterhub_platform.devcluster.procs import wait_for
+
+cloudflare = fixtures.cloudflare
+cf_hub_factory = fixtures.cf_hub_factory
+
+ACCESS_PAGE = "reached through Cloudflare Access"
+
+
+async def test_login_from_header_policy_and_refusals(cloudflare, cf_hub_factory):
+    hub = await cf_hub_factory(cloudflare, identity_cache_ttl=1)
+
+    async with Browser(hub, await cloudflare.mint(email="alice@example.org")) as alice:
+        status, _, r = await alice.get("/hub/home")
+        assert status == 200 and len(r.history) == 2  # /hub/home -> /hub/login -> /hub/home
+        model = await hub.api("/users/alice@example.org")
+        assert (model["admin"], model["groups"]) == (False, ["researchers"])
+
+        await cloudflare.set_user("alice@example.org", ["platform-admins"])  # granted upstream
+
+        async def promoted() -> bool:
+            await alice.get("/hub/home")  # the next request re-reads the (expired) identity
+            return (await hub.api("/users/alice@example.org"))["admin"]
+
+        await wait_for(promoted, timeout=15, interval=0.3, what="alice made admin")
+
+    async with Browser(hub, await cloudflare.mint(email="bob@example.org")) as bob:
+        assert (await bob.get("/hub/home"))[0] == 200
+        model = await hub.api("/users/bob@example.org")
+        assert model["admin"] is True
+        assert set(model["roles"]) == {"user", "admin", "platform-operators"}
+
+    async with Browser(hub, await cloudflare.mint(email="carol@example.org")) as carol:
+        status, body, _ = await carol.get("/hub/home")
+        assert status == 403 and "not in any group that may use this hub" in body
+
+    async with Browser(hub) as nobody:  # no token: a 403 page, not a redirect loop
+        status, body, r = await nobody.get("/hub/home")
+        assert status == 403 and ACCESS_PAGE in body and "no Cf-Access-Jwt-Assertion header" in body
+        assert len(r.history) == 1
+
+    async with Browser(hub) as cookie_only:  # the cookie is ignored unless enabled
+        cookie = {TOKEN_COOKIE: await cloudflare.mint(email="alice@example.org")}
+        status, body, _ = await cookie_only.get("/hub/home", cookies=cookie)
+        assert status == 403 and ACCESS_PAGE in body
+
+    async with Browser(hub, await cloudflare.mint(email="alice@example.org", ttl=-120)) as expired:
+        status, body, _ = await expired.get("/hub/home")
+        assert status == 403 and "token expired" in body and "Traceback" not in body
+
+    async with Browser(hub, await cloudflare.mint(email="alice@example.org", key="unpublished")) as forged:
+        status, body, _ = await forged.get("/hub/home")
+        assert status == 403 and "signing key not in the provider" in body
+
+    users = {u["name"] for u in await hub.api("/users")}
+    assert users == {"alice@example.org", "bob@example.org"}
+    assert "Cloudflare Access login refused: token expired" in hub.log()
+
+
+async def test_identity_switch_logout_and_lost_token(cloudflare, cf_hub_factory):
+    hub = await cf_hub_factory(cloudflare)
+    alice_token = await cloudflare.mint(email="alice@example.org")
+    bob_token = await cloudflare.mint(email="bob@example.org")
+
+    async with Browser(hub, alice_token) as browser:
+        assert (await browser.get("/hub/home"))[0] == 200
+        status, body, _ = await browser.get("/hub/api/user")  # cookie-authenticated
+        assert status == 200 and '"alice@example.org"' in body
+
+        # Same browser, alice's hub cookie, but Access now vouches for bob.
+        browser.token = bob_token
+        status, body, _ = await browser.get("/hub/api/user")
+        assert status == 403 and "alice" not in body  # the API never answers as alice
+        status, _, r = await browser.get("/hub/home")  # a page logs bob in instead
+        assert status == 200 and "/hub/login" in str(r.history[0].headers["Location"])
+        assert '"bob@example.org"' in (await browser.get("/hub/api/user"))[1]
+        assert "carries bob@example.org's Access token" in hub.log()
+
+        # The token disappears (request not through Access): the session is not honoured.
+        browser.token = None
+        status, body, _ = await browser.get("/hub/home")
+        assert status == 403 and ACCESS_PAGE in body
+
+        browser.token = bob_token
+        status, _, r = await browser.get("/hub/logout", follow=False)
+        assert status == 302 and r.headers["Location"] == f"{cloudflare.url}/cdn-cgi/access/logout"
+        assert not any(c.key == "jupyterhub-hub-login" and c.value for c in browser.session.cookie_jar)
+
+
+async def test_cookie_and_service_tokens_when_enabled(cloudflare, cf_hub_factory):
+    hub = await cf_hub_factory(
+        cloudflare,
+        accept_cookie=True,
+        allow_service_tokens=True,
+        service_tokens={"ci-client.access": {"name": "ci-bot", "groups": ["researchers"]}},
+        username_from_email="local-part",
+    )
+    async with Browser(hub) as browser:
+        cookie = {TOKEN_COOKIE: await cloudflare.mint(email="alice@example.org")}
+        status, _, _ = await browser.get("/hub/home", cookies=cookie)
+        assert status == 200
+        assert (await hub.api("/users/alice"))["groups"] == ["researchers"]
+
+    async with Browser(hub, await cloudflare.mint(common_name="ci-client.access")) as bot:
+        assert (await bot.get("/hub/home"))[0] == 200
+        assert (await hub.api("/users/ci-bot"))["groups"] == ["researchers"]
+
+    async with Browser(hub, await cloudflare.mint(common_name="stranger.access")) as stranger:
+        status, body, _ = await stranger.get("/hub/home")
+        assert status == 403 and "stranger.access" in body and "is not mapped to a hub user" in body
