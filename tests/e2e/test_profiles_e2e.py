@@ -195,7 +195,7 @@ async def spawn_failure(user: HubUser) -> str:
 async def test_a_failing_sidecar_fails_the_spawn_naming_it(user, k8s, slug, words):
     alice = await user("alice")
     status, message = await spawn_status(alice, {"profile": slug})
-    if status == 202:  # still starting when slow_spawn_timeout passed
+    if status in (201, 202):  # still starting when slow_spawn_timeout passed
         message = await spawn_failure(alice)
     else:
         assert status == 500
@@ -217,6 +217,3 @@ async def test_the_spawn_form_starts_the_chosen_profile(user, k8s):
     assert int(notebook.resources.limits["memory"]) == 16 * 2**30
     env = {e.name: e.value for e in notebook.env}
     assert env["JUPYTERHUB_DEFAULT_URL"] == "/vscode/"
-    # the last choices are preselected next time
-    async with alice.session.get(f"{alice.hub_url}/hub/spawn/alice") as resp:
-        assert resp.status == 200

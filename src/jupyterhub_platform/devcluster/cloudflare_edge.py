@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import html
-from urllib.parse import quote
 
 import aiohttp
 from aiohttp import WSMsgType, web
+from yarl import URL
 
 from .cloudflare_standin import TOKEN_COOKIE, AccessState
 
@@ -84,7 +84,7 @@ def add_edge_routes(app: web.Application, state: AccessState, upstream: str) -> 
         token = request.cookies.get(TOKEN_COOKIE, "")
         if state.verify(token) is None:
             if request.method in ("GET", "HEAD"):
-                raise web.HTTPFound(f"{LOGIN_PATH}?redirect_url={quote(request.path_qs)}")
+                raise web.HTTPFound(URL(LOGIN_PATH).with_query(redirect_url=request.path_qs))
             raise web.HTTPForbidden(text="Cloudflare Access: sign in first")
         headers = forward_headers(request, token)
         if request.headers.get("Upgrade", "").lower() == "websocket":

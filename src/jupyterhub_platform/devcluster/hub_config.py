@@ -29,17 +29,20 @@ class SecretStore:
 
     def __init__(self, path: Path):
         self.path = path
-        self._values: dict[str, str] = json.loads(path.read_text()) if path.exists() else {}
+
+    def _read(self) -> dict[str, str]:
+        return json.loads(self.path.read_text()) if self.path.exists() else {}
 
     def get(self, key: str) -> str:
         """The secret for ``key``, generated (256 random bits, hex) the first time it is asked for."""
-        if key not in self._values:
-            self._values[key] = secrets.token_hex(32)
+        values = self._read()  # re-read: the platform and the hub both use the file
+        if key not in values:
+            values[key] = secrets.token_hex(32)
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(fd, "w") as f:
-                json.dump(self._values, f, indent=1)
-        return self._values[key]
+                json.dump(values, f, indent=1)
+        return values[key]
 
 
 @dataclass(frozen=True)
