@@ -37,6 +37,19 @@ def test_unmapped_key_is_rejected_naming_file_key_and_value():
     assert "gpu" in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "values",
+    [
+        {"hub": {"config": {"KubeSpawner": 3}}},
+        {"hub": {"services": {"reports": "http://x"}}},
+        {"hub": {"loadRoles": []}},
+    ],
+)
+def test_sections_that_must_be_mappings(values):
+    with pytest.raises(chart.ChartValuesError, match="must be a mapping"):
+        chart.check_supported(values, "v.yaml")
+
+
 def test_chart_culler_is_rejected():
     with pytest.raises(chart.ChartValuesError, match="cull.enabled"):
         chart.check_supported({"cull": {"enabled": True}}, "v.yaml")

@@ -186,6 +186,7 @@ class CloudflareAccessAuthenticator(PolicyBridge):
             log=self.log,
         )
         self.identities = TTLCache(self.identity_cache_ttl)
+        self.identity_paths = [tuple(e.split(".")) if isinstance(e, str) else tuple(e) for e in self.identity_groups_claim]
 
     def get_handlers(self, app):
         return [("/login", LoginHandler), ("/logout", CloudflareLogoutHandler)]
@@ -263,8 +264,7 @@ class CloudflareAccessAuthenticator(PolicyBridge):
                 503, "get-identity unavailable",
                 "Your groups cannot be read from Cloudflare Access right now; please try again in a few minutes.",
             ) from None
-        paths = [tuple(e.split(".")) if isinstance(e, str) else tuple(e) for e in self.identity_groups_claim]
-        groups = groups_at(document, paths, self.identity_group_name_key) or []
+        groups = groups_at(document, self.identity_paths, self.identity_group_name_key) or []
         self.identities.put(key, groups)
         return groups
 

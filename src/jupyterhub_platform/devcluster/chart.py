@@ -202,6 +202,15 @@ def check_supported(values: Mapping[str, Any], source: str | Path) -> None:
                 f"{source}: {path} = {value!r} is not supported by jupyterhub-platform's chart "
                 "mapping (jupyterhub_platform/devcluster/chart.py); map it there or remove it"
             )
+    for section in ("hub.config", "hub.services", "hub.loadRoles"):
+        tree = _get(values, section)
+        if tree is None:
+            continue
+        if not isinstance(tree, Mapping):
+            raise ChartValuesError(f"{source}: {section} = {tree!r} must be a mapping")
+        for key, value in tree.items():
+            if not isinstance(value, Mapping):
+                raise ChartValuesError(f"{source}: {section}.{key} = {value!r} must be a mapping")
     if _get(values, "cull.enabled") is True:
         raise ChartValuesError(
             f"{source}: cull.enabled = True is not supported: the platform runs its own culler, "

@@ -89,23 +89,33 @@ def add_edge_routes(app: web.Application, state: AccessState, upstream: str) -> 
         headers = forward_headers(request, token)
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await bridge_websocket(request, app["client"], upstream, headers)
-        body = await request.read()
-        async with app["client"].request(
-            request.method, upstream + request.path_qs, headers=headers, data=body or None, allow_redirects=False
-        ) as upstream_response:
-            response = web.StreamResponse(status=upstream_response.status, reason=upstream_response.reason)
-            for name, value in upstream_response.headers.items():
-                if name.lower() not in HOP_BY_HOP:
-                    response.headers.add(name, value)
-            await response.prepare(request)
-            async for chunk in upstream_response.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
-            return response
+        try:
+            return await relay(request, app["client"], upstream, headers)
+        except aiohttp.ClientConnectionError as exc:
+            raise web.HTTPBadGateway(text=f"the hub at {upstream} is not answering ({type(exc).__name__})") from None
 
     app.router.add_get(LOGIN_PATH, sign_in_form)
     app.router.add_post(LOGIN_PATH, sign_in)
     app.router.add_route("*", "/{tail:.*}", forward)
+
+
+async def relay(
+    request: web.Request, client: aiohttp.ClientSession, upstream: str, headers: dict[str, str]
+) -> web.StreamResponse:
+    """Forward one HTTP request and stream the answer back unchanged (redirects included)."""
+    body = await request.read()
+    async with client.request(
+        request.method, upstream + request.path_qs, headers=headers, data=body or None, allow_redirects=False
+    ) as answer:
+        response = web.StreamResponse(status=answer.status, reason=answer.reason)
+        for name, value in answer.headers.items():
+            if name.lower() not in HOP_BY_HOP:
+                response.headers.add(name, value)
+        await response.prepare(request)
+        async for chunk in answer.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+        return response
 
 
 async def bridge_websocket(

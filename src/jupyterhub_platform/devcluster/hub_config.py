@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import chart
+from .idp import IdPEndpoints
 from .procs import port_is_open
 
 ADMIN_SERVICE = "platform-dev-admin"
@@ -88,14 +89,14 @@ def local_overrides(endpoints: LocalEndpoints, store: SecretStore) -> chart.Conf
     The Kubernetes API comes from ``KUBECONFIG`` in the hub's environment and the database is the
     chart's ``sqlite:///jupyterhub.sqlite`` in the hub's working directory.
     """
-    idp = endpoints.idp_url
+    idp = IdPEndpoints(endpoints.idp_url)
     as_root = ["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []
     return {
         "GenericOAuthenticator": {
-            "authorize_url": f"{idp}/oauth2/authorize",
-            "token_url": f"{idp}/oauth2/token",
-            "userdata_url": f"{idp}/userinfo",
-            "logout_redirect_url": f"{idp}/oauth2/end_session",
+            "authorize_url": idp.authorize_url,
+            "token_url": idp.token_url,
+            "userdata_url": idp.userinfo_url,
+            "logout_redirect_url": idp.end_session_url,
             "client_secret": store.get("hub.config.GenericOAuthenticator.client_secret"),
             "oauth_callback_url": "",
         },
