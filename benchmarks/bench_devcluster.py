@@ -100,9 +100,8 @@ async def _measure(state_dir: Path, pods: int) -> tuple[int, float]:
 
 async def run() -> list[Figure]:
     with tempfile.TemporaryDirectory(prefix="bench-devcluster-") as tmp:
-        idle_dir, loaded_dir = Path(tmp, "idle"), Path(tmp, "loaded")
-        idle_dir.mkdir()
-        loaded_dir.mkdir()
+        idle_dir = Path(tempfile.mkdtemp(prefix="idle-", dir=tmp))
+        loaded_dir = Path(tempfile.mkdtemp(prefix="loaded-", dir=tmp))
         idle_kib, _ = await _measure(idle_dir, 0)
         loaded_kib, seconds = await _measure(loaded_dir, PODS)
     return [

@@ -75,8 +75,10 @@ def test_ttl_cache_expires_and_prunes():
     assert cache.get("a") == ["x"]
     now[0] = 10
     assert cache.get("a") is None
-    cache.put("b", [])
+    cache.put("b", [], ttl=1)
     assert cache.get("b") == [] and len(cache._entries) == 1
+    now[0] = 11
+    assert cache.get("b") is None
 
 
 # --- against the stand-in: tokens and get-identity over HTTP ---------------------------------

@@ -84,6 +84,16 @@ async def test_tampered_none_and_hs256_are_refused(cloudflare, caplog):
     assert (await rejected(auth, "not-a-jwt", caplog)).reason == "malformed token"
 
 
+async def test_remembered_token_still_expires(cloudflare, caplog):
+    auth = make_authenticator(cloudflare, leeway=0.0)
+    token = await cloudflare.mint(email="alice@example.org", ttl=2)
+    assert await auth.verify_token(token)
+    assert auth.verified.get(token) is not None  # remembered: the next request skips the RSA check
+    assert await auth.verify_token(token)
+    await wait_for(lambda: not auth.verified.get(token), timeout=10, what="the remembered token's exp")
+    assert (await rejected(auth, token, caplog)).reason == "token expired"
+
+
 async def test_scheduled_rotation_overlap_then_retirement(cloudflare, caplog):
     auth = make_authenticator(cloudflare)
     old = await cloudflare.mint(email="alice@example.org")

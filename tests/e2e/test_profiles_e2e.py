@@ -35,6 +35,22 @@ resources:
     small: {cpu: {request: 0.5, limit: 1}, memory: {request: 1Gi, limit: 1Gi}}
 """
 
+# Open to everyone, with one size only platform admins may pick: the choice-level 403. (The
+# shipped policy grants researchers every shipped choice, ml-gpu included.)
+RESTRICTED_SIZE = """\
+slug: shared-lab
+display_name: Shared lab
+kind: jupyterlab
+image: quay.io/jupyter/minimal-notebook:2025-01-06
+resources:
+  choices:
+    small: {cpu: {request: 0.5, limit: 1}, memory: {request: 1Gi, limit: 1Gi}}
+    big:
+      cpu: {request: 2, limit: 2}
+      memory: {request: 4Gi, limit: 4Gi}
+      allowed_groups: [platform-admins]
+"""
+
 
 SIDECAR_PROFILE = """\
 slug: {slug}
@@ -61,6 +77,7 @@ async def profile_platform():
     extra = ARTIFACTS / f"{state_dir}-extra-profiles"
     extra.mkdir()
     (extra / "admins-only.yaml").write_text(textwrap.dedent(ADMINS_ONLY))
+    (extra / "shared-lab.yaml").write_text(RESTRICTED_SIZE)
     for slug, command in (("crashing-sidecar", ["false"]), ("unready-sidecar", ["sleep", "300"])):
         (extra / f"{slug}.yaml").write_text(SIDECAR_PROFILE.format(slug=slug, command=command))
     overrides = {
@@ -131,7 +148,7 @@ async def test_entitled_user_gets_the_profile_they_chose(user, k8s):
     "options, status, words",
     [
         ({"profile": "admins-only"}, 403, "not allowed to use profile 'admins-only'"),
-        ({"profile": "jupyterlab", "size": "ml-gpu"}, 403, "not allowed to use size 'ml-gpu'"),
+        ({"profile": "shared-lab", "size": "big"}, 403, "not allowed to use size 'big'"),
         ({"image--unlisted-choice": "evil/img:1"}, 400, "is not an image this profile allows"),
         ({"profile": "jupyterlab", "size": "huge"}, 400, "has no size 'huge'"),
     ],

@@ -24,6 +24,7 @@ def endpoints(tmp_path) -> hub_config.LocalEndpoints:
         idp_url="http://127.0.0.1:19400",
         values_path=str(VALUES),
         secrets_path=str(tmp_path / "secrets.json"),
+        extra_files_dir=str(tmp_path / "extra-files"),
     )
 
 
@@ -43,16 +44,26 @@ def test_only_endpoints_differ_from_the_chart_config(endpoints):
     assert changed == {(cls, t) for cls, traits in overrides.items() for t in traits} | {
         ("JupyterHub", "services"),
         ("JupyterHub", "load_roles"),
+        ("PlatformPolicy", "policy_file"),  # a mounted file, at its local stand-in
     }
-    gen = local["GenericOAuthenticator"]
-    assert gen["authorize_url"] == "http://127.0.0.1:19400/oauth2/authorize"
-    assert gen["token_url"] == "http://127.0.0.1:19400/oauth2/token"
-    assert gen["oauth_callback_url"] == ""  # follows the address the browser used
-    # production policy is untouched
-    assert gen["allowed_groups"] == ["researchers", "platform-admins"]
-    assert local["JupyterHub"]["authenticator_class"] == "generic-oauth"
+    oidc = local["OIDCAuthenticator"]
+    assert oidc["issuer"] == "http://127.0.0.1:19400"
+    assert oidc["oauth_callback_url"] == ""  # follows the address the browser used
+    assert oidc["client_id"] == "jupyterhub"  # production settings are untouched
+    assert local["JupyterHub"]["authenticator_class"] == "platform-oidc"
     assert local["JupyterHub"]["hub_connect_url"] == "http://127.0.0.1:18081"
     assert local["ConfigurableHTTPProxy"]["api_url"] == "http://127.0.0.1:18001"
+    mount = production["PlatformPolicy"]["policy_file"]
+    assert local["PlatformPolicy"]["policy_file"] == str(Path(endpoints.extra_files_dir) / mount.lstrip("/"))
+
+
+def test_extra_files_and_extra_config_run_like_the_chart(endpoints, tmp_path):
+    values = chart.load_install_values(VALUES)
+    files = chart.extra_files(values)
+    assert files[values["hub"]["config"]["PlatformPolicy"]["policy_file"]] == (
+        VALUES.parent / "policy.yaml"
+    ).read_text()
+    assert [key for key, _ in chart.extra_config(values)] == ["platform-checks"]
 
 
 def test_admin_service_holds_the_admin_role(endpoints):
@@ -91,7 +102,8 @@ def _load_in_jupyterhub(config_file: Path) -> subprocess.CompletedProcess:
         "from jupyterhub.app import JupyterHub\n"
         f"app = JupyterHub(config_file={str(config_file)!r})\n"
         "app.load_config_file(app.config_file)\n"
-        "print(app.config.KubeSpawner.cpu_limit, app.config.JupyterHub.authenticator_class)\n"
+        "print(app.config.KubeSpawner.cpu_limit, app.config.JupyterHub.authenticator_class,\n"
+        "      app.config.PlatformPolicy.policy_file)\n"
     )
     return subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=False, timeout=60
@@ -109,7 +121,28 @@ def test_generated_config_file_loads_in_jupyterhub(endpoints, tmp_path, listenin
     )
     result = _load_in_jupyterhub(hub_config.write_hub_files(tmp_path / "hub", live))
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["2", "generic-oauth"]
+    cpu_limit, authenticator, policy_file = result.stdout.split()
+    assert (cpu_limit, authenticator) == ("2", "platform-oidc")
+    # hub.extraFiles are "mounted" and hub.extraConfig ran (it checks those very files)
+    assert Path(policy_file).read_text() == (VALUES.parent / "policy.yaml").read_text()
+
+
+def test_hub_refuses_to_start_with_a_bad_profile(endpoints, tmp_path, listening_port):
+    ready = tmp_path / "ready.json"
+    ready.write_text("{}")
+    bad_profiles = tmp_path / "profiles"
+    bad_profiles.mkdir()
+    (bad_profiles / "broken.yaml").write_text("slug: broken\nkind: spaceship\n")
+    live = replace(
+        endpoints,
+        proxy_api_url=f"http://127.0.0.1:{listening_port}",
+        cluster_ready_file=str(ready),
+        hub_config_overrides={"ProfileSpawner": {"profile_directories": [str(bad_profiles)]}},
+    )
+    result = _load_in_jupyterhub(hub_config.write_hub_files(tmp_path / "hub", live))
+    assert result.returncode != 0
+    assert "broken.yaml" in result.stderr and "kind" in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_generated_config_gives_up_clearly_without_the_cluster(endpoints, tmp_path, listening_port):

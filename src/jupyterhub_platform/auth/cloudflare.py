@@ -13,7 +13,9 @@ anyone try stolen tokens without Cloudflare's own checks (docs/cloudflare-access
 from __future__ import annotations
 
 import hashlib
+import time
 
+import jwt
 from jupyterhub.handlers.login import LoginHandler, LogoutHandler
 from tornado import web
 from traitlets import Bool, Dict, Enum, Float, List, Unicode, Union, default, validate
@@ -186,6 +188,7 @@ class CloudflareAccessAuthenticator(PolicyBridge):
             log=self.log,
         )
         self.identities = TTLCache(self.identity_cache_ttl)
+        self.verified = TTLCache(self.certs_cache_ttl)
         self.identity_paths = [tuple(e.split(".")) if isinstance(e, str) else tuple(e) for e in self.identity_groups_claim]
 
     def get_handlers(self, app):
@@ -201,9 +204,17 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         return token or None
 
     async def verify_token(self, token: str) -> dict:
-        """The verified claims; raises :class:`AccessDenied` (logged without the token)."""
+        """The verified claims; raises :class:`AccessDenied` (logged without the token).
+
+        A browser sends the same token on every request until it expires, so a verified token is
+        remembered until its ``exp`` (at most ``certs_cache_ttl``), and only while its key is
+        still in the key set: a revoked key revokes its remembered tokens at the next refetch.
+        """
+        remembered = self.verified.get(token)
+        if remembered is not None and remembered[1] in self.jwks.kids:
+            return remembered[0]
         try:
-            return await self.jwks.verify(
+            claims = await self.jwks.verify(
                 token,
                 issuer=self.team_domain,
                 audience=self.audience,
@@ -219,6 +230,10 @@ class CloudflareAccessAuthenticator(PolicyBridge):
                 503, "signing keys unavailable",
                 "Cloudflare Access's signing keys cannot be fetched right now; please try again later.",
             ) from None
+        lifetime = min(self.certs_cache_ttl, claims["exp"] - time.time())
+        if lifetime > 0:
+            self.verified.put(token, (claims, jwt.get_unverified_header(token).get("kid")), ttl=lifetime)
+        return claims
 
     async def claims_from(self, handler) -> tuple[dict, str]:
         """The request's token and its verified claims."""
@@ -231,6 +246,7 @@ class CloudflareAccessAuthenticator(PolicyBridge):
     # -- identity and groups -------------------------------------------------------------------
 
     def identity(self, claims: dict) -> Identity:
+        """The normalised hub user named by verified ``claims``; AccessDenied when none is."""
         try:
             identity = identity_from_claims(
                 claims,

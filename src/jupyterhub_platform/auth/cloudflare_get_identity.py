@@ -1,4 +1,4 @@
-"""Cloudflare Access's ``get-identity`` endpoint, and a cache of its answers per identity nonce.
+"""Cloudflare Access's ``get-identity`` endpoint, and the TTL cache for its answers (and tokens).
 
 The access JWT carries no groups unless the identity provider's claims are passed through; the
 full identity (groups included) is served by ``<team domain>/cdn-cgi/access/get-identity`` to
@@ -41,7 +41,7 @@ async def fetch_identity(team_domain: str, token: str, timeout: float = 10.0) ->
 
 
 class TTLCache:
-    """Values by key for ``ttl`` seconds; expired entries are dropped as new ones arrive."""
+    """Values by key until their time is up; expired entries are dropped as new ones arrive."""
 
     def __init__(self, ttl: float, clock: Callable[[], float] = time.monotonic):
         self.ttl = ttl
@@ -50,11 +50,12 @@ class TTLCache:
 
     def get(self, key: str) -> object | None:
         entry = self._entries.get(key)
-        if entry is None or self._clock() - entry[0] >= self.ttl:
+        if entry is None or self._clock() >= entry[0]:
             return None
         return entry[1]
 
-    def put(self, key: str, value: object) -> None:
+    def put(self, key: str, value: object, ttl: float | None = None) -> None:
+        """Keep ``value`` for ``ttl`` seconds (default: the cache's)."""
         now = self._clock()
-        self._entries = {k: e for k, e in self._entries.items() if now - e[0] < self.ttl}
-        self._entries[key] = (now, value)
+        self._entries = {k: e for k, e in self._entries.items() if now < e[0]}
+        self._entries[key] = (now + (self.ttl if ttl is None else ttl), value)

@@ -121,6 +121,7 @@ _SECRET_HUB_CONFIG = {
 # proxy pod) rather than into hub config. They are valid to ship; the local platform has no
 # equivalent of them, which docs/local-platform.md says.
 CHART_ONLY_KEYS = (
+    "hub.extraFiles",  # mounted into the hub pod; see extra_files() for the local equivalent
     "hub.image",
     "hub.resources",
     "hub.networkPolicy",
@@ -145,6 +146,7 @@ def _supported_keys() -> tuple[str, ...]:
         "hub.config",
         "hub.services",
         "hub.loadRoles",
+        "hub.extraConfig",
         "singleuser.image.name",
         "singleuser.image.tag",
         "singleuser.allowPrivilegeEscalation",
@@ -165,6 +167,9 @@ def _supported_keys() -> tuple[str, ...]:
 
 SUPPORTED_KEYS = _supported_keys()
 
+SET_FILES = {"hub.extraFiles.platform-policy.stringData": "policy.yaml"}
+"""The install command's ``--set-file`` arguments (README): values key → file beside values.yaml."""
+
 
 def load_values(path: Path) -> dict[str, Any]:
     """Read a values file; a clear :class:`ChartValuesError` instead of a YAML traceback."""
@@ -179,6 +184,47 @@ def load_values(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise ChartValuesError(f"{path}: top level must be a mapping, got {type(data).__name__}")
     return data
+
+
+def load_install_values(path: Path) -> dict[str, Any]:
+    """The values the install command gives Helm: ``path`` plus the :data:`SET_FILES`."""
+    values = load_values(path)
+    for dotted, name in SET_FILES.items():
+        file = path.parent / name
+        try:
+            content = file.read_text()
+        except OSError as exc:
+            raise ChartValuesError(f"{file}: cannot read (--set-file {dotted}): {exc.strerror}") from exc
+        *parents, leaf = dotted.split(".")
+        node = values
+        for key in parents:
+            node = node.setdefault(key, {})
+            if not isinstance(node, dict):
+                raise ChartValuesError(f"{path}: {key} must be a mapping to take --set-file {dotted}")
+        node[leaf] = content
+    return values
+
+
+def extra_files(values: Mapping[str, Any]) -> dict[str, str]:
+    """``hub.extraFiles`` with text content as ``{mountPath: content}``.
+
+    ``data`` entries are rendered as YAML (the chart picks YAML, JSON or TOML by extension;
+    YAML is a superset of the JSON it would write).
+    """
+    files = {}
+    for key, spec in (_get(values, "hub.extraFiles") or {}).items():
+        if "stringData" in spec:
+            files[spec["mountPath"]] = spec["stringData"]
+        elif "data" in spec:
+            files[spec["mountPath"]] = yaml.safe_dump(spec["data"], sort_keys=False)
+        else:
+            raise ChartValuesError(f"hub.extraFiles.{key}: only stringData and data are supported")
+    return files
+
+
+def extra_config(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``hub.extraConfig`` snippets in the order the chart runs them (sorted by key)."""
+    return sorted((_get(values, "hub.extraConfig") or {}).items())
 
 
 def _leaf_paths(tree: Mapping[str, Any], prefix: str = ""):

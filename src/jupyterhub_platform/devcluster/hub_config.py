@@ -18,7 +18,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import chart
-from .idp import IdPEndpoints
 from .procs import port_is_open
 
 ADMIN_SERVICE = "platform-dev-admin"
@@ -59,6 +58,8 @@ class LocalEndpoints:
     """The devcluster's ready.json: the hub starts importing at once but configures itself only
     once the cluster serves, so its slow start overlaps the cluster's."""
     startup_timeout: float = 90.0
+    extra_files_dir: str = ""
+    """Where ``hub.extraFiles`` are "mounted" locally (a mountPath maps to this dir + mountPath)."""
     namespace: str = "default"
     ip: str = "127.0.0.1"
     hub_config_overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -89,15 +90,11 @@ def local_overrides(endpoints: LocalEndpoints, store: SecretStore) -> chart.Conf
     The Kubernetes API comes from ``KUBECONFIG`` in the hub's environment and the database is the
     chart's ``sqlite:///jupyterhub.sqlite`` in the hub's working directory.
     """
-    idp = IdPEndpoints(endpoints.idp_url)
     as_root = ["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []
     return {
-        "GenericOAuthenticator": {
-            "authorize_url": idp.authorize_url,
-            "token_url": idp.token_url,
-            "userdata_url": idp.userinfo_url,
-            "logout_redirect_url": idp.end_session_url,
-            "client_secret": store.get("hub.config.GenericOAuthenticator.client_secret"),
+        "OIDCAuthenticator": {
+            "issuer": endpoints.idp_url,
+            "client_secret": store.get("hub.config.OIDCAuthenticator.client_secret"),
             "oauth_callback_url": "",
         },
         "KubeSpawner": {"cmd": ["jupyterhub-singleuser", *as_root]},
@@ -117,18 +114,40 @@ def _with_admin_service(cfg: chart.Config, token: str) -> None:
     hub["load_roles"] = roles
 
 
-def hub_config(endpoints: LocalEndpoints) -> chart.Config:
-    """The complete local hub config: values → chart mapping → local overrides → caller's overrides."""
+def _install_values(endpoints: LocalEndpoints) -> dict[str, Any]:
     values_path = Path(endpoints.values_path)
-    values = chart.load_values(values_path)
+    values = chart.load_install_values(values_path)
     chart.check_supported(values, values_path)
+    return values
+
+
+def local_mounts(endpoints: LocalEndpoints, values: dict[str, Any]) -> dict[str, Path]:
+    """Each ``hub.extraFiles`` mountPath → the local file standing in for it."""
+    base = Path(endpoints.extra_files_dir)
+    return {mount: base / mount.lstrip("/") for mount in chart.extra_files(values)}
+
+
+def _remount(value: Any, mounts: dict[str, Path]) -> Any:
+    """``value`` with every string naming a mounted file replaced by its local path."""
+    if isinstance(value, str):
+        return str(mounts[value]) if value in mounts else value
+    if isinstance(value, list):
+        return [_remount(v, mounts) for v in value]
+    if isinstance(value, dict):
+        return {k: _remount(v, mounts) for k, v in value.items()}
+    return value
+
+
+def hub_config(endpoints: LocalEndpoints, values: dict[str, Any] | None = None) -> chart.Config:
+    """The complete local hub config: values → chart mapping → local overrides → caller's overrides."""
+    values = _install_values(endpoints) if values is None else values
     store = SecretStore(Path(endpoints.secrets_path))
     cfg = chart.chart_config(values, chart_environment(endpoints, store))
     for overrides in (local_overrides(endpoints, store), endpoints.hub_config_overrides):
         for cls, traits in overrides.items():
             cfg.setdefault(cls, {}).update(traits)
     _with_admin_service(cfg, store.get(f"hub.services.{ADMIN_SERVICE}.apiToken"))
-    return cfg
+    return _remount(cfg, local_mounts(endpoints, values))
 
 
 def admin_token(secrets_path: Path) -> str:
@@ -171,4 +190,12 @@ def configure(c: Any, settings_path: str) -> None:
     """Entry point of the generated config file, run inside the hub process."""
     endpoints = LocalEndpoints(**json.loads(Path(settings_path).read_text()))
     _await_dependencies(endpoints)
-    chart.apply_config(c, hub_config(endpoints))
+    values = _install_values(endpoints)
+    mounts = local_mounts(endpoints, values)
+    for mount, content in chart.extra_files(values).items():
+        mounts[mount].parent.mkdir(parents=True, exist_ok=True)
+        mounts[mount].write_text(content)
+    chart.apply_config(c, hub_config(endpoints, values))
+    # Like the chart's hub: hub.extraConfig runs last, in the config file's namespace.
+    for key, code in chart.extra_config(values):
+        exec(compile(code, f"<hub.extraConfig.{key}>", "exec"), {"c": c})

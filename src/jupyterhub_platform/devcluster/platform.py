@@ -157,6 +157,7 @@ class LocalPlatform:
             idp_url=f"http://{LOOPBACK}:{idp_port}",
             values_path=str(self.values_path),
             secrets_path=str(self.secrets_path),
+            extra_files_dir=str(self.state_dir / "hub" / "extra-files"),
             cluster_ready_file=str(cluster_dir / DevClusterFiles.READY),
             startup_timeout=self.startup_timeout,
             ip=LOOPBACK,

@@ -53,7 +53,9 @@ class Sources:
         """The current catalogue and what ``groups`` get from it."""
         catalogue = self.catalogue.current()
         if self.policy is not None:
-            return catalogue, self.policy.current().resolve(groups)
+            # JupyterHub group names are the policy's normalised names already (the authenticator
+            # synced them): normalising twice is not always a no-op.
+            return catalogue, self.policy.current().resolve(groups, normalised=True)
         # No policy file: the profile files' allowed_groups decide alone.
         return catalogue, entitlements_from_rules(catalogue.rules(), groups)
 

@@ -1,0 +1,138 @@
+"""The workspace kinds run for real on the local platform, started from the shipped profiles.
+
+Each server's programs are real local processes (the kubelet runs the profile's command on the
+pod's loopback IP): code-server behind jupyter-vscode-proxy, a Streamlit app behind
+jupyter-standaloneproxy, TigerVNC + noVNC behind jupyter-remote-desktop-proxy. They are installed
+by ``.ci/install-workspace-tools``; a test whose programs are missing says so and skips.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import aiohttp
+import psutil
+import pytest
+from hub_user import SPAWN_TIMEOUT, HubUser
+
+from jupyterhub_platform.devcluster.procs import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+REPO = Path(__file__).resolve().parents[2]
+CODE_SERVER_BIN = REPO / ".cache" / "node" / "node_modules" / ".bin"
+# .ci/install-workspace-tools puts code-server in the repo's npm prefix; nox adds that to PATH.
+# Add it here too (before any platform starts) so a plain `pytest` run finds it as well.
+if CODE_SERVER_BIN.is_dir() and str(CODE_SERVER_BIN) not in os.environ["PATH"].split(os.pathsep):
+    os.environ["PATH"] = f"{CODE_SERVER_BIN}{os.pathsep}{os.environ['PATH']}"
+
+INSTALL_HINT = "run .ci/install-workspace-tools (as root) to install it"
+
+
+def require_programs(*names: str) -> None:
+    # where the kubelet looks: the platform's virtualenv first, then PATH
+    search = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
+    missing = [name for name in names if shutil.which(name, path=search) is None]
+    if missing:
+        pytest.skip(f"{', '.join(missing)} not installed on this machine: {INSTALL_HINT}")
+
+
+async def started(user: HubUser, profile: str) -> None:
+    """Log in and start ``profile``; return once the hub reports the server ready."""
+    assert await user.login() == 302
+    await user.spawn({"profile": profile})
+
+    async def ready() -> bool:
+        server = (await user.model()).get("servers", {}).get("")
+        return bool(server and server.get("ready"))
+
+    await wait_for(ready, timeout=SPAWN_TIMEOUT, interval=0.25, what=f"{user.name}'s {profile}")
+
+
+async def page(user: HubUser, path: str, *, expect: str, timeout: float = 60) -> tuple[str, str]:
+    """GET ``/user/<name>/<path>`` (following the OAuth redirects) until 200 with ``expect`` in it.
+
+    Returns the final URL's path and the body. Proxied programs start on the first request and
+    answer 5xx until they listen, hence the retries.
+    """
+    seen: dict[str, object] = {}
+
+    async def loaded() -> bool:
+        async with user.session.get(f"{user.server_url}/{path}") as resp:
+            body = await resp.text()
+            seen.update(status=resp.status, url=resp.url.path, body=body[:300])
+            return resp.status == 200 and expect in body
+
+    await wait_for(loaded, timeout=timeout, interval=0.5, what=f"{expect!r} at {path}: {seen}")
+    return str(seen["url"]), str(seen["body"])
+
+
+async def test_vscode_users_land_in_code_server(hub):
+    require_programs("code-server")
+    alice = hub("alice")
+    await started(alice, "vscode")
+    landed, _ = await page(alice, "", expect="code-server")
+    assert landed == "/user/alice/vscode/"
+
+
+async def test_streamlit_app_is_served_to_its_owner_only(hub):
+    require_programs("streamlit", "jupyter-standaloneproxy", "jupyterhub-platform-streamlit")
+    alice = hub("alice")
+    await started(alice, "streamlit")
+    await page(alice, "_stcore/health", expect="ok")
+    _, body = await page(alice, "", expect="<title>Streamlit</title>")
+    # The app's content travels over Streamlit's websocket, through CHP and the standalone proxy.
+    async with alice.session.ws_connect(f"{alice.server_url}/_stcore/stream") as ws:
+        assert not ws.closed
+
+    bob = hub("bob")
+    assert await bob.login() == 302
+    for path in ("", "_stcore/health"):
+        async with bob.session.get(f"{alice.server_url}/{path}") as resp:
+            body = await resp.text()
+        refused = resp.status == 403 or resp.url.path.startswith("/hub/login")
+        assert refused, f"bob got {resp.status} at {resp.url}"
+        assert "<title>Streamlit</title>" not in body and body.strip() != "ok"
+    with pytest.raises(aiohttp.WSServerHandshakeError):
+        async with bob.session.ws_connect(f"{alice.server_url}/_stcore/stream"):
+            pass
+
+
+def vnc_servers(state_dir: Path) -> list[psutil.Process]:
+    """The platform's VNC server processes (their HOME is a home directory in ``state_dir``)."""
+    found = []
+    for proc in psutil.process_iter(["name", "cmdline"]):
+        try:
+            if "rfbunixpath" not in " ".join(proc.info["cmdline"] or []):
+                continue
+            if proc.environ().get("HOME", "").startswith(str(state_dir)):
+                found.append(proc)
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    return found
+
+
+async def test_desktop_users_land_on_a_vnc_desktop(hub, platform):
+    require_programs("vncserver", "Xvnc", "openbox", "xterm", "jupyterhub-platform-desktop-session")
+    alice = hub("alice")
+    await started(alice, "desktop")
+    landed, _ = await page(alice, "", expect="noVNC")
+    assert landed == "/user/alice/desktop/"
+    # noVNC's websocket reaches TigerVNC, which greets with its RFB protocol version.
+    async with alice.session.ws_connect(
+        f"{alice.server_url}/desktop-websockify/", protocols=("binary",)
+    ) as ws:
+        greeting = await ws.receive_bytes(timeout=30)
+    assert greeting.startswith(b"RFB 003."), greeting
+    assert vnc_servers(platform.state_dir)
+
+    await alice.stop()
+    await wait_for(
+        lambda: not vnc_servers(platform.state_dir),
+        timeout=20,
+        interval=0.25,
+        what="the VNC server to stop with the server",
+    )
