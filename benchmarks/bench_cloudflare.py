@@ -51,11 +51,9 @@ def install_baseline(directory: Path) -> str:
 
 
 def settings(standin: CloudflareStandIn, authenticator_class: str) -> dict[str, dict]:
-    return {
-        "JupyterHub": {"authenticator_class": authenticator_class, "log_level": "WARN"},
-        "PlatformPolicy": {"policy_file": str(POLICY)},
-        "CloudflareAccessAuthenticator": {"team_domain": standin.url, "audience": [standin.audience]},
-    }
+    settings = {**standin.hub_config_overrides(), "PlatformPolicy": {"policy_file": str(POLICY)}}
+    settings["JupyterHub"] = {"authenticator_class": authenticator_class, "log_level": "WARN"}
+    return settings
 
 
 async def requests_per_second(hub: Hub, tokens: list[str], seconds: float) -> float:

@@ -21,16 +21,9 @@ from jupyterhub_platform.devcluster.cloudflare_standin import CloudflareStandIn
 
 def cloudflare_settings(standin: CloudflareStandIn, **traits) -> dict[str, dict]:
     """Hub config for ``cloudflare-access`` against ``standin`` with the example policy."""
-    return {
-        "JupyterHub": {"authenticator_class": "cloudflare-access"},
-        "PlatformPolicy": {"policy_file": str(POLICY)},
-        "CloudflareAccessAuthenticator": {
-            "team_domain": standin.url,
-            "audience": [standin.audience],
-            "certs_min_refetch_interval": 0.5,
-            **traits,
-        },
-    }
+    settings = {**standin.hub_config_overrides(), "PlatformPolicy": {"policy_file": str(POLICY)}}
+    settings["CloudflareAccessAuthenticator"].update({"certs_min_refetch_interval": 0.5, **traits})
+    return settings
 
 
 def make_authenticator(standin: CloudflareStandIn, **traits) -> CloudflareAccessAuthenticator:

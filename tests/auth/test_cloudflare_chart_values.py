@@ -33,8 +33,9 @@ def test_overlay_matches_the_chart_schema_and_mapping():
     if not SCHEMA.exists():
         pytest.skip(f"z2jh schema not available at {SCHEMA}")
     validator = jsonschema.Draft7Validator(without_required(json.loads(SCHEMA.read_text())))
+    overlay = chart.load_values(OVERLAY)  # the main file is checked by tests/unit
+    assert [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(overlay)] == []
     values = merged()
-    assert [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(values)] == []
     chart.check_supported(values, OVERLAY)
     assert values["ingress"]["enabled"] is False
 
@@ -48,6 +49,8 @@ def test_overlay_hub_config_builds_the_authenticator():
     assert auth.team_domain == "https://example-team.cloudflareaccess.com"
     assert auth.jwks.url == "https://example-team.cloudflareaccess.com/cdn-cgi/access/certs"
     assert auth.auto_login and not auth.accept_cookie and auth.identity_unavailable == "deny"
+    assert hub_config["Authenticator"]["auth_refresh_age"] == 300
+    assert auth.auth_refresh_age < 1e-3  # every request is re-checked regardless
 
 
 @pytest.mark.parametrize(

@@ -62,6 +62,7 @@ async def test_login_from_header_policy_and_refusals(cloudflare, cf_hub_factory)
     users = {u["name"] for u in await hub.api("/users")}
     assert users == {"alice@example.org", "bob@example.org"}
     assert "Cloudflare Access login refused: token expired" in hub.log()
+    assert "Traceback" not in hub.log()
 
 
 async def test_identity_switch_logout_and_lost_token(cloudflare, cf_hub_factory):
@@ -92,6 +93,7 @@ async def test_identity_switch_logout_and_lost_token(cloudflare, cf_hub_factory)
         status, _, r = await browser.get("/hub/logout", follow=False)
         assert status == 302 and r.headers["Location"] == f"{cloudflare.url}/cdn-cgi/access/logout"
         assert not any(c.key == "jupyterhub-hub-login" and c.value for c in browser.session.cookie_jar)
+    assert "Traceback" not in hub.log()  # dropped sessions are not errors (JupyterHub 6.1 quirk)
 
 
 async def test_cookie_and_service_tokens_when_enabled(cloudflare, cf_hub_factory):

@@ -13,7 +13,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 import pytest_asyncio
-from hub_user import SPAWN_TIMEOUT, HubUser
+from hub_user import ARTIFACTS, SPAWN_TIMEOUT, HubUser
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 
@@ -25,9 +25,6 @@ def pytest_collection_modifyitems(items):
     for item in items:
         if Path(str(item.fspath)).parent == Path(__file__).parent:
             item.add_marker(pytest.mark.e2e)
-
-
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -10,6 +11,9 @@ import aiohttp
 from yarl import URL
 
 from jupyterhub_platform.devcluster.procs import wait_for
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
+"""Platform state, logs and screenshots of e2e runs, kept for post-mortems (gitignored)."""
 
 SPAWN_TIMEOUT = 90.0
 

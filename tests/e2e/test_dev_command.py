@@ -11,8 +11,7 @@ from pathlib import Path
 import aiohttp
 import psutil
 import pytest
-from conftest import ARTIFACTS
-from hub_user import HubUser, launch
+from hub_user import ARTIFACTS, HubUser, launch
 
 from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, wait_for
 

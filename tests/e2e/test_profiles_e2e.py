@@ -13,8 +13,7 @@ import textwrap
 
 import pytest
 import pytest_asyncio
-from conftest import ARTIFACTS
-from hub_user import HubUser, user_pods
+from hub_user import ARTIFACTS, HubUser, user_pods
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
 

@@ -66,7 +66,10 @@ async def page(user: HubUser, path: str, *, expect: str, timeout: float = 60) ->
             seen.update(status=resp.status, url=resp.url.path, body=body[:300])
             return resp.status == 200 and expect in body
 
-    await wait_for(loaded, timeout=timeout, interval=0.5, what=f"{expect!r} at {path}: {seen}")
+    try:
+        await wait_for(loaded, timeout=timeout, interval=0.5, what=f"{expect!r} at /{path}")
+    except TimeoutError as exc:
+        raise AssertionError(f"{exc}; last answer: {seen}") from exc
     return str(seen["url"]), str(seen["body"])
 
 
@@ -79,27 +82,29 @@ async def test_vscode_users_land_in_code_server(hub):
 
 
 async def test_streamlit_app_is_served_to_its_owner_only(hub):
-    require_programs("streamlit", "jupyter-standaloneproxy", "jupyterhub-platform-streamlit")
+    require_programs("streamlit", "jupyterhub-platform-streamlit")
     # bob runs the app and alice tries it: alice holds no access to other users' servers (bob is
     # a hub admin, and JupyterHub admins may open any server after an explicit consent page).
     bob = hub("bob")
     await started(bob, "streamlit")
-    await page(bob, "_stcore/health", expect="ok")
-    await page(bob, "", expect="<title>Streamlit</title>")
-    # The app's content travels over Streamlit's websocket, through CHP and the standalone proxy.
-    async with bob.session.ws_connect(f"{bob.server_url}/_stcore/stream") as ws:
+    landed, _ = await page(bob, "", expect="<title>Streamlit</title>")
+    assert landed == "/user/bob/streamlit/"
+    await page(bob, "streamlit/_stcore/health", expect="ok")
+    # The app's content travels over Streamlit's websocket, through CHP and the server's proxy.
+    async with bob.session.ws_connect(f"{bob.server_url}/streamlit/_stcore/stream") as ws:
         assert not ws.closed
 
     alice = hub("alice")
     assert await alice.login() == 302
-    for path in ("", "_stcore/health"):
+    for path in ("streamlit/", "streamlit/_stcore/health"):
         async with alice.session.get(f"{bob.server_url}/{path}") as resp:
             body = await resp.text()
         assert resp.status == 403, f"alice got {resp.status} at {resp.url}"
         assert "<title>Streamlit</title>" not in body and body.strip() != "ok"
-    with pytest.raises(aiohttp.WSServerHandshakeError):
-        async with alice.session.ws_connect(f"{bob.server_url}/_stcore/stream"):
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        async with alice.session.ws_connect(f"{bob.server_url}/streamlit/_stcore/stream"):
             pass
+    assert refused.value.status == 403
 
 
 def vnc_servers(state_dir: Path) -> list[psutil.Process]:

@@ -88,7 +88,6 @@ def test_good_file_loads_with_defaults(tmp_path):
         (lambda t: t.replace("  choices:", "  bounds: {cpu: 0.5}\n  choices:"), 9, "resources.choices.small.cpu", "exceeds resources.bounds.cpu"),
         (lambda t: t + "volumes:\n  - {name: data, mount_path: /data}\n", 11, "volumes[0]", "exactly one of"),
         (lambda t: t + "sidecars:\n  - {name: notebook, image: x:1, resources: {cpu: {request: 1, limit: 1}, memory: {request: 1Gi, limit: 1Gi}}}\n", 11, "sidecars[0].name", "reserved"),
-        (lambda t: t.replace("kind: jupyterlab", "kind: streamlit"), 3, "kind", "needs a 'command'"),
         (lambda t: t.replace("image: quay.io/jupyter/minimal-notebook:2025-01-06", "image:\n  custom: {pattern: '(unclosed'}"), 5, "image.custom.pattern", "regular expression"),
         (lambda t: t.replace("image: quay.io/jupyter/minimal-notebook:2025-01-06", "image: 'not an image'"), 4, "image", "image reference"),
         (lambda t: t + "tolerations: [{key: a, effect: 7}]\n", 10, "tolerations[0].effect", "non-empty string"),

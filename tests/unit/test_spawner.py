@@ -134,16 +134,10 @@ async def test_kinds_set_their_entry_point():
     assert env(await manifest(spawner, {"profile": "vscode"}))["JUPYTERHUB_DEFAULT_URL"] == "/vscode/"
     assert env(await manifest(spawner, {"profile": "desktop"}))["JUPYTERHUB_DEFAULT_URL"] == "/desktop/"
     pod = await manifest(spawner, {"profile": "streamlit"})
-    args = container(pod)["args"]
-    assert args[:2] == ["jupyter-standaloneproxy", "--base-url=/user/alice/"]
-    assert "--server.port={port}" in args and args[args.index("--") + 1 :][:3] == [
-        "streamlit",
-        "run",
-        "app.py",
-    ]
+    assert env(pod)["JUPYTERHUB_DEFAULT_URL"] == "/streamlit/"
+    assert env(pod)["JUPYTER_CONFIG_PATH"].endswith("/streamlit-config")
     pod = await manifest(spawner, {"profile": "jupyterlab"})
     assert env(pod)["JUPYTERHUB_DEFAULT_URL"] == "/lab"
-    assert "args" not in container(pod) or container(pod)["args"][0] != "jupyter-standaloneproxy"
 
 
 async def test_custom_image_only_for_entitled_users_and_full_match():
@@ -355,6 +349,30 @@ async def test_stale_last_choices_fall_back_to_defaults_on_the_form():
     spawner.user_options = {"profile": "jupyterlab", "size": "ml-gpu"}  # no longer allowed
     html = await spawner.get_options_form()
     assert 'id="profile-jupyterlab" value="jupyterlab"' in html and "ml-gpu" not in html
+
+
+CUSTOM_COMMAND_PROFILE = """\
+slug: voila
+display_name: Voila dashboard
+kind: custom
+default_url: /voila/
+image: quay.io/jupyter/minimal-notebook:2025-01-06
+resources:
+  choices:
+    small: {cpu: {request: 0.5, limit: 1}, memory: {request: 1Gi, limit: 2Gi}}
+command: [jupyter-standaloneproxy, "--base-url={base_url}", --, voila, "--port={port}"]
+"""
+
+
+async def test_a_profile_command_gets_the_server_url_prefix(tmp_path):
+    (tmp_path / "voila.yaml").write_text(CUSTOM_COMMAND_PROFILE)
+    pod = await manifest(make_spawner(profile_dir=tmp_path), {})
+    notebook = container(pod)
+    argv = (notebook.get("command") or []) + (notebook.get("args") or [])
+    assert argv == [
+        "jupyter-standaloneproxy", "--base-url=/user/alice/", "--", "voila", "--port={port}"
+    ]  # fmt: skip
+    assert env(pod)["JUPYTERHUB_DEFAULT_URL"] == "/voila/"
 
 
 # -- sidecars ----------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ TOKEN_COOKIE = "CF_Authorization"
 CERTS_PATH = "/cdn-cgi/access/certs"
 LOGOUT_PATH = "/cdn-cgi/access/logout"
 ALGORITHMS = check_algorithms(["RS256"])  # what Cloudflare Access signs with
+EVERY_REQUEST = 1e-9  # auth_refresh_age: JupyterHub refreshes at most once per request anyway
 
 
 class AccessDenied(Exception):
@@ -148,11 +149,19 @@ class CloudflareAccessAuthenticator(PolicyBridge):
     )
 
     # Checked on every cookie-authenticated request (JupyterHub refreshes at most once per request):
-    # the header, not the hub cookie, says who is at the browser. Deliberately not configurable.
+    # the header, not the hub cookie, says who is at the browser.
     auth_refresh_age = Float(
-        1e-9,
-        help="""Seconds between re-checks of the session against the Access token: every request.""",
+        EVERY_REQUEST,
+        config=True,
+        help="""Not configurable here: the session is re-checked against the Access token on every
+        request. A configured value (e.g. ``Authenticator.auth_refresh_age``) is ignored.""",
     )
+
+    @validate("auth_refresh_age")
+    def _every_request(self, proposal) -> float:
+        if proposal.value != EVERY_REQUEST:
+            self.log.info("auth_refresh_age=%s ignored: cloudflare-access checks every request", proposal.value)
+        return EVERY_REQUEST
 
     @default("team_domain")
     def _team_domain_default(self) -> str:
@@ -309,6 +318,9 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         requester = getattr(handler, "_jupyterhub_user", user)  # unset while 5.x resolves it
         if handler is None or requester is not user or getattr(handler, "_token_authenticated", False):
             return True
+        # JupyterHub 6.1 reads this attribute when a cookie session's refresh fails but sets it
+        # only on token authentication (an AttributeError and a logged traceback otherwise).
+        handler._token_authenticated = False
         try:
             model = await self.auth_model(handler)
         except AccessDenied as exc:

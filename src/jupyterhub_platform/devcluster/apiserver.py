@@ -7,6 +7,7 @@ import base64
 import json
 import logging
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
@@ -92,7 +93,11 @@ class ApiServer:
     def __init__(self, registry: Registry):
         self.registry = registry
         self.store = registry.store
-        self.app = web.Application(middlewares=[_status_errors], client_max_size=MAX_BODY_BYTES)
+        self.on_request: Callable[[web.Request], None] | None = None
+        """Called with every request before it is handled (benchmarks count requests with it)."""
+        self.app = web.Application(
+            middlewares=[self._observe, _status_errors], client_max_size=MAX_BODY_BYTES
+        )
         route = self.app.router.add_route
         # Discovery paths are requested both with and without a trailing slash.
         for path, handler in (("/version", self._version), ("/api", self._core_versions),
@@ -104,6 +109,12 @@ class ApiServer:
             route("*", path + "/", handler)
         self.app.router.add_route("*", "/api/{version}/{tail:.+}", self._core_request)
         self.app.router.add_route("*", "/apis/{group}/{version}/{tail:.+}", self._group_request)
+
+    @web.middleware
+    async def _observe(self, request: web.Request, handler):
+        if self.on_request is not None:
+            self.on_request(request)
+        return await handler(request)
 
     # discovery handlers ------------------------------------------------------------------
     async def _ok(self, request: web.Request) -> web.Response:

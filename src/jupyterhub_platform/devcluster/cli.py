@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .chart import ChartValuesError
 from .idp import DEMO_USERS, IdPError
-from .platform import LocalPlatform, PlatformError
+from .platform import AUTH_MODES, LocalPlatform, PlatformError
 from .procs import ManagedProcess, WaitTimeout
 from .proxy import ProxyInstallError
 
@@ -39,6 +39,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=None,
         help="chart values file (default: the shipped chart-values/values.yaml)",
     )
+    parser.add_argument(
+        "--auth",
+        choices=AUTH_MODES,
+        default="oidc",
+        help="how users log in: the development OIDC provider (default), or a local stand-in "
+        "for Cloudflare Access in front of the hub (docs/cloudflare-access.md)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port: {args.port} is not a TCP port")
@@ -46,13 +53,21 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 def banner(platform: LocalPlatform, seconds: float) -> str:
-    users = "\n".join(f"    {u.username:<6} {u.note}" for u in DEMO_USERS)
+    if platform.auth == "cloudflare":
+        how = "Sign in at the Cloudflare Access stand-in with one of these addresses (no password):"
+        logins = [f"{u.username}@example.org" for u in DEMO_USERS]
+    else:
+        how = (
+            "Log in with 'Platform login'; on the development identity provider's page type one "
+            "of\nthese usernames (no password):"
+        )
+        logins = [u.username for u in DEMO_USERS]
+    users = "\n".join(f"    {login:<18} {u.note}" for login, u in zip(logins, DEMO_USERS, strict=True))
+    logs = ", ".join(f"{p.name}.log" for p in platform.processes)
     return (
         f"\nThe platform is running (started in {seconds:.1f}s):\n\n"
-        f"    {platform.hub_url}\n\n"
-        "Log in with 'Platform login'; on the development identity provider's page type one of\n"
-        f"these usernames (no password):\n{users}\n\n"
-        f"Logs: {platform.logs_dir}/ (hub.log, proxy.log, idp.log, devcluster.log)\n"
+        f"    {platform.public_url}\n\n{how}\n{users}\n\n"
+        f"Logs: {platform.logs_dir}/ ({logs})\n"
         "Press Ctrl-C to stop everything.\n"
     )
 
@@ -75,7 +90,11 @@ async def run(args: argparse.Namespace) -> int:
         loop.add_signal_handler(sig, stop_requested.set)
 
     platform = LocalPlatform(
-        args.state_dir, values_path=args.values, port=args.port, say=lambda m: print(m, flush=True)
+        args.state_dir,
+        values_path=args.values,
+        port=args.port,
+        auth=args.auth,
+        say=lambda m: print(m, flush=True),
     )
     print(f"Starting the local platform in {platform.state_dir} ...", flush=True)
     began = time.monotonic()

@@ -244,6 +244,13 @@ class CloudflareStandIn:
         """The team domain (and, in edge mode, the hub's public URL)."""
         return f"http://127.0.0.1:{self.port}"
 
+    def hub_config_overrides(self) -> dict[str, dict]:
+        """The hub config that makes ``cloudflare-access`` trust this stand-in as Cloudflare."""
+        return {
+            "JupyterHub": {"authenticator_class": "cloudflare-access"},
+            "CloudflareAccessAuthenticator": {"team_domain": self.url, "audience": [self.audience]},
+        }
+
     def argv(self) -> list[str]:
         argv = [sys.executable, "-m", __name__, "--port", str(self.port), "--aud", self.audience]
         return argv + (["--upstream", self.upstream] if self.upstream else [])

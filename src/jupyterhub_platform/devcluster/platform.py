@@ -20,9 +20,12 @@ from typing import Any
 import aiohttp
 
 from . import hub_config, idp, proxy
+from .cloudflare_standin import CloudflareStandIn
 from .procs import ManagedProcess, ProcessGroupSet, free_port, port_is_open, wait_for
 
 LOOPBACK = "127.0.0.1"
+AUTH_MODES = ("oidc", "cloudflare")
+"""How users log in locally: the development OIDC provider, or a Cloudflare Access stand-in."""
 # Grace before SIGKILL: the devcluster must stop its kubelet's pod processes first.
 _GRACE = {"devcluster": 20.0, "hub": 10.0}
 
@@ -106,9 +109,13 @@ class LocalPlatform:
         kubelet: str = "process",
         hub_config_overrides: dict[str, dict[str, Any]] | None = None,
         port: int = 0,
+        auth: str = "oidc",
         startup_timeout: float = 90.0,
         say: Callable[[str], None] = lambda _msg: None,
     ):
+        if auth not in AUTH_MODES:
+            raise PlatformError(f"auth: {auth!r} is not one of {', '.join(AUTH_MODES)}")
+        self.auth = auth
         self.state_dir = Path(state_dir).resolve()
         self.values_path = Path(values_path).resolve() if values_path else default_values_path()
         self.kubelet = kubelet
@@ -121,6 +128,8 @@ class LocalPlatform:
         self.processes = ProcessGroupSet()
         self.cluster: ClusterHandle | None = None
         self.hub_url = ""
+        self.public_url = ""
+        """Where a browser goes: the proxy, or the Cloudflare stand-in's edge in front of it."""
         self.hub_api_url = ""
         self.idp_url = ""
         self.admin_token = ""
@@ -148,9 +157,21 @@ class LocalPlatform:
         chp = await asyncio.to_thread(proxy.ensure_chp, self.state_dir, say=self.say)
         public_port = self.port or free_port(LOOPBACK)
         api_port, hub_port, idp_port = (free_port(LOOPBACK) for _ in range(3))
-        self.hub_url = f"http://{LOOPBACK}:{public_port}"
+        self.hub_url = self.public_url = f"http://{LOOPBACK}:{public_port}"
         self.hub_api_url = f"{self.hub_url}/hub/api"
         cluster_dir = self.state_dir / "cluster"
+        edge = None
+        overrides = self.hub_config_overrides
+        if self.auth == "cloudflare":
+            # Cloudflare's edge, stood in for locally: it signs users in and adds the Access
+            # JWT to every request it forwards to the proxy.
+            edge = CloudflareStandIn(self.logs_dir, upstream=self.hub_url)
+            overrides = edge.hub_config_overrides()
+            # The demo users' addresses are <name>@example.org: their hub names match the IdP's.
+            overrides["CloudflareAccessAuthenticator"]["username_from_email"] = "local-part"
+            for cls, traits in self.hub_config_overrides.items():
+                overrides.setdefault(cls, {}).update(traits)
+            self.public_url = edge.url
         endpoints = hub_config.LocalEndpoints(
             hub_port=hub_port,
             proxy_api_url=f"http://{LOOPBACK}:{api_port}",
@@ -161,7 +182,7 @@ class LocalPlatform:
             cluster_ready_file=str(cluster_dir / DevClusterFiles.READY),
             startup_timeout=self.startup_timeout,
             ip=LOOPBACK,
-            hub_config_overrides=self.hub_config_overrides,
+            hub_config_overrides=overrides,
         )
         # Build the hub config here first: a bad values file fails now, with a clear message,
         # instead of as a traceback in the hub's log.
@@ -206,6 +227,11 @@ class LocalPlatform:
             self._wait_port(chp_proc, api_port),
         )
         await self._wait_http(hub_proc, f"{self.hub_url}/hub/health", "the hub through the proxy")
+        if edge is not None:
+            edge_proc = self.processes.start(
+                edge.argv(), name="cloudflare", log_path=self._log("cloudflare"), env=_child_env()
+            )
+            await self._wait_http(edge_proc, f"{edge.url}/_standin/stats", "the Cloudflare stand-in")
 
     async def stop(self) -> None:
         """Stop every started process with its process group, newest first."""

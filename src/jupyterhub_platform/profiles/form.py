@@ -84,29 +84,28 @@ def _profile_view(offer: Offer, selected: bool, last: Selection | None) -> Profi
             ChoiceView(CUSTOM_CHOICE, f"{custom.display_name}…", image_key == CUSTOM_CHOICE)
         )
     size_key = last.size.key if last else offer.default_size().key
+    image_option = OptionView(
+        field=prefix + IMAGE_OPTION,
+        label="Image",
+        choices=tuple(images),
+        custom_field=prefix + CUSTOM_IMAGE_KEY if custom else None,
+        custom_label=custom.display_name if custom else None,
+        custom_value=(last.custom_image or "") if last else "",
+    )
+    size_option = OptionView(
+        field=prefix + SIZE_OPTION,
+        label="Size",
+        choices=tuple(ChoiceView(s.key, size_label(s), s.key == size_key) for s in offer.sizes),
+    )
+    # A profile defined with one fixed image has nothing to choose or tell: no Image row.
+    fixed_image = len(offer.profile.images) == 1 and offer.profile.custom_image is None
     return ProfileView(
         slug=offer.slug,
         display_name=offer.profile.display_name,
         description=offer.profile.description,
         kind=offer.profile.kind,
         selected=selected,
-        options=(
-            OptionView(
-                field=prefix + IMAGE_OPTION,
-                label="Image",
-                choices=tuple(images),
-                custom_field=prefix + CUSTOM_IMAGE_KEY if custom else None,
-                custom_label=custom.display_name if custom else None,
-                custom_value=(last.custom_image or "") if last else "",
-            ),
-            OptionView(
-                field=prefix + SIZE_OPTION,
-                label="Size",
-                choices=tuple(
-                    ChoiceView(s.key, size_label(s), s.key == size_key) for s in offer.sizes
-                ),
-            ),
-        ),
+        options=(size_option,) if fixed_image else (image_option, size_option),
     )
 
 

@@ -28,7 +28,12 @@ LABEL_KIND = "jupyterhub-platform/kind"
 ANNOTATION_CULLING = "jupyterhub-platform/culling-policy"
 ANNOTATION_CREDENTIALS = "jupyterhub-platform/credential-sets"
 
-KIND_DEFAULT_URL = {"jupyterlab": "/lab", "vscode": "/vscode/", "desktop": "/desktop/"}
+KIND_DEFAULT_URL = {
+    "jupyterlab": "/lab",
+    "vscode": "/vscode/",
+    "streamlit": "/streamlit/",
+    "desktop": "/desktop/",
+}
 OVERRIDDEN_TRAITS = (
     "image", "cmd", "args", "default_url", "environment", "extra_labels", "extra_annotations",
     "node_selector", "tolerations", "volumes", "volume_mounts", "extra_containers",

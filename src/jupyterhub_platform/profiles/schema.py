@@ -213,8 +213,6 @@ class _Reader:
             culling_policy=self.get(top, (), "culling_policy", self.string),
             credential_sets=self.get(top, (), "credential_sets", self.strings, ()),
         )
-        if kind == "streamlit" and "command" not in top:
-            self.fail(("kind",), "a streamlit profile needs a 'command' that runs the app")
         if self.errors:
             return None
         return Profile(

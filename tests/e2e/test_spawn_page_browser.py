@@ -1,0 +1,89 @@
+"""A real browser on the local platform: log in at the IdP, choose on the spawn page, land in Lab.
+
+Headless Chromium (Debian's, driven by Playwright; Playwright's own browser downloads are never
+used). Screenshots of the spawn page and of the started JupyterLab stay in
+``test-artifacts/browser/`` for people to look at.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+
+import aiohttp
+import pytest
+import pytest_asyncio
+from hub_user import ARTIFACTS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+SCREENSHOTS = ARTIFACTS.parent / "browser"
+START_TIMEOUT_MS = 120_000
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def browser():
+    playwright_api = pytest.importorskip("playwright.async_api")
+    if shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} not installed: run .ci/install-workspace-tools (as root)")
+    async with playwright_api.async_playwright() as playwright:
+        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            await chromium.close()
+
+
+async def test_a_user_logs_in_picks_a_profile_and_lands_in_jupyterlab(browser, platform, hub):
+    hub("alice")  # registers alice's server for stopping after the test
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        await page.goto(f"{platform.hub_url}/hub/")
+        await page.get_by_role("button", name=re.compile("^Sign in with")).click()
+        # the development IdP's own login form
+        await page.get_by_label("Subject").fill("alice")
+        await page.get_by_role("button", name="Authorize", exact=True).click()
+
+        await page.wait_for_url(re.compile(r"/hub/spawn"))
+        form = page.get_by_role("group", name="Choose a server profile")
+        await form.wait_for()
+        await page.screenshot(path=SCREENSHOTS / "spawn-page.png", full_page=True)
+
+        # choose by click and keyboard, through the accessible names users see
+        await form.get_by_role("radio", name="JupyterLab").click()
+        card = page.locator(".jhp-card").filter(has=page.locator("#profile-jupyterlab"))
+        image = card.get_by_label("Image", exact=True)
+        await image.focus()
+        await page.keyboard.press("ArrowDown")  # Minimal Python → Scientific Python
+        assert await image.input_value() == "scipy"
+        size = card.get_by_label("Size", exact=True)
+        await size.select_option(label="High memory (4 CPU, 16 GiB RAM)")
+        await page.screenshot(path=SCREENSHOTS / "spawn-page-chosen.png", full_page=True)
+        await page.get_by_role("button", name="Start").click()
+
+        await page.wait_for_url(re.compile(r"/user/alice/lab"), timeout=START_TIMEOUT_MS)
+        await page.locator("#jp-main-dock-panel").wait_for(timeout=START_TIMEOUT_MS)
+        await page.get_by_role("main").wait_for()
+        await page.screenshot(path=SCREENSHOTS / "jupyterlab.png")
+    except Exception:
+        await page.screenshot(path=SCREENSHOTS / "failure.png", full_page=True)
+        raise
+    finally:
+        await context.close()
+
+    headers = {"Authorization": f"token {platform.admin_token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.get(f"{platform.hub_api_url}/users/alice") as resp:
+            server = (await resp.json())["servers"][""]
+    assert server["user_options"] == {"profile": "jupyterlab", "image": "scipy", "size": "highmem"}
