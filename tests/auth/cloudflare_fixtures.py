@@ -15,7 +15,7 @@ import pytest
 from traitlets.config import Config
 
 from jupyterhub_platform.auth.cloudflare import TOKEN_HEADER, CloudflareAccessAuthenticator
-from jupyterhub_platform.auth.harness import POLICY, Hub, ProxyMissing, start_hub
+from jupyterhub_platform.auth.harness import POLICY, Hub, start_hub
 from jupyterhub_platform.devcluster.cloudflare_standin import CloudflareStandIn
 
 
@@ -72,10 +72,7 @@ async def cf_hub_factory(tmp_path):
     async def make(standin: CloudflareStandIn, name: str = "hub", **traits) -> Hub:
         directory = tmp_path / name
         directory.mkdir()
-        try:
-            hub = await start_hub(directory, lambda url: cloudflare_settings(standin, **traits))
-        except ProxyMissing as exc:
-            pytest.skip(str(exc))
+        hub = await start_hub(directory, lambda url: cloudflare_settings(standin, **traits))
         hubs.append(hub)
         return hub
 

@@ -8,10 +8,10 @@ oidc-provider-mock) and configurable-http-proxy from npm.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import secrets
-import shutil
 import sqlite3
 import sys
 from collections.abc import Callable
@@ -22,6 +22,7 @@ from urllib.parse import urljoin
 import aiohttp
 
 from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, port_is_open, wait_for
+from jupyterhub_platform.devcluster.proxy import chp_argv, ensure_chp
 
 REPO = Path(__file__).resolve().parents[3]
 POLICY = REPO / "chart-values" / "policy.yaml"
@@ -37,22 +38,6 @@ USERS = {
 
 def claims(sub: str, groups: list[str]) -> dict:
     return {"preferred_username": sub, "email": f"{sub}@example.org", "groups": groups}
-
-
-class ProxyMissing(RuntimeError):
-    """configurable-http-proxy is not installed."""
-
-
-def find_chp() -> str:
-    for candidate in (
-        shutil.which("configurable-http-proxy"),
-        REPO / ".cache" / "node" / "node_modules" / ".bin" / "configurable-http-proxy",
-    ):
-        if candidate and Path(candidate).exists():
-            return str(candidate)
-    raise ProxyMissing(
-        "configurable-http-proxy missing: npm install --prefix .cache/node configurable-http-proxy@5"
-    )
 
 
 @dataclass
@@ -250,20 +235,16 @@ async def start_hub(tmp: Path, settings_for: Callable[[str], dict[str, dict]]) -
     }
     # The proxy is ours, not the hub's child: the hub starts it in a session of its own,
     # which a process-group stop would miss.
+    chp = await asyncio.to_thread(ensure_chp, REPO / ".platform", say=lambda _msg: None)
     proxy = ManagedProcess(
-        [
-            find_chp(),
-            "--ip",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--api-ip",
-            "127.0.0.1",
-            "--api-port",
-            str(api_port),
-            "--error-target",
-            f"http://127.0.0.1:{hub_port}/hub/error",
-        ],
+        chp_argv(
+            chp,
+            ip="127.0.0.1",
+            port=port,
+            api_ip="127.0.0.1",
+            api_port=api_port,
+            hub_url=f"http://127.0.0.1:{hub_port}",
+        ),
         name="configurable-http-proxy",
         log_path=tmp / "proxy.log",
         env=env,

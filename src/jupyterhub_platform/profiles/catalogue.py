@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -23,13 +24,18 @@ class Catalogue:
     """Profiles in display order (``order``, then slug)."""
 
     profiles: tuple[Profile, ...]
+    _rules: tuple[ProfileRule, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        # computed once: every spawn and every spawn-page view asks for them
+        object.__setattr__(self, "_rules", tuple(profile_rule(p) for p in self.profiles))
 
     def get(self, slug: str) -> Profile | None:
         return next((p for p in self.profiles if p.slug == slug), None)
 
     def rules(self) -> tuple[ProfileRule, ...]:
         """What the profile files say about who may use what, for the group policy."""
-        return tuple(profile_rule(p) for p in self.profiles)
+        return self._rules
 
 
 def profile_rule(profile: Profile) -> ProfileRule:
@@ -46,6 +52,7 @@ def profile_rule(profile: Profile) -> ProfileRule:
     )
 
 
+@functools.cache
 def bundled_profiles_dir() -> Path:
     """The profiles shipped in the wheel, or the repository's ``profiles/`` in an editable install."""
     shipped = resources.files("jupyterhub_platform") / "_bundled" / "profiles"

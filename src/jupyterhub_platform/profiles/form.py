@@ -6,6 +6,7 @@ descriptions, sizes), so images, env, mounts or other override content cannot re
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -109,11 +110,18 @@ def _profile_view(offer: Offer, selected: bool, last: Selection | None) -> Profi
     )
 
 
-def render_form(views: Sequence[ProfileView], extra_template_paths: Sequence[str] = ()) -> str:
-    env = Environment(
+@functools.lru_cache(maxsize=8)
+def _environment(extra_template_paths: tuple[str, ...]) -> Environment:
+    """One Jinja environment per template path list: compiled templates are cached in it (and
+    recompiled when a template file changes), instead of compiling the form on every request."""
+    return Environment(
         loader=ChoiceLoader(
             [FileSystemLoader(list(extra_template_paths)), PackageLoader("jupyterhub_platform")]
         ),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
-    return env.get_template(TEMPLATE).render(profiles=views)
+
+
+def render_form(views: Sequence[ProfileView], extra_template_paths: Sequence[str] = ()) -> str:
+    template = _environment(tuple(extra_template_paths)).get_template(TEMPLATE)
+    return template.render(profiles=views)

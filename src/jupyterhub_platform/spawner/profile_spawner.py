@@ -20,7 +20,11 @@ from jupyterhub_platform.policy.entitlements import Entitlements
 from jupyterhub_platform.profiles.access import Offer, offers
 from jupyterhub_platform.profiles.catalogue import Catalogue, bundled_profiles_dir
 from jupyterhub_platform.profiles.form import form_view, render_form
-from jupyterhub_platform.profiles.kubespawner import OVERRIDDEN_TRAITS, kubespawner_profile_list
+from jupyterhub_platform.profiles.kubespawner import (
+    OVERRIDDEN_TRAITS,
+    kubespawner_profile_list,
+    profile_list_entry,
+)
 from jupyterhub_platform.profiles.options import (
     OptionError,
     Selection,
@@ -214,13 +218,15 @@ class ProfileSpawner(KubeSpawner):
         selection = self.validate_user_options(self.user_options, catalogue, available)
         self._restore_baseline()
         self.user_options = selection.as_user_options()
-        profile_list = self._get_initialized_profile_list(kubespawner_profile_list(available))
-        self._load_profile(selection.offer.slug, profile_list)
+        # only the chosen profile: KubeSpawner deep-copies and initialises what it is given
+        chosen = [profile_list_entry(selection.offer, default=True)]
+        self._load_profile(selection.offer.slug, self._get_initialized_profile_list(chosen))
 
     def _restore_baseline(self) -> None:
         """Undo a previous profile's overrides: spawner objects are re-used across starts."""
-        if self._baseline is None:
+        if self._baseline is None:  # first start: the settings are still the configured ones
             self._baseline = {t: copy.deepcopy(getattr(self, t)) for t in OVERRIDDEN_TRAITS}
+            return
         for name, value in self._baseline.items():
             setattr(self, name, copy.deepcopy(value))
 
