@@ -76,6 +76,7 @@ async def test_refresh_revokes_admin_and_access(provider, hub_factory):
         await wait_for(logged_out, timeout=20, interval=0.3, what="bob sent back to login")
         status, body = await hub.login(bob, "bob")
         assert status == 403 and "not in any group" in body
+    assert "Traceback" not in hub.log()  # a failed refresh is a clean "log in again"
 
 
 async def test_revoked_refresh_token_forces_new_login(provider, hub_factory):
@@ -91,6 +92,7 @@ async def test_revoked_refresh_token_forces_new_login(provider, hub_factory):
         await wait_for(sent_to_login, timeout=20, interval=0.3, what="alice asked to log in again")
         assert "Refresh for alice refused" in hub.log()
         assert (await hub.login(alice, "alice"))[0] == 302
+    assert "Traceback" not in hub.log()
 
 
 async def test_provider_down(provider, hub_factory):

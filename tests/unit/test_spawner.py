@@ -8,7 +8,9 @@ and are checked with kubernetes-validate (strict, Kubernetes 1.30).
 from __future__ import annotations
 
 import asyncio
+import json
 import textwrap
+from pathlib import Path
 from types import SimpleNamespace
 
 import kubernetes_validate
@@ -138,6 +140,24 @@ async def test_kinds_set_their_entry_point():
     assert env(pod)["JUPYTER_CONFIG_PATH"].endswith("/streamlit-config")
     pod = await manifest(spawner, {"profile": "jupyterlab"})
     assert env(pod)["JUPYTERHUB_DEFAULT_URL"] == "/lab"
+
+
+def test_the_workspace_files_the_profiles_name_exist():
+    """The profiles name paths the workspace image installs from images/workspace/."""
+    workspace = Path(__file__).resolve().parents[2] / "images" / "workspace"
+    installed = {"/usr/local/bin": workspace / "bin", "/usr/local/share": workspace / "share"}
+
+    def source(path: str) -> Path:
+        prefix = next(p for p in installed if path.startswith(p + "/"))
+        return installed[prefix] / path[len(prefix) + 1 :]
+
+    env_of = {p.slug: dict(p.env) for p in SHIPPED.profiles}
+    config_dir = source(env_of["streamlit"]["JUPYTER_CONFIG_PATH"])
+    config = json.loads((config_dir / "jupyter_server_config.json").read_text())
+    command = config["ServerProxy"]["servers"]["streamlit"]["command"]
+    assert (workspace / "bin" / command[0]).is_file() and "--server.port={port}" in command
+    assert source(env_of["desktop"]["JUPYTER_REMOTE_DESKTOP_PROXY_XSTARTUP"]).is_file()
+    assert (workspace / "share/jupyterhub-platform/streamlit-demo/app.py").is_file()
 
 
 async def test_custom_image_only_for_entitled_users_and_full_match():

@@ -316,11 +316,9 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         services) carry no Access token, and cross-user calls have another user's token.
         """
         requester = getattr(handler, "_jupyterhub_user", user)  # unset while 5.x resolves it
-        if handler is None or requester is not user or getattr(handler, "_token_authenticated", False):
+        self.mark_cookie_session(handler)
+        if handler is None or requester is not user or handler._token_authenticated:
             return True
-        # JupyterHub 6.1 reads this attribute when a cookie session's refresh fails but sets it
-        # only on token authentication (an AttributeError and a logged traceback otherwise).
-        handler._token_authenticated = False
         try:
             model = await self.auth_model(handler)
         except AccessDenied as exc:

@@ -311,6 +311,7 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
 
     async def refresh_user(self, user, handler=None, **kwargs):
         """Renew the tokens with the refresh token and re-read groups; False forces a new login."""
+        self.mark_cookie_session(handler)
         if not self.enable_auth_state:
             return True
         state = await user.get_auth_state() or {}

@@ -105,6 +105,17 @@ class PolicyBridge(Authenticator):
                 "admin comes from the group policy file (c.PlatformPolicy.policy_file)"
             )
 
+    @staticmethod
+    def mark_cookie_session(handler) -> None:
+        """Say a refreshed request is not token-authenticated unless JupyterHub said it is.
+
+        When a refresh fails, JupyterHub (5.5 and 6.x) reads ``handler._token_authenticated`` to
+        choose between forcing a new login and keeping stale rights, but sets it only on token
+        authentication: without this, a failed cookie-session refresh raises AttributeError.
+        """
+        if handler is not None and not hasattr(handler, "_token_authenticated"):
+            handler._token_authenticated = False
+
     def claim_paths(self, client_id: str = "") -> list[tuple[str, ...]]:
         """:attr:`groups_claim` as key paths, with ``{client_id}`` filled in."""
         paths = []
