@@ -236,15 +236,22 @@ def child(argv: list[str]) -> int:
 
 
 # -- the parent: emulator, counting, report ---------------------------------------------------
-async def run_child(*args: str) -> dict:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "benchmarks.bench_spawner", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise RuntimeError(f"bench_spawner {' '.join(args)} failed:\n{err.decode()[-3000:]}")
-    return json.loads(out.decode().strip().splitlines()[-1])
+async def run_child(log_dir: Path, *args: str) -> dict:
+    """Run ``python -m benchmarks.bench_spawner ARGS`` in its own process group; its JSON result."""
+    from jupyterhub_platform.devcluster.procs import ManagedProcess
+
+    log = log_dir / f"{args[0]}-{args[1]}.log"
+    proc = ManagedProcess(
+        [sys.executable, "-m", "benchmarks.bench_spawner", *args], name=args[1], log_path=log
+    )
+    try:
+        await asyncio.to_thread(proc.popen.wait)
+    finally:
+        await proc.astop()
+    lines = log.read_text().splitlines()
+    if proc.returncode != 0 or not lines or not lines[-1].startswith("{"):
+        raise RuntimeError(f"bench_spawner {' '.join(args)} failed:\n{proc.log_tail()}")
+    return json.loads(lines[-1])
 
 
 async def run() -> list[Figure]:
@@ -252,6 +259,7 @@ async def run() -> list[Figure]:
 
     results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory(prefix="bench-spawner-") as tmp:
+        logs = Path(tmp)
         cluster = DevCluster(Path(tmp) / "cluster", kubelet="light")
         await cluster.start()
         counted = dict.fromkeys(CLASSES, 0)
@@ -268,7 +276,7 @@ async def run() -> list[Figure]:
                 await _create_namespace(cluster.url, kind)
             # Both at once, each in its own namespace: the same machine load for both.
             spawned = await asyncio.gather(
-                *(run_child("spawn", k, str(cluster.kubeconfig_path), k) for k in CLASSES)
+                *(run_child(logs, "spawn", k, str(cluster.kubeconfig_path), k) for k in CLASSES)
             )
             for kind, result in zip(CLASSES, spawned, strict=True):
                 results[kind] = {**result, "requests": counted[kind]}
@@ -277,7 +285,9 @@ async def run() -> list[Figure]:
             many_profiles(profile_dir)
             for kind in CLASSES:
                 results[kind].update(
-                    await run_child("form", kind, str(cluster.kubeconfig_path), str(profile_dir))
+                    await run_child(
+                        logs, "form", kind, str(cluster.kubeconfig_path), str(profile_dir)
+                    )
                 )
         finally:
             await cluster.stop()

@@ -2,20 +2,41 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+import pytest
 from yarl import URL
 
 from jupyterhub_platform.devcluster.procs import wait_for
+from jupyterhub_platform.devcluster.proxy import node_bin_path
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "e2e"
 """Platform state, logs and screenshots of e2e runs, kept for post-mortems (gitignored)."""
 
 SPAWN_TIMEOUT = 90.0
+
+
+def require_programs(*names: str) -> None:
+    """Skip, saying what to install, unless the pods' programs are where the kubelet looks.
+
+    Under CI (``CI`` set) a missing program fails instead: CI installs them all, so a skip
+    there would hide a broken install step.
+    """
+    search = f"{os.path.dirname(sys.executable)}{os.pathsep}{node_bin_path(ARTIFACTS)}"
+    missing = [name for name in names if shutil.which(name, path=search) is None]
+    if missing:
+        message = (
+            f"{', '.join(missing)} not installed on this machine: "
+            "run .ci/install-workspace-tools (as root) to install it"
+        )
+        (pytest.fail if os.environ.get("CI") else pytest.skip)(message)
 
 
 class HubUser:

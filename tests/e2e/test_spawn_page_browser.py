@@ -1,19 +1,20 @@
-"""A real browser on the local platform: log in at the IdP, choose on the spawn page, land in Lab.
+"""A real browser on the local platform: log in at the IdP, choose on the spawn page, land in the
+workspace (JupyterLab, the VNC desktop, VS Code).
 
 Headless Chromium (Debian's, driven by Playwright; Playwright's own browser downloads are never
-used). Screenshots of the spawn page and of the started JupyterLab stay in
-``test-artifacts/browser/`` for people to look at.
+used). Screenshots of the spawn page and of each workspace stay in ``test-artifacts/browser/``
+for people to look at.
 """
 
 from __future__ import annotations
 
 import re
-import shutil
 
 import aiohttp
 import pytest
 import pytest_asyncio
-from hub_user import ARTIFACTS
+from hub_user import ARTIFACTS, require_programs
+from playwright.async_api import async_playwright
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
@@ -32,15 +33,25 @@ START_TIMEOUT_MS = 120_000
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def browser():
-    playwright_api = pytest.importorskip("playwright.async_api")
-    if shutil.which(CHROMIUM) is None:
-        pytest.skip(f"{CHROMIUM} not installed: run .ci/install-workspace-tools (as root)")
-    async with playwright_api.async_playwright() as playwright:
+    require_programs(CHROMIUM)
+    async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             yield chromium
         finally:
             await chromium.close()
+
+
+async def log_in(page, hub_url: str, name: str):
+    """Sign in through the development IdP's own form; return the spawn page's profile group."""
+    await page.goto(f"{hub_url}/hub/")
+    await page.get_by_role("button", name=re.compile("^Sign in with")).click()
+    await page.get_by_label("Subject").fill(name)
+    await page.get_by_role("button", name="Authorize", exact=True).click()
+    await page.wait_for_url(re.compile(r"/hub/spawn"))
+    form = page.get_by_role("group", name="Choose a server profile")
+    await form.wait_for()
+    return form
 
 
 async def test_a_user_logs_in_picks_a_profile_and_lands_in_jupyterlab(browser, platform, hub):
@@ -49,15 +60,7 @@ async def test_a_user_logs_in_picks_a_profile_and_lands_in_jupyterlab(browser, p
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     try:
-        await page.goto(f"{platform.hub_url}/hub/")
-        await page.get_by_role("button", name=re.compile("^Sign in with")).click()
-        # the development IdP's own login form
-        await page.get_by_label("Subject").fill("alice")
-        await page.get_by_role("button", name="Authorize", exact=True).click()
-
-        await page.wait_for_url(re.compile(r"/hub/spawn"))
-        form = page.get_by_role("group", name="Choose a server profile")
-        await form.wait_for()
+        form = await log_in(page, platform.hub_url, "alice")
         await page.screenshot(path=SCREENSHOTS / "spawn-page.png", full_page=True)
 
         # choose by click and keyboard, through the accessible names users see
@@ -87,3 +90,48 @@ async def test_a_user_logs_in_picks_a_profile_and_lands_in_jupyterlab(browser, p
         async with session.get(f"{platform.hub_api_url}/users/alice") as resp:
             server = (await resp.json())["servers"][""]
     assert server["user_options"] == {"profile": "jupyterlab", "image": "scipy", "size": "highmem"}
+
+
+async def test_the_desktop_profile_shows_a_desktop_in_the_browser(browser, platform, hub):
+    require_programs("vncserver")
+    hub("bob")  # registers bob's server for stopping after the test
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        form = await log_in(page, platform.hub_url, "bob")
+        await form.get_by_role("radio", name="Linux desktop").click()
+        await page.get_by_role("button", name="Start").click()
+        await page.wait_for_url(re.compile(r"/user/bob/desktop/"), timeout=START_TIMEOUT_MS)
+        # noVNC draws the remote screen into a canvas once it is connected to the VNC server
+        await page.locator("#screen canvas").wait_for(timeout=START_TIMEOUT_MS)
+        status = page.locator("#status")
+        await page.wait_for_function(
+            "el => /connected/i.test(el.textContent) && !/dis/i.test(el.textContent)",
+            arg=await status.element_handle(),
+            timeout=START_TIMEOUT_MS,
+        )
+        await page.screenshot(path=SCREENSHOTS / "desktop.png")
+    except Exception:
+        await page.screenshot(path=SCREENSHOTS / "desktop-failure.png", full_page=True)
+        raise
+    finally:
+        await context.close()
+
+
+async def test_the_vscode_profile_opens_the_vscode_workbench(browser, platform, hub):
+    require_programs("code-server")
+    hub("alice")
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        form = await log_in(page, platform.hub_url, "alice")
+        await form.get_by_role("radio", name="VS Code").click()
+        await page.get_by_role("button", name="Start").click()
+        await page.wait_for_url(re.compile(r"/user/alice/vscode/"), timeout=START_TIMEOUT_MS)
+        await page.locator(".monaco-workbench").wait_for(timeout=START_TIMEOUT_MS)
+        await page.screenshot(path=SCREENSHOTS / "vscode.png")
+    except Exception:
+        await page.screenshot(path=SCREENSHOTS / "vscode-failure.png", full_page=True)
+        raise
+    finally:
+        await context.close()

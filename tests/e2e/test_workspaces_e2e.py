@@ -1,44 +1,24 @@
 """The workspace kinds run for real on the local platform, started from the shipped profiles.
 
-Each server's programs are real local processes (the kubelet runs the profile's command on the
-pod's loopback IP): code-server behind jupyter-vscode-proxy, a Streamlit app behind
-jupyter-standaloneproxy, TigerVNC + noVNC behind jupyter-remote-desktop-proxy. They are installed
-by ``.ci/install-workspace-tools``; a test whose programs are missing says so and skips.
+Each server's programs are real local processes (the kubelet runs the container's command on the
+pod's loopback IP), behind jupyter-server-proxy in the single-user server: code-server through
+jupyter-vscode-proxy, the user's Streamlit app, TigerVNC + noVNC through
+jupyter-remote-desktop-proxy (docs/workspaces.md). They are installed by
+``.ci/install-workspace-tools``; a test whose programs are missing says so and skips (fails in CI).
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import sys
 from pathlib import Path
 
 import aiohttp
 import psutil
 import pytest
-from hub_user import SPAWN_TIMEOUT, HubUser
+from hub_user import SPAWN_TIMEOUT, HubUser, require_programs
 
 from jupyterhub_platform.devcluster.procs import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
-
-REPO = Path(__file__).resolve().parents[2]
-CODE_SERVER_BIN = REPO / ".cache" / "node" / "node_modules" / ".bin"
-# .ci/install-workspace-tools puts code-server in the repo's npm prefix; nox adds that to PATH.
-# Add it here too (before any platform starts) so a plain `pytest` run finds it as well.
-if CODE_SERVER_BIN.is_dir() and str(CODE_SERVER_BIN) not in os.environ["PATH"].split(os.pathsep):
-    os.environ["PATH"] = f"{CODE_SERVER_BIN}{os.pathsep}{os.environ['PATH']}"
-
-INSTALL_HINT = "run .ci/install-workspace-tools (as root) to install it"
-
-
-def require_programs(*names: str) -> None:
-    # where the kubelet looks: the platform's virtualenv first, then PATH
-    search = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ['PATH']}"
-    missing = [name for name in names if shutil.which(name, path=search) is None]
-    if missing:
-        pytest.skip(f"{', '.join(missing)} not installed on this machine: {INSTALL_HINT}")
-
 
 async def started(user: HubUser, profile: str) -> None:
     """Log in and start ``profile``; return once the hub reports the server ready."""
@@ -52,10 +32,10 @@ async def started(user: HubUser, profile: str) -> None:
     await wait_for(ready, timeout=SPAWN_TIMEOUT, interval=0.25, what=f"{user.name}'s {profile}")
 
 
-async def page(user: HubUser, path: str, *, expect: str, timeout: float = 60) -> tuple[str, str]:
+async def page(user: HubUser, path: str, *, expect: str, timeout: float = 60) -> str:
     """GET ``/user/<name>/<path>`` (following the OAuth redirects) until 200 with ``expect`` in it.
 
-    Returns the final URL's path and the body. Proxied programs start on the first request and
+    Returns the path the redirects landed on. Proxied programs start on the first request and
     answer 5xx until they listen, hence the retries.
     """
     seen: dict[str, object] = {}
@@ -70,14 +50,14 @@ async def page(user: HubUser, path: str, *, expect: str, timeout: float = 60) ->
         await wait_for(loaded, timeout=timeout, interval=0.5, what=f"{expect!r} at /{path}")
     except TimeoutError as exc:
         raise AssertionError(f"{exc}; last answer: {seen}") from exc
-    return str(seen["url"]), str(seen["body"])
+    return str(seen["url"])
 
 
 async def test_vscode_users_land_in_code_server(hub):
     require_programs("code-server")
     alice = hub("alice")
     await started(alice, "vscode")
-    landed, _ = await page(alice, "", expect="code-server")
+    landed = await page(alice, "", expect="code-server")
     assert landed == "/user/alice/vscode/"
 
 
@@ -87,7 +67,7 @@ async def test_streamlit_app_is_served_to_its_owner_only(hub):
     # a hub admin, and JupyterHub admins may open any server after an explicit consent page).
     bob = hub("bob")
     await started(bob, "streamlit")
-    landed, _ = await page(bob, "", expect="<title>Streamlit</title>")
+    landed = await page(bob, "", expect="<title>Streamlit</title>")
     assert landed == "/user/bob/streamlit/"
     await page(bob, "streamlit/_stcore/health", expect="ok")
     # The app's content travels over Streamlit's websocket, through CHP and the server's proxy.
@@ -125,7 +105,7 @@ async def test_desktop_users_land_on_a_vnc_desktop(hub, platform):
     require_programs("vncserver", "Xvnc", "openbox", "xterm", "jupyterhub-platform-desktop-session")
     alice = hub("alice")
     await started(alice, "desktop")
-    landed, _ = await page(alice, "", expect="noVNC")
+    landed = await page(alice, "", expect="noVNC")
     assert landed == "/user/alice/desktop/"
     # noVNC's websocket reaches TigerVNC, which greets with its RFB protocol version.
     async with alice.session.ws_connect(

@@ -264,7 +264,7 @@ class LocalPlatform:
             ],
             name="devcluster",
             log_path=self._log("devcluster"),
-            env=_child_env(),
+            env=_child_env(PATH=proxy.node_bin_path(self.state_dir)),
         )
 
     def _check_alive(self, proc: ManagedProcess) -> None:

@@ -16,6 +16,8 @@ CHP_PACKAGE = "configurable-http-proxy@5"
 CHP_BIN = "configurable-http-proxy"
 USER_PREFIX = Path("~/.cache/jupyterhub-platform/node")
 """Where we install CHP when it is missing: per user, shared by every clone and test run."""
+SOURCE_PREFIX = Path(__file__).resolve().parents[3] / ".cache" / "node"
+"""A source checkout's own npm prefix (nox and .ci/install-workspace-tools install there)."""
 
 
 class ProxyInstallError(RuntimeError):
@@ -24,10 +26,19 @@ class ProxyInstallError(RuntimeError):
 
 def candidate_prefixes(state_dir: Path) -> list[Path]:
     """npm prefixes that may hold CHP, most local first."""
-    return [
-        (state_dir.parent / ".cache" / "node").resolve(),
-        USER_PREFIX.expanduser(),
-    ]
+    prefixes = [(state_dir.parent / ".cache" / "node").resolve(), SOURCE_PREFIX]
+    prefixes.append(USER_PREFIX.expanduser())
+    return list(dict.fromkeys(prefixes))
+
+
+def node_bin_path(state_dir: Path) -> str:
+    """PATH with the existing ``node_modules/.bin`` of :func:`candidate_prefixes` in front.
+
+    User pods find npm-installed workspace programs (code-server) the way the proxy is found.
+    """
+    bins = [p / "node_modules" / ".bin" for p in candidate_prefixes(state_dir)]
+    found = [str(b) for b in bins if b.is_dir()]
+    return os.pathsep.join([*found, os.environ.get("PATH", os.defpath)])
 
 
 def find_chp(state_dir: Path) -> Path | None:
