@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from .podnet import HOST_IP, AddressUnavailable
+from .podnet import HOST_IP
 from .runtime import PodRuntime
 from .status import ContainerState, PodState, now_rfc3339
 
@@ -114,14 +114,8 @@ class LightPod(PodRuntime):
 
     async def run(self) -> None:
         await self.scheduled()
-        try:
-            self.ip = self.ctx.network.allocate([self.target.port])
-        except AddressUnavailable as exc:
-            self.state = PodState(
-                pod_ip="", host_ip=HOST_IP, failure=("FailedCreatePodSandBox", str(exc))
-            )
-            await self.event("FailedCreatePodSandBox", str(exc), type="Warning")
-            await self.patch_status()
+        self.ip = await self.allocate_ip([self.target.port])
+        if self.ip is None:
             return
         await self.server.add(self.ip, self.target)
         containers = []

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from .. import procs
 from .api import ApiError
 from .containers import ProcessSpec, all_containers, build_process_spec, referenced_objects
-from .podnet import HOST_IP, AddressUnavailable
+from .podnet import HOST_IP
 from .probes import POLL_INTERVAL, probe_once, readiness_check
 from .runtime import PodRuntime
 from .status import ContainerState, PodState
@@ -62,14 +62,8 @@ class ProcessPod(PodRuntime):
     async def run(self) -> None:
         await self.scheduled()
         spec = self.pod.get("spec", {})
-        try:
-            pod_ip = self.ctx.network.allocate(container_ports(self.pod))
-        except AddressUnavailable as exc:
-            self.state = PodState(
-                pod_ip="", host_ip=HOST_IP, failure=("FailedCreatePodSandBox", str(exc))
-            )
-            await self.event("FailedCreatePodSandBox", str(exc), type="Warning")
-            await self.patch_status()
+        pod_ip = await self.allocate_ip(container_ports(self.pod))
+        if pod_ip is None:
             return
         self.state = PodState(
             pod_ip=pod_ip,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from .api import ApiClient, ApiError
 from .events import SCHEDULER, EventRecorder
-from .podnet import PodNetwork
+from .podnet import HOST_IP, AddressUnavailable, PodNetwork
 from .status import PodState, render_status
 
 log = logging.getLogger(__name__)
@@ -96,6 +96,18 @@ class PodRuntime:
             f"Successfully assigned {self.key} to {self.ctx.node_name}",
             component=SCHEDULER,
         )
+
+    async def allocate_ip(self, ports) -> str | None:
+        """The pod's loopback IP; None (and the pod marked failed, as a sandbox error) if none."""
+        try:
+            return self.ctx.network.allocate(ports)
+        except AddressUnavailable as exc:
+            self.state = PodState(
+                pod_ip="", host_ip=HOST_IP, failure=("FailedCreatePodSandBox", str(exc))
+            )
+            await self.event("FailedCreatePodSandBox", str(exc), type="Warning")
+            await self.patch_status()
+            return None
 
     async def patch_status(self) -> None:
         """Write the whole current status; a pod that is already gone is not an error."""
