@@ -68,6 +68,18 @@ sidecars:
 """
 SIDECAR_READY_TIMEOUT = 3
 
+# The server's own container exits at once: KubeSpawner alone would wait for the start timeout.
+CRASHING_SERVER = """\
+slug: crashing-server
+display_name: Crashing server
+kind: custom
+image: quay.io/jupyter/minimal-notebook:2025-01-06
+command: ["false"]
+resources:
+  choices:
+    small: {cpu: {request: 0.5, limit: 1}, memory: {request: 1Gi, limit: 1Gi}}
+"""
+
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def profile_platform():
@@ -77,6 +89,7 @@ async def profile_platform():
     extra.mkdir()
     (extra / "admins-only.yaml").write_text(textwrap.dedent(ADMINS_ONLY))
     (extra / "shared-lab.yaml").write_text(RESTRICTED_SIZE)
+    (extra / "crashing-server.yaml").write_text(CRASHING_SERVER)
     for slug, command in (("crashing-sidecar", ["false"]), ("unready-sidecar", ["sleep", "300"])):
         (extra / f"{slug}.yaml").write_text(SIDECAR_PROFILE.format(slug=slug, command=command))
     overrides = {
@@ -205,10 +218,11 @@ async def spawn_failure(user: HubUser) -> str:
     "slug, words",
     [
         ("crashing-sidecar", "sidecar container 'helper' exited"),
+        ("crashing-server", "the server's container 'notebook' exited"),
         ("unready-sidecar", f"'helper' did not become ready within {SIDECAR_READY_TIMEOUT} seconds"),
     ],
 )
-async def test_a_failing_sidecar_fails_the_spawn_naming_it(user, k8s, slug, words):
+async def test_a_failing_container_fails_the_spawn_naming_it(user, k8s, slug, words):
     alice = await user("alice")
     status, message = await spawn_status(alice, {"profile": slug})
     if status in (201, 202):  # still starting when slow_spawn_timeout passed

@@ -24,8 +24,8 @@ from traitlets.config import Config
 
 from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir, load_catalogue
 from jupyterhub_platform.profiles.options import KNOWN_KEYS, OptionError
-from jupyterhub_platform.spawner import ProfileSpawner, SidecarFailed, check_configuration
-from jupyterhub_platform.spawner.sidecars import sidecar_failure
+from jupyterhub_platform.spawner import ProfileSpawner, StartFailed, check_configuration
+from jupyterhub_platform.spawner.sidecars import startup_failure
 
 KUBERNETES_VERSION = "1.30"
 SHIPPED = load_catalogue([bundled_profiles_dir()])
@@ -453,16 +453,19 @@ NOTEBOOK_READY = {"name": "notebook", "ready": True, "state": {"running": {}}}
         ({"name": "vnc", "ready": False, "restartCount": 1, "state": {"running": {}}, "lastState": {"terminated": {"exitCode": 2}}}, "'vnc' exited (exit code 2)"),
     ],
 )  # fmt: skip
-def test_sidecar_failures_are_named(sidecar, words):
-    assert words in sidecar_failure(pod_with(NOTEBOOK_READY, sidecar))
+def test_startup_failures_are_named(sidecar, words):
+    assert words in startup_failure(pod_with(NOTEBOOK_READY, sidecar))
 
 
 def test_healthy_or_starting_pods_are_not_failures():
     starting = {"name": "vnc", "ready": False, "state": {"waiting": {"reason": "ContainerCreating"}}}
-    assert sidecar_failure(pod_with(NOTEBOOK_READY, starting)) is None
-    notebook_done = {"name": "notebook", "ready": False, "state": {"terminated": {"exitCode": 0}}}
-    assert sidecar_failure(pod_with(notebook_done)) is None  # KubeSpawner handles the notebook
-    assert sidecar_failure(None) is None
+    assert startup_failure(pod_with(NOTEBOOK_READY, starting)) is None
+    assert startup_failure(None) is None
+
+
+def test_a_crashed_server_container_fails_the_start_too():
+    crashed = {"name": "notebook", "ready": False, "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}
+    assert startup_failure(pod_with(crashed)) == "the server's container 'notebook' exited (Error)"
 
 
 async def test_start_fails_fast_on_a_sidecar_that_never_gets_ready(sidecar_dir):
@@ -470,13 +473,13 @@ async def test_start_fails_fast_on_a_sidecar_that_never_gets_ready(sidecar_dir):
     unready = {"name": "vnc", "ready": False, "state": {"running": {}}}
     pod = pod_with(NOTEBOOK_READY, unready)
     assert spawner.is_pod_running(pod) is False  # outside start: KubeSpawner's answer only
-    spawner._watch_sidecars = True
+    spawner._watch_start = True
     assert spawner.is_pod_running(pod) is False  # first sighting starts the clock
     await asyncio.sleep(0.1)
-    with pytest.raises(SidecarFailed, match="'vnc' did not become ready within 0.05 seconds"):
+    with pytest.raises(StartFailed, match="'vnc' did not become ready within 0.05 seconds"):
         spawner.is_pod_running(pod)
     broken = {"name": "vnc", "ready": False, "state": {"waiting": {"reason": "ErrImagePull"}}}
-    with pytest.raises(SidecarFailed, match="'vnc' cannot start"):
+    with pytest.raises(StartFailed, match="'vnc' cannot start"):
         spawner.is_pod_running(pod_with(NOTEBOOK_READY, broken))
     ready = {"name": "vnc", "ready": True, "state": {"running": {}}}
     assert spawner.is_pod_running(pod_with(NOTEBOOK_READY, ready)) is True

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .profile_spawner import ProfileSpawner, SidecarFailed
+from .profile_spawner import ProfileSpawner, StartFailed
 from .startup import check_configuration
 
-__all__ = ["ProfileSpawner", "SidecarFailed", "check_configuration"]
+__all__ = ["ProfileSpawner", "StartFailed", "check_configuration"]

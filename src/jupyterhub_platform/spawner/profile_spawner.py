@@ -32,12 +32,12 @@ from jupyterhub_platform.profiles.options import (
     validate_options,
 )
 
-from .sidecars import sidecar_failure, unready_sidecars
+from .sidecars import startup_failure, unready_sidecars
 from .sources import DEFAULT_RELOAD_INTERVAL, Sources, shared_sources
 
 
-class SidecarFailed(web.HTTPError):
-    """A sidecar container of the server's pod failed or never became ready.
+class StartFailed(web.HTTPError):
+    """A container of the server's pod failed, or a sidecar never became ready, during start.
 
     An HTTPError so JupyterHub relays the message (to the API client, the progress page) instead
     of reporting an unhandled error.
@@ -152,7 +152,7 @@ class ProfileSpawner(KubeSpawner):
                 )
         self._policy_file = PlatformPolicy(parent=self).policy_file or None
         self._baseline: dict | None = None
-        self._watch_sidecars = False
+        self._watch_start = False
         self._sidecars_unready_since: float | None = None
 
     # -- profiles and entitlements -----------------------------------------------------------
@@ -230,21 +230,21 @@ class ProfileSpawner(KubeSpawner):
         for name, value in self._baseline.items():
             setattr(self, name, copy.deepcopy(value))
 
-    # -- start: fail fast on sidecars --------------------------------------------------------
+    # -- start: fail fast on failed containers --------------------------------------------------------
     async def _start(self):
-        self._watch_sidecars, self._sidecars_unready_since = True, None
+        self._watch_start, self._sidecars_unready_since = True, None
         try:
             return await super()._start()
         finally:
-            self._watch_sidecars = False
+            self._watch_start = False
 
     def is_pod_running(self, pod):
-        if self._watch_sidecars:
-            self._check_sidecars(pod)
+        if self._watch_start:
+            self._check_start(pod)
         return super().is_pod_running(pod)
 
-    def _check_sidecars(self, pod) -> None:
-        failure = sidecar_failure(pod)
+    def _check_start(self, pod) -> None:
+        failure = startup_failure(pod)
         unready = unready_sidecars(pod)
         if failure is None and unready:
             now = time.monotonic()
@@ -258,4 +258,4 @@ class ProfileSpawner(KubeSpawner):
             self._sidecars_unready_since = None
         if failure:
             self.log.error("Server %s failed to start: %s", self._log_name, failure)
-            raise SidecarFailed(f"Your server could not start: {failure}")
+            raise StartFailed(f"Your server could not start: {failure}")

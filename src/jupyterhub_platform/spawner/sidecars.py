@@ -1,7 +1,9 @@
-"""Decide from a pod's status whether a sidecar has failed while the server starts.
+"""Decide from a pod's status whether the server's start has failed.
 
-KubeSpawner waits until *every* container is ready but only watches ``notebook`` for exit, so a
-sidecar that crashes or never gets ready would hang the spawn until the start timeout.
+KubeSpawner waits until *every* container is ready and checks ``notebook`` for exit only in
+``poll()``, which JupyterHub does not call while a server starts: a container that crashes (the
+notebook included) or a sidecar that never gets ready would hang the spawn until the start
+timeout.
 """
 
 from __future__ import annotations
@@ -22,25 +24,24 @@ FATAL_WAITING = frozenset(
 )
 
 
-def sidecar_failure(pod: Mapping | None) -> str | None:
-    """Why a non-notebook container of ``pod`` cannot become ready, or None."""
+def startup_failure(pod: Mapping | None) -> str | None:
+    """Why a container of ``pod`` cannot become ready, or None."""
     if not pod:
         return None
     for status in (pod.get("status") or {}).get("containerStatuses") or []:
         name = status.get("name")
-        if name == NOTEBOOK:
-            continue
+        what = "the server's container" if name == NOTEBOOK else "sidecar container"
         state = status.get("state") or {}
         last = (status.get("lastState") or {}).get("terminated")
         if "terminated" in state or (last and status.get("restartCount")):
             # a restart during start-up means it crashed: Kubernetes would only back off longer
             term = state.get("terminated") or last or {}
             detail = term.get("reason") or f"exit code {term.get('exitCode')}"
-            return f"sidecar container {name!r} exited ({detail})"
+            return f"{what} {name!r} exited ({detail})"
         waiting = state.get("waiting") or {}
         if waiting.get("reason") in FATAL_WAITING:
             message = f": {waiting['message']}" if waiting.get("message") else ""
-            return f"sidecar container {name!r} cannot start ({waiting['reason']}{message})"
+            return f"{what} {name!r} cannot start ({waiting['reason']}{message})"
     return None
 
 
