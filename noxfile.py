@@ -50,7 +50,7 @@ PYTHON = _python312()
 def _install_proxy(session: nox.Session) -> None:
     """configurable-http-proxy from npm, into the repo's cache (found there by the platform)."""
     if not (NODE_PREFIX / "node_modules" / ".bin" / "configurable-http-proxy").exists():
-        session.run(
+        session.run_install(
             "npm", "install", "--no-audit", "--no-fund", "--loglevel=error",
             "--prefix", str(NODE_PREFIX), CHP_PACKAGE,
             external=True,
@@ -65,7 +65,10 @@ def tests(session: nox.Session, matrix: str) -> None:
     session.install("-e", ".[test]", *MATRIX[matrix])
     _install_proxy(session)
     session.run("python", "-c", "import jupyterhub, kubespawner; print('jupyterhub', jupyterhub.__version__, 'kubespawner', kubespawner.__version__)")
-    session.run("python", "-m", "pytest", *(session.posargs or ["-q", "-p", "no:cacheprovider"]))
+    session.run(
+        "python", "-m", "pytest",
+        *(session.posargs or ["-q", "-p", "no:cacheprovider", "--durations=10"]),
+    )
 
 
 @nox.session(python=PYTHON)
