@@ -148,7 +148,7 @@ async def test_reflector_recovers_from_expiry_and_timeouts(spawner_factory, core
     await spawner._start_watching_pods()
     reflector = spawner.pod_reflector
     reflector.timeout_seconds = 1  # from the next watch on, time out every second
-    caplog.set_level(logging.INFO)
+    caplog.set_level(logging.DEBUG)
     # the controllers hold one subscription; the reflector's watch is the second
     await wait_for(lambda: devcluster.store.subscriber_count >= 2, timeout=5, what="reflector watch")
     devcluster.store.expire_watches()  # the open watch ends with an ERROR 410 event
@@ -157,14 +157,18 @@ async def test_reflector_recovers_from_expiry_and_timeouts(spawner_factory, core
     url = await start_with_fake_kubelet(spawner, core)
     assert url == "http://10.1.2.3:8888"
     # after watch timeouts the reflector has reconnected and still follows changes
-    started = len([r for r in caplog.records if "watching for pods" in r.getMessage()])
-    await asyncio.sleep(2.2)
+
+    def watches_started() -> int:  # the reflector logs each (re)connection at debug level
+        return len([r for r in caplog.records if r.getMessage() == "Connecting pods watcher"])
+
+    before = watches_started()
+    await wait_for(lambda: watches_started() >= before + 2, timeout=10,
+                   what="two reconnects after 1-second watch timeouts")
     await core.patch_namespaced_pod(spawner.pod_name, "default", {"metadata": {"labels": {"seen": "yes"}}})
     key = f"default/{spawner.pod_name}"
     await wait_for(lambda: reflector.pods[key]["metadata"]["labels"].get("seen") == "yes",
                    timeout=10, what="reflector to see the label change")
     assert not reflector.watch_task.done()
-    assert started >= 1
     await spawner.stop()
 
 
