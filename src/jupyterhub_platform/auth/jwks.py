@@ -11,6 +11,7 @@ it never contains the token.
 from __future__ import annotations
 
 import asyncio
+import base64
 import hmac
 import json
 import logging
@@ -218,10 +219,7 @@ class JWKSCache:
         ``authorized_party``: the client id an ``azp`` claim must name (required when the token
         has several audiences, as OIDC Core 3.1.3.7 says). ``nonce``: the value the login sent.
         """
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.DecodeError as exc:
-            raise MalformedToken(str(exc)) from None
+        header = _peek_header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in algorithms or alg not in ASYMMETRIC_ALGORITHMS:
             raise DisallowedAlgorithm(f"{alg!r} not in {list(algorithms)}")
@@ -259,6 +257,24 @@ class JWKSCache:
             if not isinstance(got, str) or not hmac.compare_digest(got, nonce):
                 raise WrongNonce("nonce does not match the login request")
         return claims
+
+
+def _peek_header(token: str) -> dict:
+    """The token's JOSE header, read only to choose the key and algorithm.
+
+    ``jwt.get_unverified_header`` would parse (and validate character by character) the whole
+    token a second time; ``jwt.decode`` checks every part of it anyway, header included.
+    """
+    if not isinstance(token, str) or token.count(".") != 2:
+        raise MalformedToken("not a compact JWS (three dot-separated parts)")
+    segment = token.split(".", 1)[0]
+    try:
+        header = json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+    except ValueError:  # binascii.Error, UnicodeDecodeError and JSONDecodeError included
+        raise MalformedToken("header is not base64url-encoded JSON") from None
+    if not isinstance(header, dict):
+        raise MalformedToken("header is not a JSON object")
+    return header
 
 
 def _check_azp(claims: dict, authorized_party: str | None) -> None:
