@@ -21,7 +21,13 @@ from urllib.parse import urljoin
 
 import aiohttp
 
-from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, port_is_open, wait_for
+from jupyterhub_platform.devcluster.procs import (
+    ManagedProcess,
+    free_port,
+    port_is_open,
+    wait_for,
+    wait_serving,
+)
 from jupyterhub_platform.devcluster.proxy import chp_argv, ensure_chp
 
 REPO = Path(__file__).resolve().parents[3]
@@ -61,16 +67,7 @@ class Provider:
             log_path=self.log_dir / f"provider-{self.starts}.log",
         )
 
-        async def serving() -> bool:
-            if not self.proc.running():
-                raise RuntimeError(f"provider exited:\n{self.proc.log_tail()}")
-            try:
-                async with aiohttp.ClientSession() as s, s.get(f"{self.issuer}/jwks") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for(serving, timeout=30, what="oidc-provider-mock")
+        await wait_serving(self.proc, f"{self.issuer}/jwks", timeout=30, what="oidc-provider-mock")
         for sub, groups in users.items():
             await self.set_groups(sub, groups)
 
@@ -288,17 +285,8 @@ async def start_hub(tmp: Path, settings_for: Callable[[str], dict[str, dict]]) -
     )
     hub = Hub(url=url, proc=proc, proxy=proxy, admin_token=token, db_path=tmp / "jupyterhub.sqlite")
 
-    async def up() -> bool:
-        if not proc.running():
-            raise RuntimeError(f"jupyterhub exited ({proc.returncode}):\n{proc.log_tail(60)}")
-        try:
-            async with aiohttp.ClientSession() as s, s.get(f"{url}/hub/api/") as r:
-                return r.status == 200
-        except aiohttp.ClientError:
-            return False
-
     try:
-        await wait_for(up, timeout=60, interval=0.2, what="jupyterhub behind the proxy")
+        await wait_serving(proc, f"{url}/hub/api/", timeout=60, what="jupyterhub behind the proxy")
     except BaseException:
         await hub.stop()
         raise

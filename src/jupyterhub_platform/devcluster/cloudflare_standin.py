@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
 
 from .idp import DEMO_USERS
-from .procs import ManagedProcess, free_port, wait_for
+from .procs import ManagedProcess, free_port, wait_serving
 
 DEFAULT_AUD = "standin-application-aud"
 TOKEN_COOKIE = "CF_Authorization"
@@ -258,16 +258,9 @@ class CloudflareStandIn:
     async def start(self) -> None:
         self.proc = ManagedProcess(self.argv(), name="cloudflare-standin", log_path=self.log_dir / "cloudflare-standin.log")
 
-        async def serving() -> bool:
-            if not self.proc.running():
-                raise RuntimeError(f"cloudflare stand-in exited:\n{self.proc.log_tail()}")
-            try:
-                async with aiohttp.ClientSession() as s, s.get(f"{self.url}/_standin/stats") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for(serving, timeout=30, what="the Cloudflare Access stand-in")
+        await wait_serving(
+            self.proc, f"{self.url}/_standin/stats", timeout=30, what="the Cloudflare Access stand-in"
+        )
 
     async def stop(self) -> None:
         if self.proc is not None:

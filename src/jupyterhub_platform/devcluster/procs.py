@@ -156,3 +156,25 @@ async def wait_for(
         if time.monotonic() >= deadline:
             raise WaitTimeout(f"timed out after {timeout:g}s waiting for {what}")
         await asyncio.sleep(interval)
+
+
+class ProcessExited(RuntimeError):
+    """A process we were waiting on exited; the message ends with its log."""
+
+
+async def wait_serving(proc: ManagedProcess, url: str, *, timeout: float, what: str) -> None:
+    """Wait until ``url`` answers 200; fail at once, with the end of its log, if ``proc`` exits."""
+    import aiohttp  # the local platform's extra; imported here so procs needs nothing else
+
+    async with aiohttp.ClientSession() as session:
+
+        async def serving() -> bool:
+            if not proc.running():
+                raise ProcessExited(f"{what} exited ({proc.returncode}):\n{proc.log_tail(60)}")
+            try:
+                async with session.get(url) as resp:
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(serving, timeout=timeout, interval=0.1, what=what)
