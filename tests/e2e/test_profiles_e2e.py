@@ -93,10 +93,10 @@ async def profile_platform():
     for slug, command in (("crashing-sidecar", ["false"]), ("unready-sidecar", ["sleep", "300"])):
         (extra / f"{slug}.yaml").write_text(SIDECAR_PROFILE.format(slug=slug, command=command))
     overrides = {
-        # The stock chart sets slow_spawn_timeout to 0: the REST API then answers 202 before any
-        # spawner code runs, and a refusal only shows in the progress events. A few seconds let
-        # the 400/403 reach the API client (see docs/profiles.md).
-        "JupyterHub": {"spawner_class": "profiles", "tornado_settings": {"slow_spawn_timeout": 5}},
+        # The shipped values' 5 s let a refusal (400/403) reach the REST client; 30 s let a failed
+        # start reach it too, even on a loaded machine where the spawn could otherwise end before
+        # a client opens its progress stream.
+        "JupyterHub": {"tornado_settings": {"slow_spawn_timeout": 30}},
         "ProfileSpawner": {
             "profile_directories": [str(bundled_profiles_dir()), str(extra)],
             "sidecar_ready_timeout": SIDECAR_READY_TIMEOUT,
