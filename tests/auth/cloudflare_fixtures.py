@@ -6,7 +6,6 @@ OIDC suite's conftest stays untouched.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 
@@ -15,7 +14,7 @@ import pytest
 from traitlets.config import Config
 
 from jupyterhub_platform.auth.cloudflare import TOKEN_HEADER, CloudflareAccessAuthenticator
-from jupyterhub_platform.auth.harness import POLICY, Hub, start_hub
+from jupyterhub_platform.auth.harness import POLICY, Hub
 from jupyterhub_platform.devcluster.cloudflare_standin import CloudflareStandIn
 
 
@@ -65,19 +64,13 @@ async def cloudflare(tmp_path):
 
 
 @pytest.fixture
-async def cf_hub_factory(tmp_path):
-    """Start hubs using ``cloudflare-access``; stops them and their proxies afterwards."""
-    hubs: list[Hub] = []
+def cf_hub_factory(hubs):
+    """Hubs running ``cloudflare-access`` against ``standin`` (extra traits)."""
 
     async def make(standin: CloudflareStandIn, name: str = "hub", **traits) -> Hub:
-        directory = tmp_path / name
-        directory.mkdir()
-        hub = await start_hub(directory, lambda url: cloudflare_settings(standin, **traits))
-        hubs.append(hub)
-        return hub
+        return await hubs(name, lambda url: cloudflare_settings(standin, **traits))
 
-    yield make
-    await asyncio.gather(*(h.stop() for h in hubs))
+    return make
 
 
 class Browser:

@@ -23,18 +23,25 @@ async def provider(tmp_path):
 
 
 @pytest.fixture
-async def hub_factory(tmp_path):
-    """Start hubs (with extra authenticator settings); stops them and their proxy afterwards."""
-    hubs: list[Hub] = []
+async def hubs(tmp_path):
+    """``await hubs(name, settings_for)`` starts a hub + proxy; all are stopped afterwards."""
+    started: list[Hub] = []
 
-    async def make(provider: Provider, name: str = "hub", **authenticator) -> Hub:
+    async def start(name: str, settings_for) -> Hub:
         directory = tmp_path / name
         directory.mkdir()
-        hub = await start_hub(
-            directory, lambda url: oidc_settings(provider, url, **authenticator)
-        )
-        hubs.append(hub)
-        return hub
+        started.append(await start_hub(directory, settings_for))
+        return started[-1]
 
-    yield make
-    await asyncio.gather(*(h.stop() for h in hubs))
+    yield start
+    await asyncio.gather(*(h.stop() for h in started))
+
+
+@pytest.fixture
+def hub_factory(hubs):
+    """Hubs running ``platform-oidc`` against ``provider`` (extra authenticator settings)."""
+
+    async def make(provider: Provider, name: str = "hub", **authenticator) -> Hub:
+        return await hubs(name, lambda url: oidc_settings(provider, url, **authenticator))
+
+    return make
