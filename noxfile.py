@@ -199,6 +199,13 @@ def bench(session: nox.Session) -> None:
     session.run("python", "-m", "benchmarks", *session.posargs)
 
 
+@nox.session(python=PYTHON["jh6"][0])
+def newcomer(session: nox.Session) -> None:
+    """The README's path on a fresh clone: ./run dev, a person in Chromium, Ctrl-C, no orphans."""
+    _install_locked(session, "jh6", "playwright", "psutil")
+    session.run("python", ".ci/newcomer.py", *session.posargs)
+
+
 def _uv() -> str:
     """uv: beside the Python running nox (``./run`` installs it there), else on PATH."""
     beside = Path(sys.executable).parent / "uv"
