@@ -103,11 +103,14 @@ def use_jupyterlab(url: str, screenshots: Path) -> None:
 
 
 def left_behind(clone: Path, group: int) -> list[str]:
-    """Live processes of ``./run dev``'s group, or started from the clone (pods, components)."""
+    """Live processes of ``./run dev``'s group, or started from the clone (pods, components);
+    not this check itself and what runs it (their command lines name the clone too)."""
+    me = psutil.Process()
+    ours = {me.pid, *(p.pid for p in me.parents())}
     found = []
     for proc in psutil.process_iter(["pid", "cmdline", "status"]):
         try:
-            if proc.info["status"] == psutil.STATUS_ZOMBIE:
+            if proc.pid in ours or proc.info["status"] == psutil.STATUS_ZOMBIE:
                 continue
             cmdline = " ".join(proc.info["cmdline"] or ())
             if os.getpgid(proc.pid) == group or str(clone) in cmdline:
