@@ -25,6 +25,8 @@ import psutil
 from playwright.sync_api import sync_playwright
 
 REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts" / "newcomer"
+"""./run dev's output and the screenshots (gitignored)."""
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
     "--headless",
@@ -89,14 +91,14 @@ def use_jupyterlab(url: str, screenshots: Path) -> None:
             page.wait_for_url(re.compile(r"/user/alice/lab"), timeout=SPAWN_TIMEOUT_MS)
             page.locator("#jp-main-dock-panel").wait_for(timeout=SPAWN_TIMEOUT_MS)
             page.get_by_role("main").wait_for()
-            page.screenshot(path=screenshots / "newcomer-jupyterlab.png")
+            page.screenshot(path=screenshots / "jupyterlab.png")
 
             page.goto(f"{url}/hub/home")
             page.get_by_role("button", name="Stop My Server").click()
             start_again = page.get_by_role("button", name="Start My Server", exact=True)
             start_again.wait_for(timeout=SPAWN_TIMEOUT_MS)  # the hub says the server stopped
         except Exception:
-            page.screenshot(path=screenshots / "newcomer-failure.png", full_page=True)
+            page.screenshot(path=screenshots / "failure.png", full_page=True)
             raise
         finally:
             browser.close()
@@ -132,7 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     began = time.monotonic()
     fresh_clone(clone)
     step(f"cloned {REPO} into {clone}; ./run dev", began)
-    output = clone.parent / f"{clone.name}-dev.out"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    output = ARTIFACTS / "run-dev.out"
     with output.open("w") as out:
         dev = subprocess.Popen(
             ["./run", "dev"],
@@ -146,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         url = wait_for_banner(dev, output)
         step(f"the platform runs at {url}; a person signs in as alice", began)
-        use_jupyterlab(url, clone.parent)
+        use_jupyterlab(url, ARTIFACTS)
         step("JupyterLab loaded and the server stopped; Ctrl-C", began)
         os.killpg(dev.pid, signal.SIGINT)
         code = dev.wait(timeout=120)
