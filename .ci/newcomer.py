@@ -91,6 +91,7 @@ def use_jupyterlab(url: str, screenshots: Path) -> None:
             page.wait_for_url(re.compile(r"/user/alice/lab"), timeout=SPAWN_TIMEOUT_MS)
             page.locator("#jp-main-dock-panel").wait_for(timeout=SPAWN_TIMEOUT_MS)
             page.get_by_role("main").wait_for()
+            page.locator(".jp-LauncherCard").first.wait_for(timeout=SPAWN_TIMEOUT_MS)  # loaded
             page.screenshot(path=screenshots / "jupyterlab.png")
 
             page.goto(f"{url}/hub/home")
