@@ -6,7 +6,11 @@ Alice``, which normalises to the existing user ``alice``.
 
 from __future__ import annotations
 
-from jupyterhub_platform.auth.harness import claims
+import pytest
+from oidc_test_issuer import StaticIssuer
+from test_id_tokens import authenticator
+
+from jupyterhub_platform.auth.harness import CLIENT_ID, claims
 from jupyterhub_platform.auth.subject_binding import BINDING_KEY, Identity, may_log_in
 
 
@@ -18,6 +22,13 @@ def test_only_the_bound_identity_may_log_in():
     assert not may_log_in(alice, Identity("https://other.example", "alice"))
     assert Identity.from_state({"tokens": "..."}) is None
     assert Identity.from_state(None) is None
+
+
+def test_auth_state_cannot_be_turned_off():
+    """The binding (and the refresh token) live in auth_state: without it nothing is bound."""
+    with StaticIssuer(CLIENT_ID) as issuer:
+        with pytest.raises(ValueError, match="enable_auth_state cannot be turned off"):
+            authenticator(issuer.issuer, enable_auth_state=False)
 
 
 async def test_a_second_subject_is_refused_until_an_admin_rebinds(provider, hub_factory):
