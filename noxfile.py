@@ -1,15 +1,22 @@
-"""Developer tasks: ``nox -s tests`` (both support matrices), ``lint``, ``dev``, ``bench``.
+"""Developer tasks: ``nox -s tests`` (both support matrices), ``lint``, ``dev``, ``bench``, ``lock``,
+``latest``.
 
-Tests run on Python 3.12, the stock z2jh 4.x hub image's Python; where no 3.12 is installed the
-sessions fall back to the interpreter running nox and say so.
+Every environment installs from a lock: ``requirements/<matrix>-py<X.Y>.txt``, a pip constraint
+file with hashes compiled by uv with a fixed ``--exclude-newer`` date, so a machine installs today
+what CI tested. :func:`interpreter` is the one rule that picks each matrix's Python.
 """
 
 from __future__ import annotations
 
-import glob
+import difflib
 import os
+import re
 import shutil
+import subprocess
 import sys
+import tempfile
+from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 
 import nox
@@ -17,34 +24,116 @@ import nox
 ROOT = Path(__file__).parent
 NODE_PREFIX = ROOT / ".cache" / "node"
 CHP_PACKAGE = "configurable-http-proxy@5"
+LOCKS = ROOT / "requirements"
+LOCK_DATE_FILE = LOCKS / "exclude-newer.txt"
+"""The date every lock is resolved at (uv ``--exclude-newer``): re-locking gives the same files."""
+RUFF = "ruff==0.17.6"
 
 nox.options.sessions = ["lint", "tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.download_python = "never"
-
-# (JupyterHub, KubeSpawner) pairs we support: the stock z2jh 4.4 hub image, and the newest.
-MATRIX = {
-    "jh55": ("jupyterhub==5.5.*", "jupyterhub-kubespawner==7.0.*"),
-    "jh6": ("jupyterhub>=6,<7", "jupyterhub-kubespawner>=7.1,<8"),
-}
+nox.options.default_venv_backend = "uv"
 
 
-def _python312() -> str:
-    """Path of a Python 3.12 interpreter, or the one running nox when there is none."""
-    found = shutil.which("python3.12")
-    if found and os.access(found, os.X_OK) and "/shims/" not in found:
-        return found
-    candidates = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.12*/bin/python3.12")))
-    candidates += sorted(glob.glob("/root/.pyenv/versions/3.12*/bin/python3.12"))
-    candidates += ["/usr/bin/python3.12", "/usr/local/bin/python3.12"]
-    for candidate in candidates:
-        if os.access(candidate, os.X_OK):
-            return candidate
-    print("nox: no Python 3.12 found; using", sys.executable, file=sys.stderr)
-    return sys.executable
+@dataclass(frozen=True)
+class Matrix:
+    """A supported (JupyterHub, KubeSpawner) pair — its pins are ``requirements/<name>.in`` —
+    and the Python it prefers (None: the machine's default ``python3``)."""
+
+    python: str | None
 
 
-PYTHON = _python312()
+# The stock z2jh 4.4 hub image (JupyterHub 5.5, KubeSpawner 7.0, Python 3.12), and the newest
+# releases on the Python a newcomer has (Debian 12: 3.11).
+MATRIX = {"jh55": Matrix("3.12"), "jh6": Matrix(None)}
+PYTHONS = ("3.11", "3.12")
+"""The Pythons the README names; each matrix is locked for each of them."""
+HUB_IMAGE_LOCK = "hub-image.txt"
+"""images/hub/Dockerfile's requirements: the runtime dependencies on the stock hub image's
+JupyterHub and Python, no extras (a subset of the jh55 / Python 3.12 lock)."""
+
+
+def _probe(python: str) -> tuple[str, str] | None:
+    """(real executable, "X.Y") of ``python`` when it runs, else None (pyenv shims may not)."""
+    try:
+        out = subprocess.run(
+            [python, "-c", "import sys; print(sys.executable, '%d.%d' % sys.version_info[:2])"],
+            capture_output=True,
+            text=True,
+            timeout=20,
+            check=True,
+        ).stdout.split()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return (out[0], out[1]) if len(out) == 2 else None
+
+
+def _installed_pythons() -> dict[str, str]:
+    """Version -> executable for each Python in :data:`PYTHONS` this machine has."""
+    found: dict[str, str] = {}
+    for version in PYTHONS:
+        candidates = [
+            f"python{version}",
+            f"/usr/bin/python{version}",
+            f"/usr/local/bin/python{version}",
+        ]
+        pyenv = Path(os.environ.get("PYENV_ROOT", Path.home() / ".pyenv")) / "versions"
+        candidates += sorted(str(p) for p in pyenv.glob(f"{version}.*/bin/python{version}"))
+        for candidate in candidates:
+            probed = _probe(candidate)
+            if probed and probed[1] == version:
+                found[version] = probed[0]
+                break
+    return found
+
+
+def _default_python3() -> tuple[str, str] | None:
+    """The machine's ``python3`` (what ``./run`` bootstrapped nox with)."""
+    return _probe("python3")
+
+
+def interpreter(
+    matrix: str, default: tuple[str, str] | None, installed: dict[str, str]
+) -> tuple[str, str]:
+    """(executable, version) a matrix runs on — the one rule for tests, ``dev`` and ``bench``.
+
+    The matrix's preferred version when installed (jh55: 3.12, the hub image's), else the
+    machine's default ``python3`` when it is a locked version, else any locked version installed.
+    """
+    preferred = MATRIX[matrix].python
+    if preferred and preferred in installed:
+        return installed[preferred], preferred
+    if default and default[1] in PYTHONS:
+        return default
+    for version in reversed(PYTHONS):
+        if version in installed:
+            return installed[version], version
+    have = f"python3 is {default[1]}" if default else "no python3 runs"
+    raise SystemExit(
+        f"nox: no supported Python for {matrix} ({have}); install one of "
+        f"{', '.join('python' + v for v in PYTHONS)} (e.g. apt-get install python3.11-venv)"
+    )
+
+
+_DEFAULT, _INSTALLED = _default_python3(), _installed_pythons()
+PYTHON = {name: interpreter(name, _DEFAULT, _INSTALLED) for name in MATRIX}
+
+
+def lock_file(matrix: str, version: str) -> Path:
+    return LOCKS / f"{matrix}-py{version}.txt"
+
+
+def pins_file(matrix: str) -> str:
+    """The matrix's JupyterHub/KubeSpawner pins, relative (lock annotations name it)."""
+    return f"requirements/{matrix}.in"
+
+
+def _install_locked(session: nox.Session, matrix: str, *requirements: str) -> None:
+    """Install ``requirements`` constrained by the matrix's lock for this session's Python."""
+    lock = lock_file(matrix, PYTHON[matrix][1])
+    if not lock.exists():
+        session.error(f"{lock.relative_to(ROOT)} is missing; run `nox -s lock`")
+    session.install(*requirements, "-c", str(lock))
 
 
 def _install_proxy(session: nox.Session) -> None:
@@ -54,45 +143,175 @@ def _install_proxy(session: nox.Session) -> None:
             "npm", "install", "--no-audit", "--no-fund", "--loglevel=error",
             "--prefix", str(NODE_PREFIX), CHP_PACKAGE,
             external=True,
-        )
-    session.env["PATH"] = f"{NODE_PREFIX / 'node_modules' / '.bin'}{os.pathsep}{session.env.get('PATH', os.environ['PATH'])}"
+        )  # fmt: skip
+    path = session.env.get("PATH", os.environ["PATH"])
+    session.env["PATH"] = f"{NODE_PREFIX / 'node_modules' / '.bin'}{os.pathsep}{path}"
 
 
-@nox.session(python=PYTHON)
-@nox.parametrize("matrix", list(MATRIX), ids=list(MATRIX))
-def tests(session: nox.Session, matrix: str) -> None:
-    """Unit, emulator-conformance and end-to-end tests against one (JupyterHub, KubeSpawner) pair."""
-    session.install("-e", ".[test]", *MATRIX[matrix])
-    _install_proxy(session)
-    session.run("python", "-c", "import jupyterhub, kubespawner; print('jupyterhub', jupyterhub.__version__, 'kubespawner', kubespawner.__version__)")
+def _pytest(session: nox.Session, *default_args: str) -> None:
+    session.run(
+        "python", "-c",
+        "import sys, jupyterhub, kubespawner; "
+        "print('python', sys.version.split()[0], 'jupyterhub', jupyterhub.__version__, "
+        "'kubespawner', kubespawner.__version__)",
+    )  # fmt: skip
     session.run(
         "python", "-m", "pytest",
-        *(session.posargs or ["-q", "-p", "no:cacheprovider", "--durations=10"]),
-    )
+        *(session.posargs or ["-q", "-p", "no:cacheprovider", *default_args]),
+    )  # fmt: skip
 
 
-@nox.session(python=PYTHON)
+def _per_matrix(function):
+    """Parametrize a session by matrix, each on the Python :func:`interpreter` picked for it."""
+    pairs = [(PYTHON[m][0], m) for m in MATRIX]
+    return nox.session(nox.parametrize(("python", "matrix"), pairs, ids=list(MATRIX))(function))
+
+
+@_per_matrix
+def tests(session: nox.Session, matrix: str) -> None:
+    """Unit, emulator-conformance and end-to-end tests against one (JupyterHub, KubeSpawner) pair."""
+    _install_locked(session, matrix, "-e", ".[test]")
+    _install_proxy(session)
+    _pytest(session, "--durations=10")
+
+
+@nox.session(python=PYTHON["jh6"][0])
 def lint(session: nox.Session) -> None:
     """ruff over the code and the tests."""
-    session.install("ruff")
+    session.install(RUFF)
     session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
 
 
-@nox.session(python=False)
+@nox.session(python=PYTHON["jh6"][0])
 def dev(session: nox.Session) -> None:
-    """The local platform: emulator, kubelet, IdP, proxy and hub, in the repo's .venv."""
-    venv = ROOT / ".venv"
-    python = venv / "bin" / "python"
-    if not python.exists():
-        session.run(sys.executable, "-m", "venv", str(venv))
-    session.run(str(python), "-m", "pip", "install", "-q", "-e", ".[dev]", external=True)
+    """The local platform on the jh6 environment (the machine's python3), until Ctrl-C."""
+    _install_locked(session, "jh6", "-e", ".[dev]")
     _install_proxy(session)
-    session.run(str(venv / "bin" / "jupyterhub-platform"), "dev", *session.posargs, external=True)
+    # Ctrl-C reaches the platform too (same terminal process group): give it time to stop
+    # every component instead of nox's default 0.3 s before SIGTERM/SIGKILL.
+    session.run("jupyterhub-platform", "dev", *session.posargs, interrupt_timeout=60)
 
 
-@nox.session(python=PYTHON)
+@nox.session(python=PYTHON["jh55"][0])
 def bench(session: nox.Session) -> None:
-    """Benchmarks, each as a ratio against the upstream baseline measured in the same run."""
-    session.install("-e", ".[test]")
+    """Benchmarks on the stock hub image's environment, each against its upstream baseline."""
+    _install_locked(session, "jh55", "-e", ".[test]")
     _install_proxy(session)
     session.run("python", "-m", "benchmarks", *session.posargs)
+
+
+@nox.session(python=PYTHON["jh6"][0])
+def newcomer(session: nox.Session) -> None:
+    """The README's path on a fresh clone: ./run dev, a person in Chromium, Ctrl-C, no orphans."""
+    _install_locked(session, "jh6", "playwright", "psutil")
+    session.run("python", ".ci/newcomer.py", *session.posargs)
+
+
+def _uv() -> str:
+    """uv: beside the Python running nox (``./run`` installs it there), else on PATH."""
+    beside = Path(sys.executable).parent / "uv"
+    return str(beside) if beside.exists() else (shutil.which("uv") or "uv")
+
+
+def _compile(
+    session: nox.Session, output: Path, version: str, *inputs: str, exclude_newer: str | None
+) -> None:
+    """``uv pip compile`` of pyproject.toml plus ``inputs`` for Linux and Python ``version``."""
+    args = [
+        _uv(), "pip", "compile", "--quiet", "pyproject.toml", *inputs,
+        "--python-version", version, "--python-platform", "x86_64-unknown-linux-gnu",
+        "--generate-hashes", "--no-strip-extras", "--custom-compile-command", "nox -s lock",
+        "-o", str(output),
+    ]  # fmt: skip
+    if exclude_newer:
+        args += ["--exclude-newer", exclude_newer]
+    else:
+        args += ["--upgrade"]
+    session.run(*args, external=True, silent=True)
+
+
+def _lock_all(session: nox.Session, directory: Path, exclude_newer: str) -> list[Path]:
+    """Every lock file, written into ``directory``; returns their paths."""
+    written = []
+    for matrix in MATRIX:
+        for version in PYTHONS:
+            out = directory / lock_file(matrix, version).name
+            _compile(
+                session, out, version, pins_file(matrix), "--extra", "test",
+                exclude_newer=exclude_newer,
+            )  # fmt: skip
+            written.append(out)
+    # The hub image's versions are the tested jh55 / Python 3.12 ones (the committed lock, so a
+    # check's annotations match; a stale jh55 lock is reported by its own comparison).
+    hub = directory / HUB_IMAGE_LOCK
+    jh55 = lock_file("jh55", MATRIX["jh55"].python).relative_to(ROOT)
+    _compile(session, hub, "3.12", pins_file("jh55"), "-c", str(jh55), exclude_newer=exclude_newer)
+    written.append(hub)
+    return written
+
+
+@nox.session(python=False)
+def lock(session: nox.Session) -> None:
+    """Re-resolve every lock file at the lock date.
+
+    ``nox -s lock`` rewrites requirements/ at the date in requirements/exclude-newer.txt (the same
+    files again unless pyproject.toml or the matrix changed); ``-- --date YYYY-MM-DD`` (or
+    ``today``) moves the date first; ``-- --check`` fails if any lock differs from what
+    re-resolving gives, i.e. the locks are stale for pyproject.toml.
+    """
+    args = list(session.posargs)
+    if "--date" in args:
+        value = args[args.index("--date") + 1]
+        day = (
+            date.today().isoformat() if value == "today" else date.fromisoformat(value).isoformat()
+        )
+        LOCK_DATE_FILE.write_text(f"{day}T00:00:00Z\n")
+    exclude_newer = LOCK_DATE_FILE.read_text().strip()
+    if "--check" not in args:
+        LOCKS.mkdir(exist_ok=True)
+        for path in _lock_all(session, LOCKS, exclude_newer):
+            session.log(f"wrote {path.relative_to(ROOT)}")
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        stale = []
+        for fresh in _lock_all(session, Path(tmp), exclude_newer):
+            committed = LOCKS / fresh.name
+            old = committed.read_text().splitlines() if committed.exists() else []
+            diff = list(difflib.unified_diff(old, fresh.read_text().splitlines(), lineterm=""))
+            if diff:
+                stale.append(committed.name)
+                print("\n".join(line for line in diff if not line.startswith("    --hash")))
+        if stale:
+            session.error(f"stale lock files: {', '.join(stale)}; run `nox -s lock`")
+        session.log(f"every lock file re-resolves identically at {exclude_newer}")
+
+
+PIN = re.compile(r"^([A-Za-z0-9._\[\]-]+)==([^\s;]+)", re.M)
+
+
+def version_diff(locked: str, latest: str) -> list[str]:
+    """``name: old -> new`` for each package whose pinned version differs (added/removed too)."""
+    old, new = dict(PIN.findall(locked)), dict(PIN.findall(latest))
+    return [
+        f"{name}: {old.get(name, '(none)')} -> {new.get(name, '(none)')}"
+        for name in sorted(old.keys() | new.keys())
+        if old.get(name) != new.get(name)
+    ]
+
+
+@_per_matrix
+def latest(session: nox.Session, matrix: str) -> None:
+    """The suite on the newest releases: prints the version diff against the lock, then the
+    failing tests (pytest ``-rfE``). The temporary lock is left in .cache/latest/."""
+    version = PYTHON[matrix][1]
+    directory = ROOT / ".cache" / "latest"
+    directory.mkdir(parents=True, exist_ok=True)
+    newest = directory / lock_file(matrix, version).name
+    _compile(session, newest, version, pins_file(matrix), "--extra", "test", exclude_newer=None)
+    changes = version_diff(lock_file(matrix, version).read_text(), newest.read_text())
+    session.log(f"{matrix} on Python {version}: {len(changes)} versions differ from the lock")
+    for change in changes:
+        print("   ", change)
+    session.install("-e", ".[test]", "-c", str(newest))
+    _install_proxy(session)
+    _pytest(session, "-rfE")

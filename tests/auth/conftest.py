@@ -24,13 +24,13 @@ async def provider(tmp_path):
 
 @pytest.fixture
 async def hubs(tmp_path):
-    """``await hubs(name, settings_for)`` starts a hub + proxy; all are stopped afterwards."""
+    """``await hubs(name, settings_for[, port])`` starts a hub + proxy; all are stopped afterwards."""
     started: list[Hub] = []
 
-    async def start(name: str, settings_for) -> Hub:
+    async def start(name: str, settings_for, port: int | None = None) -> Hub:
         directory = tmp_path / name
         directory.mkdir()
-        started.append(await start_hub(directory, settings_for))
+        started.append(await start_hub(directory, settings_for, port))
         return started[-1]
 
     yield start

@@ -36,6 +36,7 @@ class StaticIssuer:
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.advertised_issuer = self.issuer  # what discovery claims; tests may make it lie
+        self.extra_metadata: dict = {}  # more discovery fields, e.g. token endpoint auth methods
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -63,6 +64,7 @@ class StaticIssuer:
             "token_endpoint": f"{self.issuer}/token",
             "jwks_uri": f"{self.issuer}/jwks",
             "id_token_signing_alg_values_supported": ["RS256"],
+            **self.extra_metadata,
         }
 
     def __enter__(self) -> StaticIssuer:
@@ -89,11 +91,17 @@ class StaticIssuer:
         return {k: v for k, v in claims.items() if v is not None}
 
     def mint(
-        self, key: rsa.RSAPrivateKey | None = None, kid: str | None = None, **overrides
+        self,
+        key: rsa.RSAPrivateKey | None = None,
+        kid: str | None = None,
+        with_kid: bool = True,
+        **overrides,
     ) -> str:
+        """A token signed with ``key`` (default: the published one); ``with_kid=False`` leaves
+        the ``kid`` header out, as some providers do when they publish a single key."""
         return jwt.encode(
             self.claims(**overrides),
             key or self.key,
             algorithm="RS256",
-            headers={"kid": kid or self.kid},
+            headers={"kid": kid or self.kid} if with_kid else {},
         )

@@ -118,7 +118,7 @@ async def test_provider_token_verifies_and_forgeries_fail(provider):
         ),
         (
             "known kid, other key",
-            jwt.encode(payload, new_key(), algorithm="RS256", headers={"kid": header["kid"]}),
+            jwt.encode(payload, new_key(), algorithm="RS256", headers={"kid": provider_jwk["kid"]}),
             {},
             jwks.BadSignature,
         ),
@@ -248,3 +248,26 @@ async def test_inconsistent_issuer_is_a_start_up_error():
 def test_second_source_of_truth_refused(provider):
     with pytest.raises(ValueError, match="admin_users cannot be used"):
         authenticator(provider.issuer, admin_users={"mallory"})
+
+
+async def test_kid_less_token_after_key_rotation_accepted_after_one_refetch():
+    """Providers publishing one key may omit ``kid`` (oidc-provider-mock 0.3.x does): after a
+    rotation the new token must not read as a bad signature against the cached old key."""
+    with StaticIssuer(CLIENT_ID) as issuer:
+        fetch = CountingFetch()
+        now = [0.0]
+        cache = JWKSCache(
+            f"{issuer.issuer}/jwks", fetch=fetch, min_refetch_interval=60, clock=lambda: now[0]
+        )
+        await verify(cache, issuer.mint(with_kid=False), issuer.issuer, nonce="the-nonce")
+
+        issuer.key, issuer.kid = new_key(), "test-key-2"  # rotated
+        now[0] = 100.0
+        rotated = issuer.mint(with_kid=False)
+        assert (await verify(cache, rotated, issuer.issuer, nonce="the-nonce"))["sub"] == "alice"
+        assert fetch.calls == 2
+
+        forged = issuer.mint(key=new_key(), with_kid=False)  # within the refetch interval
+        with pytest.raises(jwks.BadSignature):
+            await verify(cache, forged, issuer.issuer)
+        assert fetch.calls == 2  # a stream of kid-less forgeries costs no refetches

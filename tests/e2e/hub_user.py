@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
-import pytest
+from skips import missing
 from yarl import URL
 
 from jupyterhub_platform.devcluster.procs import wait_for
@@ -30,13 +30,12 @@ def require_programs(*names: str) -> None:
     there would hide a broken install step.
     """
     search = f"{os.path.dirname(sys.executable)}{os.pathsep}{node_bin_path(ARTIFACTS)}"
-    missing = [name for name in names if shutil.which(name, path=search) is None]
-    if missing:
-        message = (
-            f"{', '.join(missing)} not installed on this machine: "
+    absent = [name for name in names if shutil.which(name, path=search) is None]
+    if absent:
+        missing(
+            f"{', '.join(absent)} not installed on this machine: "
             "run .ci/install-workspace-tools (as root) to install it"
         )
-        (pytest.fail if os.environ.get("CI") else pytest.skip)(message)
 
 
 class HubUser:

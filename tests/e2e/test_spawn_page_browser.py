@@ -42,12 +42,18 @@ async def browser():
             await chromium.close()
 
 
-async def log_in(page, hub_url: str, name: str):
-    """Sign in through the development IdP's own form; return the spawn page's profile group."""
+async def sign_in_at_the_idp(page, hub_url: str, name: str) -> None:
+    """The hub's login button, then the development IdP's own form (its one text box: the
+    subject, labelled differently by oidc-provider-mock 0.3 and 0.4)."""
     await page.goto(f"{hub_url}/hub/")
     await page.get_by_role("button", name=re.compile("^Sign in with")).click()
-    await page.get_by_label("Subject").fill(name)
+    await page.get_by_role("textbox").fill(name)
     await page.get_by_role("button", name="Authorize", exact=True).click()
+
+
+async def log_in(page, hub_url: str, name: str):
+    """Sign in through the development IdP's own form; return the spawn page's profile group."""
+    await sign_in_at_the_idp(page, hub_url, name)
     await page.wait_for_url(re.compile(r"/hub/spawn"))
     form = page.get_by_role("group", name="Choose a server profile")
     await form.wait_for()
@@ -133,5 +139,26 @@ async def test_the_vscode_profile_opens_the_vscode_workbench(browser, platform, 
     except Exception:
         await page.screenshot(path=SCREENSHOTS / "vscode-failure.png", full_page=True)
         raise
+    finally:
+        await context.close()
+
+
+async def test_a_refused_user_reads_the_reason_once_at_text_size(browser, platform):
+    """carol is in no allowed group: the page titles the status and says why, once, as text."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    context = await browser.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    try:
+        await sign_in_at_the_idp(page, platform.hub_url, "carol")
+        heading = page.get_by_role("heading", level=1)
+        await heading.wait_for()
+        await page.screenshot(path=SCREENSHOTS / "refused.png", full_page=True)
+        assert (await heading.inner_text()).strip() == "403 : Forbidden"
+        reason = "Your account (carol) is not in any group that may use this hub."
+        assert (await page.locator("body").inner_text()).count(reason) == 1
+        text = page.get_by_text(reason)  # the innermost element holding the sentence
+        text_size = await text.evaluate("e => getComputedStyle(e).fontSize")
+        body_size = await page.evaluate("getComputedStyle(document.body).fontSize")
+        assert text_size == body_size
     finally:
         await context.close()

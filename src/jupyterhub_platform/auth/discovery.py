@@ -28,6 +28,8 @@ class ProviderMetadata:
     userinfo_endpoint: str = ""
     end_session_endpoint: str = ""
     id_token_signing_alg_values_supported: tuple[str, ...] = ()
+    token_endpoint_auth_methods_supported: tuple[str, ...] = ()
+    """Empty when the document has none: RFC 8414 then means ``client_secret_basic``."""
 
 
 def discovery_url(issuer: str) -> str:
@@ -46,7 +48,6 @@ def parse_metadata(data: object, issuer: str) -> ProviderMetadata:
             f"issuer mismatch: configured {issuer!r}, but {discovery_url(issuer)} says "
             f"{data['issuer']!r} (OIDC Discovery 4.3); fix OIDCAuthenticator.issuer"
         )
-    algs = data.get("id_token_signing_alg_values_supported") or ()
     return ProviderMetadata(
         issuer=data["issuer"],
         authorization_endpoint=data["authorization_endpoint"],
@@ -54,8 +55,19 @@ def parse_metadata(data: object, issuer: str) -> ProviderMetadata:
         jwks_uri=data["jwks_uri"],
         userinfo_endpoint=data.get("userinfo_endpoint") or "",
         end_session_endpoint=data.get("end_session_endpoint") or "",
-        id_token_signing_alg_values_supported=tuple(a for a in algs if isinstance(a, str)),
+        id_token_signing_alg_values_supported=_strings(
+            data, "id_token_signing_alg_values_supported"
+        ),
+        token_endpoint_auth_methods_supported=_strings(
+            data, "token_endpoint_auth_methods_supported"
+        ),
     )
+
+
+def _strings(data: dict, key: str) -> tuple[str, ...]:
+    """The strings listed under ``key`` (a missing or malformed list reads as empty)."""
+    values = data.get(key)
+    return tuple(v for v in values if isinstance(v, str)) if isinstance(values, list) else ()
 
 
 def discover_blocking(issuer: str, timeout: float = 10.0) -> ProviderMetadata:

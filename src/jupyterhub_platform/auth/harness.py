@@ -48,12 +48,18 @@ def claims(sub: str, groups: list[str]) -> dict:
 
 @dataclass
 class Provider:
-    """oidc-provider-mock on a fixed free port; restarting it rotates its signing key."""
+    """oidc-provider-mock on a fixed free port; restarting it rotates its signing key.
+
+    ``require_registration``: only clients registered with :meth:`register_client` may log in,
+    and each must authenticate with the method it was registered with. Otherwise the provider
+    takes any client id and secret.
+    """
 
     log_dir: Path
     port: int = field(default_factory=free_port)
     proc: ManagedProcess | None = None
     starts: int = 0
+    require_registration: bool = False
 
     @property
     def issuer(self) -> str:
@@ -61,8 +67,11 @@ class Provider:
 
     async def start(self, users: dict[str, list[str]] = USERS) -> None:
         self.starts += 1
+        argv = [sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port)]
+        if self.require_registration:
+            argv += ["--require-registration", "true"]
         self.proc = ManagedProcess(
-            [sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port)],
+            argv,
             name="oidc-provider",
             log_path=self.log_dir / f"provider-{self.starts}.log",
         )
@@ -81,9 +90,22 @@ class Provider:
         await self.start()
 
     async def set_groups(self, sub: str, groups: list[str]) -> None:
+        await self.set_claims(sub, claims(sub, groups))
+
+    async def set_claims(self, sub: str, user_claims: dict) -> None:
+        """The claims the provider issues for subject ``sub`` from now on."""
         async with aiohttp.ClientSession() as s:
-            async with s.put(f"{self.issuer}/users/{sub}", json=claims(sub, groups)) as r:
+            async with s.put(f"{self.issuer}/users/{sub}", json=user_claims) as r:
                 assert r.status == 204, await r.text()
+
+    async def register_client(self, redirect_uri: str, auth_method: str) -> tuple[str, str]:
+        """Register a client (OAuth dynamic registration); its (client_id, client_secret)."""
+        body = {"redirect_uris": [redirect_uri], "token_endpoint_auth_method": auth_method}
+        async with aiohttp.ClientSession() as s:
+            async with s.post(f"{self.issuer}/oauth2/clients", json=body) as r:
+                assert r.status == 201, await r.text()
+                client = await r.json()
+        return client["client_id"], client["client_secret"]
 
     async def revoke_tokens(self, sub: str) -> None:
         async with aiohttp.ClientSession() as s:
@@ -147,10 +169,12 @@ class Hub:
     def log(self) -> str:
         return self.proc.log_path.read_text(errors="replace")
 
-    async def api(self, path: str) -> dict:
+    async def api(self, path: str, method: str = "GET", body: dict | None = None) -> dict:
+        """The hub's REST API with the admin service's token; the reply must be 200."""
         headers = {"Authorization": f"token {self.admin_token}"}
         async with aiohttp.ClientSession() as s:
-            async with s.get(f"{self.url}/hub/api{path}", headers=headers) as r:
+            url = f"{self.url}/hub/api{path}"
+            async with s.request(method, url, headers=headers, json=body) as r:
                 assert r.status == 200, await r.text()
                 return await r.json()
 
@@ -219,9 +243,14 @@ def generic_settings(provider: Provider, hub_url: str) -> dict[str, dict]:
     }
 
 
-async def start_hub(tmp: Path, settings_for: Callable[[str], dict[str, dict]]) -> Hub:
-    """A hub + proxy in ``tmp``; ``settings_for(hub_url)`` gives the authenticator's config."""
-    port, api_port, hub_port = free_port(), free_port(), free_port()
+async def start_hub(
+    tmp: Path, settings_for: Callable[[str], dict[str, dict]], port: int | None = None
+) -> Hub:
+    """A hub + proxy in ``tmp``; ``settings_for(hub_url)`` gives the authenticator's config.
+
+    ``port``: the public port, when a provider must know the callback URL in advance.
+    """
+    port, api_port, hub_port = port or free_port(), free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     token, proxy_token = secrets.token_hex(16), secrets.token_hex(16)
     env = {

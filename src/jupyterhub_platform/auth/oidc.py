@@ -6,7 +6,10 @@ ID token (signature against the JWKS, ``iss``, ``aud``/``azp``, time claims, non
 allow-list). Groups are read from configurable claim paths in the ID token and userinfo and go
 through the group policy (:mod:`.policy_bridge`). ``refresh_user`` uses the refresh token at each
 ``auth_refresh_age``, so group and admin changes at the provider take effect without a new login;
-while the provider is unreachable, logged-in users keep their current rights.
+while the provider is unreachable, logged-in users keep their current rights. Every token request
+authenticates the client the way the provider's discovery says (:mod:`.client_auth`), each hub
+user is bound to one (issuer, ``sub``) (:mod:`.subject_binding`), and OAuth codes and states are
+redacted from the hub's log (:mod:`.log_redaction`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from oauthenticator.oauth2 import OAuthLoginHandler, OAuthLogoutHandler
 from tornado import web
 from tornado.httpclient import HTTPClientError
 from tornado.httputil import url_concat
-from traitlets import Bool, Float, List, Unicode, default
+from traitlets import Bool, Enum, Float, List, Unicode, default
 
+from . import log_redaction
+from .client_auth import BASIC, METHODS, ClientAuthMethodError, choose_method
 from .discovery import (
     DiscoveryError,
     ProviderMetadata,
@@ -29,8 +34,10 @@ from .discovery import (
     discovery_url,
     parse_metadata,
 )
+from .error_pages import page_error
 from .jwks import DEFAULT_ALGORITHMS, JWKSCache, KeySetUnavailable, TokenRejected, check_algorithms
 from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge, groups_from_claims
+from .subject_binding import BINDING_KEY, Identity, may_log_in
 
 NONCE_COOKIE = "platform-oidc-nonce"
 
@@ -61,11 +68,12 @@ class OIDCLogoutHandler(OAuthLogoutHandler):
     async def handle_logout(self):
         await super().handle_logout()
         user = self.current_user
-        if user is None or not self.authenticator.enable_auth_state:
+        if user is None:
             return
         state = await user.get_auth_state() or {}
         self._end_session_url = self.authenticator.end_session_url(self, state.get("id_token"))
-        await user.save_auth_state(None)
+        # The tokens go; the identity this user is bound to stays (subject_binding).
+        await user.save_auth_state({k: v for k, v in state.items() if k == BINDING_KEY})
 
     async def render_logout_page(self):
         if self._end_session_url:
@@ -129,6 +137,25 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         help="""On hub logout, also end the provider session (RP-initiated logout) when the
         provider advertises an ``end_session_endpoint``.""",
     )
+    token_endpoint_auth_method = Enum(
+        ["", *METHODS],
+        default_value="",
+        config=True,
+        help="""How the hub authenticates at the token endpoint, for the code exchange and every
+        refresh: ``client_secret_basic`` (HTTP Basic) or ``client_secret_post`` (form body).
+
+        Empty (default): follow the provider's ``token_endpoint_auth_methods_supported``,
+        preferring ``client_secret_basic``; a provider that lists none means
+        ``client_secret_basic`` (RFC 8414). Set it to override what discovery says.
+        """,
+    )
+    subject_mismatch_message = Unicode(
+        "The hub user {username!r} belongs to another account at the identity provider, so "
+        "this account cannot use it. Ask the hub's administrators if you think this is wrong.",
+        config=True,
+        help="""The 403 message for a login whose (issuer, sub) differs from the identity the
+        hub user was bound to at its first login (``{username}`` is replaced).""",
+    )
     post_logout_redirect_url = Unicode(
         config=True,
         help="""Where the provider sends the user after RP-initiated logout (registered with the
@@ -157,6 +184,17 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
             raise ValueError("OIDCAuthenticator.issuer is required (the provider's issuer URL)")
         if not self.client_id:
             raise ValueError("OIDCAuthenticator.client_id is required")
+        if not self.enable_auth_state:
+            raise ValueError(
+                "OIDCAuthenticator: enable_auth_state cannot be turned off; the refresh token and "
+                "the identity each hub user is bound to live in the encrypted auth_state"
+            )
+        if self._configured("basic_auth"):
+            raise ValueError(
+                "OIDCAuthenticator: basic_auth cannot be used; the token endpoint's client "
+                "authentication follows discovery, or set token_endpoint_auth_method"
+            )
+        log_redaction.install(self.log)
         self.algorithms = check_algorithms(self.allowed_algorithms)
         self.jwks: JWKSCache | None = None
         try:
@@ -165,7 +203,23 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
             raise DiscoveryError(f"OIDCAuthenticator start-up: {exc}") from None
         self._apply_metadata(metadata)
 
+    def _configured(self, trait: str) -> bool:
+        """Whether the config sets ``trait`` for this class or one it inherits from."""
+        return any(
+            trait in self.config[cls.__name__]
+            for cls in type(self).__mro__
+            if cls.__name__ in self.config
+        )
+
     def _apply_metadata(self, metadata: ProviderMetadata) -> None:
+        try:
+            method = choose_method(
+                metadata.token_endpoint_auth_methods_supported, self.token_endpoint_auth_method
+            )
+        except ClientAuthMethodError as exc:
+            raise DiscoveryError(f"{metadata.issuer}: {exc}") from None
+        # OAuthenticator's request builders read basic_auth for both the code and refresh grants.
+        self.basic_auth = method == BASIC
         self.metadata = metadata
         self._metadata_at = time.monotonic()
         self.authorize_url = metadata.authorization_endpoint
@@ -220,7 +274,7 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         await self._refresh_metadata_if_due()
         nonce = self._pop_nonce(handler)
         if not nonce:
-            raise web.HTTPError(
+            raise page_error(
                 400,
                 "This login has expired or your browser blocked its cookie; please log in again.",
             )
@@ -230,16 +284,36 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
             token_info = await self._token_request(handler, params)
         except ProviderUnavailable as exc:
             self.log.error("Login failed, identity provider unavailable: %s", exc)
-            raise web.HTTPError(
+            raise page_error(
                 503,
                 f"The identity provider ({host}) is not reachable right now; please try again in a few minutes.",
             ) from None
         except TokenRequestRefused as exc:
             self.log.warning("Login failed, token request refused: %s", exc)
-            raise web.HTTPError(
+            raise page_error(
                 403, "The identity provider refused this login; please log in again."
             ) from None
-        return await self._auth_model(token_info, nonce=nonce)
+        model = await self._auth_model(token_info, nonce=nonce)
+        await self._check_subject_binding(handler, model)
+        return model
+
+    async def _check_subject_binding(self, handler, model: dict) -> None:
+        """Refuse a login into an existing hub user bound to another (issuer, sub)."""
+        user = handler.find_user(model["name"])
+        if user is None:
+            return  # a new user: bound by this login's auth_state
+        bound = Identity.from_state(await user.get_auth_state())
+        presented = Identity.from_state(model["auth_state"])
+        if not may_log_in(bound, presented):
+            self.log.warning(
+                "Refusing login as %s: it is bound to subject %r of %s, the provider "
+                "authenticated subject %r",
+                user.name,
+                bound.subject,
+                bound.issuer,
+                presented.subject,
+            )
+            raise page_error(403, self.subject_mismatch_message.format(username=user.name))
 
     async def verify_id_token(self, id_token: str, nonce: str | None = None) -> dict:
         """The verified claims of ``id_token``; rejections are logged (never the token) as 403s."""
@@ -255,12 +329,12 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
             )
         except TokenRejected as exc:
             self.log.warning("ID token rejected: %s", exc)
-            raise web.HTTPError(
+            raise page_error(
                 403, f"The login could not be verified ({exc.reason}); please log in again."
             ) from None
         except KeySetUnavailable as exc:
             self.log.error("ID token not verifiable: %s", exc)
-            raise web.HTTPError(
+            raise page_error(
                 503, "The identity provider's signing keys are unavailable; please try again later."
             ) from None
 
@@ -275,7 +349,7 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         if id_token:
             claims = await self.verify_id_token(id_token, nonce=nonce)
         elif previous is None:
-            raise web.HTTPError(
+            raise page_error(
                 403, "The identity provider returned no ID token; is 'openid' in the scope?"
             )
         else:
@@ -283,14 +357,15 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         if self.userdata_url:
             userinfo = await self.token_to_user(token_info)
             if claims and userinfo.get("sub") != claims["sub"]:
-                raise web.HTTPError(403, "userinfo describes another subject than the ID token")
+                raise page_error(403, "userinfo describes another subject than the ID token")
             claims = {**claims, **userinfo}
         if not claims:
-            raise web.HTTPError(403, "Neither an ID token nor userinfo to refresh from")
+            raise page_error(403, "Neither an ID token nor userinfo to refresh from")
         if previous is not None and claims.get("sub") != previous.get("sub"):
-            raise web.HTTPError(403, "The refreshed tokens describe another subject")
+            raise page_error(403, "The refreshed tokens describe another subject")
         username = self.normalize_username(self.user_info_to_username(claims))
         auth_state = self.build_auth_state_dict(token_info, claims)
+        auth_state[BINDING_KEY] = Identity(self.metadata.issuer, str(claims["sub"])).as_state()
         groups = groups_from_claims(claims, self.claim_paths(self.client_id))
         return self.apply_policy({"name": username, "auth_state": auth_state}, groups)
 
@@ -303,7 +378,7 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         )
         if not isinstance(name, str) or not name:
             self.log.error("No %r claim for subject %r", self.username_claim, user_info.get("sub"))
-            raise web.HTTPError(
+            raise page_error(
                 403,
                 f"The identity provider sent no {self.username_claim!r} claim to name your hub user.",
             )
@@ -312,8 +387,6 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
     async def refresh_user(self, user, handler=None, **kwargs):
         """Renew the tokens with the refresh token and re-read groups; False forces a new login."""
         self.mark_cookie_session(handler)
-        if not self.enable_auth_state:
-            return True
         state = await user.get_auth_state() or {}
         refresh_token = state.get("refresh_token")
         if not refresh_token:

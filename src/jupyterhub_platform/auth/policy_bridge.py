@@ -13,10 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from jupyterhub.auth import Authenticator
-from tornado import web
 from traitlets import List, Unicode, Union, default
 
 from jupyterhub_platform.policy import Entitlements, PlatformPolicy, Policy
+
+from .error_pages import page_error
 
 ENTITLEMENTS_KEY = "entitlements"
 """Where the auth model carries the policy's decision from ``authenticate`` to ``check_allowed``."""
@@ -152,7 +153,7 @@ class PolicyBridge(Authenticator):
             return True
         groups = sorted(entitlements.groups) if entitlements else []
         self.log.warning("Refusing %s: no group allowed to log in (groups: %s)", username, groups)
-        raise web.HTTPError(403, self.refused_message.format(username=username))
+        raise page_error(403, self.refused_message.format(username=username))
 
     async def load_managed_roles(self) -> list[dict]:
         """Every role the policy defines, so JupyterHub knows them before anyone logs in."""
