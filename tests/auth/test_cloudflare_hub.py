@@ -55,7 +55,16 @@ async def test_login_from_header_policy_and_refusals(cloudflare, cf_hub_factory)
         status, body, _ = await expired.get("/hub/home")
         assert status == 403 and "token expired" in body and "Traceback" not in body
 
-    async with Browser(hub, await cloudflare.mint(email="alice@example.org", key="unpublished")) as forged:
+    # Expired 10 s ago: inside the hub's leeway, but get-identity refuses it. Not a 503 outage page.
+    async with Browser(
+        hub, await cloudflare.mint(email="carol@example.org", iat_offset=-100, ttl=90)
+    ) as late:
+        status, body, _ = await late.get("/hub/home")
+        assert status == 403 and "token expired" in body and ACCESS_PAGE in body
+
+    async with Browser(
+        hub, await cloudflare.mint(email="alice@example.org", key="unpublished")
+    ) as forged:
         status, body, _ = await forged.get("/hub/home")
         assert status == 403 and "signing key not in the provider" in body
 
@@ -92,7 +101,9 @@ async def test_identity_switch_logout_and_lost_token(cloudflare, cf_hub_factory)
         browser.token = bob_token
         status, _, r = await browser.get("/hub/logout", follow=False)
         assert status == 302 and r.headers["Location"] == f"{cloudflare.url}/cdn-cgi/access/logout"
-        assert not any(c.key == "jupyterhub-hub-login" and c.value for c in browser.session.cookie_jar)
+        assert not any(
+            c.key == "jupyterhub-hub-login" and c.value for c in browser.session.cookie_jar
+        )
     assert "Traceback" not in hub.log()  # dropped sessions are not errors (JupyterHub 6.1 quirk)
 
 

@@ -20,7 +20,7 @@ from jupyterhub.handlers.login import LoginHandler, LogoutHandler
 from tornado import web
 from traitlets import Bool, Dict, Enum, Float, List, Unicode, Union, default, validate
 
-from .cloudflare_get_identity import IdentityUnavailable, TTLCache, fetch_identity
+from .cloudflare_get_identity import IdentityUnavailable, TokenNotAccepted, TTLCache, fetch_identity
 from .cloudflare_identity import (
     USERNAME_RULES,
     Identity,
@@ -160,7 +160,10 @@ class CloudflareAccessAuthenticator(PolicyBridge):
     @validate("auth_refresh_age")
     def _every_request(self, proposal) -> float:
         if proposal.value != EVERY_REQUEST:
-            self.log.info("auth_refresh_age=%s ignored: cloudflare-access checks every request", proposal.value)
+            self.log.info(
+                "auth_refresh_age=%s ignored: cloudflare-access checks every request",
+                proposal.value,
+            )
         return EVERY_REQUEST
 
     @default("team_domain")
@@ -188,7 +191,9 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         if not self.team_domain:
             raise ValueError("CloudflareAccessAuthenticator: set team (or team_domain)")
         if not self.audience:
-            raise ValueError("CloudflareAccessAuthenticator.audience: list the Access application AUD tag(s)")
+            raise ValueError(
+                "CloudflareAccessAuthenticator.audience: list the Access application AUD tag(s)"
+            )
         check_service_tokens(self.service_tokens)
         self.jwks = JWKSCache(
             self.team_domain + CERTS_PATH,
@@ -198,7 +203,10 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         )
         self.identities = TTLCache(self.identity_cache_ttl)
         self.verified = TTLCache(self.certs_cache_ttl)
-        self.identity_paths = [tuple(e.split(".")) if isinstance(e, str) else tuple(e) for e in self.identity_groups_claim]
+        self.identity_paths = [
+            tuple(e.split(".")) if isinstance(e, str) else tuple(e)
+            for e in self.identity_groups_claim
+        ]
 
     def get_handlers(self, app):
         return [("/login", LoginHandler), ("/logout", CloudflareLogoutHandler)]
@@ -232,16 +240,21 @@ class CloudflareAccessAuthenticator(PolicyBridge):
                 require=("exp", "iat", "iss", "aud"),
             )
         except TokenRejected as exc:
-            raise AccessDenied(403, exc.reason, self.unauthenticated_message.format(reason=exc.reason)) from None
+            raise AccessDenied(
+                403, exc.reason, self.unauthenticated_message.format(reason=exc.reason)
+            ) from None
         except KeySetUnavailable as exc:
             self.log.error("Cloudflare Access token not verifiable: %s", exc)
             raise AccessDenied(
-                503, "signing keys unavailable",
+                503,
+                "signing keys unavailable",
                 "Cloudflare Access's signing keys cannot be fetched right now; please try again later.",
             ) from None
         lifetime = min(self.certs_cache_ttl, claims["exp"] - time.time())
         if lifetime > 0:
-            self.verified.put(token, (claims, jwt.get_unverified_header(token).get("kid")), ttl=lifetime)
+            self.verified.put(
+                token, (claims, jwt.get_unverified_header(token).get("kid")), ttl=lifetime
+            )
         return claims
 
     async def claims_from(self, handler) -> tuple[dict, str]:
@@ -264,8 +277,12 @@ class CloudflareAccessAuthenticator(PolicyBridge):
                 service_tokens=self.service_tokens,
             )
         except IdentityRefused as exc:
-            raise AccessDenied(403, exc.reason, f"Cloudflare Access vouched for this request, but {exc.reason}.") from None
-        return Identity(self.normalize_username(identity.name), identity.service_token, identity.groups)
+            raise AccessDenied(
+                403, exc.reason, f"Cloudflare Access vouched for this request, but {exc.reason}."
+            ) from None
+        return Identity(
+            self.normalize_username(identity.name), identity.service_token, identity.groups
+        )
 
     async def groups(self, identity: Identity, claims: dict, token: str) -> list[str]:
         """The identity's raw groups: mapped, from the token, or from (cached) get-identity."""
@@ -280,13 +297,22 @@ class CloudflareAccessAuthenticator(PolicyBridge):
             return cached
         try:
             document = await fetch_identity(self.team_domain, token)
+        except TokenNotAccepted as exc:
+            # Typically a token past its exp but inside the leeway: the hub accepted it, Cloudflare no longer does.
+            expired = claims["exp"] <= time.time()
+            reason = "token expired" if expired else "token no longer accepted by Cloudflare Access"
+            self.log.info("%s for %s: %s", reason, identity.name, exc)
+            raise AccessDenied(
+                403, reason, self.unauthenticated_message.format(reason=reason)
+            ) from None
         except IdentityUnavailable as exc:
             if self.identity_unavailable == "no-groups":
                 self.log.warning("%s; %s continues with no groups", exc, identity.name)
                 return []
             self.log.error("%s; refusing %s", exc, identity.name)
             raise AccessDenied(
-                503, "get-identity unavailable",
+                503,
+                "get-identity unavailable",
                 "Your groups cannot be read from Cloudflare Access right now; please try again in a few minutes.",
             ) from None
         groups = groups_at(document, self.identity_paths, self.identity_group_name_key) or []
@@ -325,13 +351,19 @@ class CloudflareAccessAuthenticator(PolicyBridge):
             self.log.info("%s's hub session ends: %s", user.name, exc.reason)
             return False
         if model["name"] != user.name:
-            self.log.warning("A request with %s's hub session carries %s's Access token; logging in again", user.name, model["name"])
+            self.log.warning(
+                "A request with %s's hub session carries %s's Access token; logging in again",
+                user.name,
+                model["name"],
+            )
             return False
         entitlements = model[ENTITLEMENTS_KEY]
         if not entitlements.login_allowed:
             self.log.warning("%s is no longer in a group allowed to log in", user.name)
             return False
-        same_groups = not self.manage_groups or set(model["groups"]) == {g.name for g in user.groups}
+        same_groups = not self.manage_groups or set(model["groups"]) == {
+            g.name for g in user.groups
+        }
         if entitlements.admin == user.admin and same_groups:
             return True  # nothing changed: no database write on this request
         return model
