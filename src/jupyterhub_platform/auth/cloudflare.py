@@ -16,7 +16,7 @@ import hashlib
 import time
 
 import jwt
-from jupyterhub.handlers.login import LoginHandler, LogoutHandler
+from jupyterhub.handlers.login import LogoutHandler
 from tornado import web
 from traitlets import Bool, Dict, Enum, Float, List, Unicode, Union, default, validate
 
@@ -209,7 +209,7 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         ]
 
     def get_handlers(self, app):
-        return [("/login", LoginHandler), ("/logout", CloudflareLogoutHandler)]
+        return [("/logout", CloudflareLogoutHandler), *super().get_handlers(app)]
 
     # -- the token -----------------------------------------------------------------------------
 

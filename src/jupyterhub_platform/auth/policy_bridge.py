@@ -17,6 +17,7 @@ from tornado import web
 from traitlets import List, Unicode, Union, default
 
 from jupyterhub_platform.policy import Entitlements, PlatformPolicy, Policy
+from jupyterhub_platform.spawner.refusals import server_api_handlers
 
 ENTITLEMENTS_KEY = "entitlements"
 """Where the auth model carries the policy's decision from ``authenticate`` to ``check_allowed``."""
@@ -87,6 +88,15 @@ class PolicyBridge(Authenticator):
         super().__init__(**kwargs)
         self._check_no_second_source()
         self.policy: Policy = PlatformPolicy(parent=self).load()
+
+    def get_handlers(self, app):
+        """The authenticator's handlers plus the server API that lets the spawner refuse first.
+
+        JupyterHub matches authenticator routes before its own: with them, a spawn request the
+        spawner refuses answers 400/403 before any spawn exists, so refusals never count towards
+        ``consecutive_failure_limit`` (see :mod:`jupyterhub_platform.spawner.refusals`).
+        """
+        return [*super().get_handlers(app), *server_api_handlers()]
 
     def _check_no_second_source(self) -> None:
         conflicting = {
