@@ -40,9 +40,11 @@ class Internal:
             owner = getattr(owner, class_name, None)
             if owner is None:
                 return f"{self}: {module_name} has no {class_name}"
-        value = getattr(owner, self.name, None)
+        value = inspect.getattr_static(owner, self.name, None)
         if value is None:
             return f"{self}: missing"
+        if isinstance(value, property):
+            value = value.fget
         if self.source_contains and self.source_contains not in inspect.getsource(value):
             return f"{self}: its source no longer contains {self.source_contains!r}"
         return None
@@ -78,6 +80,27 @@ INTERNALS = (
         "get_current_user",
         "auth/cloudflare.py: handler._jupyterhub_user is the requesting user",
         "self._jupyterhub_user",
+    ),
+    Internal(
+        "jupyterhub.handlers.base:BaseHandler",
+        "get_current_user_token",
+        "auth/cloudflare.py: server API tokens are the ones noted 'Server at ...'",
+        'startswith("Server at ")',
+    ),
+    Internal("jupyterhub.handlers.base:BaseHandler", "get_token", "auth/cloudflare.py"),
+    # Ending a browser session like the logout does (auth/sessions.py)
+    Internal("jupyterhub.handlers.base", "SESSION_COOKIE_NAME", "auth/sessions.py"),
+    Internal(
+        "jupyterhub.handlers.base:BaseHandler",
+        "clear_login_cookie",
+        "auth/sessions.py: the logout revokes the session id's tokens",
+        "session_id=session_id",
+    ),
+    Internal(
+        "jupyterhub.services.auth:HubOAuth",
+        "cookie_name",
+        "auth/sessions.py: a server's cookie is named by its OAuth client id",
+        "self.oauth_client_id",
     ),
     # Applying one chosen profile (spawner/profile_spawner.py)
     Internal("kubespawner:KubeSpawner", "_load_profile", "spawner/profile_spawner.py"),

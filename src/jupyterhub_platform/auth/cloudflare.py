@@ -3,8 +3,10 @@
 Cloudflare authenticates the user before a request reaches the hub and adds an RS256 JWT in the
 ``Cf-Access-Jwt-Assertion`` header. There is no login form: ``auto_login`` makes the hub's login
 page log in whoever the token names, and every cookie-authenticated request is re-checked
-(``refresh_user`` on each request), so a hub session whose browser now carries another person's
-token, or none, has to log in again. Groups come from a token claim or ``get-identity`` and go
+(``refresh_user`` on each request): a hub session whose browser now carries another person's
+token, or none, ends entirely (its server cookies and OAuth tokens too) and has to log in again.
+API-token requests are re-checked against the latest Access token kept in ``auth_state``, so a
+user removed at the identity provider loses their API tokens too. Groups come from a token claim or ``get-identity`` and go
 through the group policy (:mod:`.policy_bridge`). The hub must be unreachable except through
 Access: this authenticator verifies the token, but a hub reachable directly would still let
 anyone try stolen tokens without Cloudflare's own checks (docs/cloudflare-access.md).
@@ -31,6 +33,7 @@ from .cloudflare_identity import (
 )
 from .jwks import JWKSCache, KeySetUnavailable, TokenRejected, check_algorithms
 from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge
+from .sessions import end_browser_session
 
 TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
 TOKEN_COOKIE = "CF_Authorization"
@@ -38,6 +41,8 @@ CERTS_PATH = "/cdn-cgi/access/certs"
 LOGOUT_PATH = "/cdn-cgi/access/logout"
 ALGORITHMS = check_algorithms(["RS256"])  # what Cloudflare Access signs with
 EVERY_REQUEST = 1e-9  # auth_refresh_age: JupyterHub refreshes at most once per request anyway
+ACCESS_TOKEN_KEY = "access_token"  # in auth_state: the latest verified Access token of the user
+SERVER_TOKEN_NOTE = "Server at "  # how JupyterHub notes the API tokens it gives servers
 
 
 class AccessDenied(Exception):
@@ -178,6 +183,10 @@ class CloudflareAccessAuthenticator(PolicyBridge):
     def _groups_claim_default(self) -> list:
         return []  # Access tokens carry no groups unless the IdP's claims are passed through
 
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self) -> bool:
+        return True  # API tokens are re-checked with the Access token kept there
+
     @default("auto_login")
     def _auto_login_default(self) -> bool:
         return True  # the hub's login page logs in from the header; there is no form
@@ -203,6 +212,12 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         )
         self.identities = TTLCache(self.identity_cache_ttl)
         self.verified = TTLCache(self.certs_cache_ttl)
+        self.kept_tokens: dict[str, str] = {}  # user -> digest of the Access token in auth_state
+        if not self.enable_auth_state:
+            self.log.warning(
+                "CloudflareAccessAuthenticator: enable_auth_state is off, so users' API tokens "
+                "cannot be re-checked against Cloudflare Access and are refused"
+            )
         self.identity_paths = [
             tuple(e.split(".")) if isinstance(e, str) else tuple(e)
             for e in self.identity_groups_claim
@@ -319,51 +334,141 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         self.identities.put(key, groups)
         return groups
 
+    async def model_for(self, claims: dict, token: str) -> dict:
+        """Verified claims -> user, groups, the policy's decision, and the token to keep."""
+        identity = self.identity(claims)
+        groups = await self.groups(identity, claims, token)
+        model = {"name": identity.name, "auth_state": {ACCESS_TOKEN_KEY: token}}
+        return self.apply_policy(model, groups)
+
     async def auth_model(self, handler) -> dict:
         """Header -> verified claims -> user, groups and the policy's decision."""
         claims, token = await self.claims_from(handler)
-        identity = self.identity(claims)
-        groups = await self.groups(identity, claims, token)
-        return self.apply_policy({"name": identity.name}, groups)
+        return await self.model_for(claims, token)
 
     # -- the JupyterHub hooks ------------------------------------------------------------------
 
     async def authenticate(self, handler, data=None):
         try:
-            return await self.auth_model(handler)
+            model = await self.auth_model(handler)
         except AccessDenied as exc:
             self.log.warning("Cloudflare Access login refused: %s", exc.reason)
             raise web.HTTPError(exc.status, exc.message) from None
+        self.kept_tokens[model["name"]] = _digest(model["auth_state"][ACCESS_TOKEN_KEY])
+        return model
 
     async def refresh_user(self, user, handler=None, **kwargs):
-        """Re-check, on each request, that the request's token still names this session's user.
+        """Re-check every request of ``user``: cookie sessions against the request's Access token,
+        token (API) requests against the latest Access token the hub kept for the user.
 
-        Only the request's own cookie session is judged: API requests with hub tokens (servers,
-        services) carry no Access token, and cross-user calls have another user's token.
+        Requests about another user (an admin's, a pre-spawn refresh) are not judged here: they
+        carry the requester's token, not ``user``'s.
         """
         requester = getattr(handler, "_jupyterhub_user", user)  # unset while 5.x resolves it
         self.mark_cookie_session(handler)
-        if handler is None or requester is not user or handler._token_authenticated:
+        if handler is None or requester is not user:
             return True
+        if handler._token_authenticated:
+            return await self.recheck_token_request(user, handler)
+        return await self.recheck_cookie_session(user, handler)
+
+    async def recheck_cookie_session(self, user, handler):
+        """The request's Access token must still name the session's user, who may still log in.
+
+        Otherwise the whole browser session ends, server cookies and tokens included
+        (:func:`.sessions.end_browser_session`): a page then logs in whoever Access now vouches for.
+        """
         try:
             model = await self.auth_model(handler)
         except AccessDenied as exc:
-            self.log.info("%s's hub session ends: %s", user.name, exc.reason)
-            return False
+            return self.end_session(user, handler, exc.reason)
         if model["name"] != user.name:
             self.log.warning(
                 "A request with %s's hub session carries %s's Access token; logging in again",
                 user.name,
                 model["name"],
             )
+            return self.end_session(user, handler, f"Access now vouches for {model['name']}")
+        if not model[ENTITLEMENTS_KEY].login_allowed:
+            return self.end_session(user, handler, "no longer in a group allowed to log in")
+        return self.changes(user, model)
+
+    async def recheck_token_request(self, user, handler):
+        """An API token is only as good as its owner's Access identity, re-read each request.
+
+        The identity comes from the request's own Access token when it names the owner (requests
+        through Access), else from the latest one kept in ``auth_state``. When neither can be
+        checked any more (expired, refused, none kept) the request is refused — except server API
+        tokens, whose scopes are the server's own and which end with the server: a running
+        server keeps reporting activity after its owner's Access session ended.
+        """
+        token = await self.token_to_recheck(user, handler)
+        try:
+            if token is None:
+                raise AccessDenied(403, "no Access token kept for this user", "")
+            model = await self.model_for(await self.verify_token(token), token)
+        except AccessDenied as exc:
+            if _is_server_token(handler):
+                return True
+            self.log.warning(
+                "Refusing %s's API token: %s; log in through Access again", user.name, exc.reason
+            )
             return False
+        if model["name"] != user.name:
+            self.log.warning(
+                "Refusing %s's API token: the kept Access token names %s", user.name, model["name"]
+            )
+            return False
+        if not model[ENTITLEMENTS_KEY].login_allowed:
+            self.log.warning(
+                "Refusing %s's API token: no longer in a group allowed to log in", user.name
+            )
+            return False
+        return self.changes(user, model)
+
+    async def token_to_recheck(self, user, handler) -> str | None:
+        """The request's Access token if it names ``user``, else the one kept for ``user``."""
+        token = self.token_from(handler)
+        if token is not None:
+            try:
+                if self.identity(await self.verify_token(token)).name == user.name:
+                    return token
+            except AccessDenied:
+                pass
+        if not self.enable_auth_state:
+            return None
+        return (await user.get_auth_state() or {}).get(ACCESS_TOKEN_KEY)
+
+    def changes(self, user, model: dict):
+        """``True`` when nothing changed (no database write on this request), else ``model``."""
         entitlements = model[ENTITLEMENTS_KEY]
-        if not entitlements.login_allowed:
-            self.log.warning("%s is no longer in a group allowed to log in", user.name)
-            return False
+        token = _digest(model["auth_state"][ACCESS_TOKEN_KEY])
         same_groups = not self.manage_groups or set(model["groups"]) == {
             g.name for g in user.groups
         }
-        if entitlements.admin == user.admin and same_groups:
-            return True  # nothing changed: no database write on this request
+        if (
+            entitlements.admin == user.admin
+            and same_groups
+            and self.kept_tokens.get(user.name) == token
+        ):
+            return True
+        self.kept_tokens[user.name] = token
         return model
+
+    def end_session(self, user, handler, reason: str) -> bool:
+        """End ``user``'s session at this browser; False, for ``refresh_user`` to return."""
+        revoked = end_browser_session(handler, user)
+        self.log.info(
+            "%s's hub session ends (%s); %d token(s) of it revoked", user.name, reason, revoked
+        )
+        return False
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _is_server_token(handler) -> bool:
+    """JupyterHub's own test for a server's API token (``BaseHandler.get_current_user_token``)."""
+    orm_token = handler.get_token()
+    return bool(orm_token and orm_token.note and orm_token.note.startswith(SERVER_TOKEN_NOTE))
