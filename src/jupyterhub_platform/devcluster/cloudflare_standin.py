@@ -37,6 +37,7 @@ from .procs import ManagedProcess, free_port, wait_serving
 
 DEFAULT_AUD = "standin-application-aud"
 TOKEN_COOKIE = "CF_Authorization"
+HUB_APP_PATH = "/hub"  # the hub's Access application covers this path only (docs/security.md)
 CONTROL_PREFIX = "/_standin/"
 
 
@@ -186,7 +187,7 @@ def access_routes(state: AccessState) -> web.RouteTableDef:
             '(local stand-in). <a href="/">Sign in again</a></p>',
             content_type="text/html",
         )
-        response.del_cookie(TOKEN_COOKIE, path="/")
+        response.del_cookie(TOKEN_COOKIE, path=HUB_APP_PATH)
         return response
 
     @routes.post("/_standin/tokens")
