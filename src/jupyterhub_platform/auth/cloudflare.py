@@ -6,10 +6,11 @@ page log in whoever the token names, and every cookie-authenticated request is r
 (``refresh_user`` on each request): a hub session whose browser now carries another person's
 token, or none, ends entirely (its server cookies and OAuth tokens too) and has to log in again.
 API-token requests are re-checked against the latest Access token kept in ``auth_state``, so a
-user removed at the identity provider loses their API tokens too. Groups come from a token claim or ``get-identity`` and go
-through the group policy (:mod:`.policy_bridge`). The hub must be unreachable except through
-Access: this authenticator verifies the token, but a hub reachable directly would still let
-anyone try stolen tokens without Cloudflare's own checks (docs/cloudflare-access.md).
+user removed at the identity provider loses their API tokens too. Groups come from a token claim
+or ``get-identity`` and go through the group policy (:mod:`.policy_bridge`). The hub must be
+unreachable except through Access: this authenticator verifies the token, but a hub reachable
+directly would still let anyone try stolen tokens without Cloudflare's own checks
+(docs/cloudflare-access.md).
 """
 
 from __future__ import annotations
@@ -381,6 +382,9 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         try:
             model = await self.auth_model(handler)
         except AccessDenied as exc:
+            if exc.status >= 500:  # Cloudflare unreachable: refuse this request, keep the session
+                self.log.warning("Cannot re-check %s's hub session: %s", user.name, exc.reason)
+                return False
             return self.end_session(user, handler, exc.reason)
         if model["name"] != user.name:
             self.log.warning(
