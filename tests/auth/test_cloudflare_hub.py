@@ -176,3 +176,23 @@ async def test_api_tokens_follow_the_owners_access_identity(cloudflare, cf_hub_f
     await wait_for(stale, timeout=15, interval=0.5, what="alice's API token refused after expiry")
     assert "Refusing alice@example.org's API token: token expired" in hub.log()
     assert "Traceback" not in hub.log()
+
+
+async def test_an_outage_refuses_requests_but_keeps_the_session(cloudflare, cf_hub_factory):
+    """Cloudflare unreachable: no request is honoured unchecked, but nobody is logged out."""
+    hub = await cf_hub_factory(cloudflare, identity_cache_ttl=0.5)
+    async with Browser(hub, await cloudflare.mint(email="alice@example.org")) as alice:
+        assert (await alice.get("/hub/home"))[0] == 200
+        await cloudflare.outage(identity=True)
+
+        async def refused() -> bool:
+            return (await alice.get("/hub/api/user"))[0] == 403
+
+        await wait_for(
+            refused, timeout=10, interval=0.3, what="a request refused during the outage"
+        )
+        await cloudflare.outage(identity=False)
+        status, body, _ = await alice.get("/hub/api/user")  # the same session, no new login
+        assert status == 200 and '"alice@example.org"' in body
+    assert "Cannot re-check alice@example.org's hub session: get-identity unavailable" in hub.log()
+    assert "alice@example.org's hub session ends" not in hub.log()
