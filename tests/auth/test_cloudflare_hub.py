@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import aiohttp
 import cloudflare_fixtures as fixtures
 from cloudflare_fixtures import Browser
 
-from jupyterhub_platform.auth.cloudflare import TOKEN_COOKIE
+from jupyterhub_platform.auth.cloudflare import TOKEN_COOKIE, TOKEN_HEADER
 from jupyterhub_platform.devcluster.procs import wait_for
 
 cloudflare = fixtures.cloudflare
@@ -55,7 +56,16 @@ async def test_login_from_header_policy_and_refusals(cloudflare, cf_hub_factory)
         status, body, _ = await expired.get("/hub/home")
         assert status == 403 and "token expired" in body and "Traceback" not in body
 
-    async with Browser(hub, await cloudflare.mint(email="alice@example.org", key="unpublished")) as forged:
+    # Expired 10 s ago: inside the hub's leeway, but get-identity refuses it. Not a 503 outage page.
+    async with Browser(
+        hub, await cloudflare.mint(email="carol@example.org", iat_offset=-100, ttl=90)
+    ) as late:
+        status, body, _ = await late.get("/hub/home")
+        assert status == 403 and "token expired" in body and ACCESS_PAGE in body
+
+    async with Browser(
+        hub, await cloudflare.mint(email="alice@example.org", key="unpublished")
+    ) as forged:
         status, body, _ = await forged.get("/hub/home")
         assert status == 403 and "signing key not in the provider" in body
 
@@ -92,7 +102,9 @@ async def test_identity_switch_logout_and_lost_token(cloudflare, cf_hub_factory)
         browser.token = bob_token
         status, _, r = await browser.get("/hub/logout", follow=False)
         assert status == 302 and r.headers["Location"] == f"{cloudflare.url}/cdn-cgi/access/logout"
-        assert not any(c.key == "jupyterhub-hub-login" and c.value for c in browser.session.cookie_jar)
+        assert not any(
+            c.key == "jupyterhub-hub-login" and c.value for c in browser.session.cookie_jar
+        )
     assert "Traceback" not in hub.log()  # dropped sessions are not errors (JupyterHub 6.1 quirk)
 
 
@@ -117,3 +129,70 @@ async def test_cookie_and_service_tokens_when_enabled(cloudflare, cf_hub_factory
     async with Browser(hub, await cloudflare.mint(common_name="stranger.access")) as stranger:
         status, body, _ = await stranger.get("/hub/home")
         assert status == 403 and "stranger.access" in body and "is not mapped to a hub user" in body
+
+
+async def _api_token(browser: Browser, name: str) -> str:
+    """An API token ``name`` makes for themselves, as the token page does (cookie + XSRF)."""
+    await browser.get("/hub/token")
+    xsrf = next(c.value for c in browser.session.cookie_jar if c.key == "_xsrf")
+    url = f"{browser.hub.url}/hub/api/users/{name}/tokens"
+    headers = {TOKEN_HEADER: browser.token, "X-XSRFToken": xsrf}
+    async with browser.session.post(url, json={"note": "automation"}, headers=headers) as r:
+        assert r.status == 201, await r.text()
+        return (await r.json())["token"]
+
+
+async def _status_with(hub, api_token: str, path: str = "/hub/api/users") -> int:
+    """A token-authenticated request from outside any browser: no Access header, no cookie."""
+    async with aiohttp.ClientSession() as s:
+        async with s.get(hub.url + path, headers={"Authorization": f"token {api_token}"}) as r:
+            return r.status
+
+
+async def test_api_tokens_follow_the_owners_access_identity(cloudflare, cf_hub_factory):
+    hub = await cf_hub_factory(cloudflare, identity_cache_ttl=1, leeway=0.0)
+    async with Browser(hub, await cloudflare.mint(email="bob@example.org")) as bob:
+        assert (await bob.get("/hub/home"))[0] == 200
+        bobs_token = await _api_token(bob, "bob@example.org")
+    assert await _status_with(hub, bobs_token) == 200  # admin: may list users
+
+    await cloudflare.set_user("bob@example.org", [])  # removed from every group at the IdP
+
+    async def refused() -> bool:
+        return await _status_with(hub, bobs_token) == 403
+
+    await wait_for(refused, timeout=15, interval=0.3, what="bob's API token refused")
+    assert "Refusing bob@example.org's API token: no longer in a group allowed" in hub.log()
+
+    # The kept Access token expires: the hub can no longer re-check, so it refuses (fail closed).
+    async with Browser(hub, await cloudflare.mint(email="alice@example.org", ttl=4)) as alice:
+        assert (await alice.get("/hub/home"))[0] == 200
+        alices_token = await _api_token(alice, "alice@example.org")
+    assert await _status_with(hub, alices_token, "/hub/api/user") == 200
+
+    async def stale() -> bool:
+        return await _status_with(hub, alices_token, "/hub/api/user") == 403
+
+    await wait_for(stale, timeout=15, interval=0.5, what="alice's API token refused after expiry")
+    assert "Refusing alice@example.org's API token: token expired" in hub.log()
+    assert "Traceback" not in hub.log()
+
+
+async def test_an_outage_refuses_requests_but_keeps_the_session(cloudflare, cf_hub_factory):
+    """Cloudflare unreachable: no request is honoured unchecked, but nobody is logged out."""
+    hub = await cf_hub_factory(cloudflare, identity_cache_ttl=0.5)
+    async with Browser(hub, await cloudflare.mint(email="alice@example.org")) as alice:
+        assert (await alice.get("/hub/home"))[0] == 200
+        await cloudflare.outage(identity=True)
+
+        async def refused() -> bool:
+            return (await alice.get("/hub/api/user"))[0] == 403
+
+        await wait_for(
+            refused, timeout=10, interval=0.3, what="a request refused during the outage"
+        )
+        await cloudflare.outage(identity=False)
+        status, body, _ = await alice.get("/hub/api/user")  # the same session, no new login
+        assert status == 200 and '"alice@example.org"' in body
+    assert "Cannot re-check alice@example.org's hub session: get-identity unavailable" in hub.log()
+    assert "alice@example.org's hub session ends" not in hub.log()

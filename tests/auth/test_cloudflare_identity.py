@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import cloudflare_fixtures as fixtures
 import pytest
 from cloudflare_fixtures import make_authenticator
@@ -62,7 +64,11 @@ def test_group_shapes():
     assert group_names("staff", "name") == ["staff"]
     assert group_names({"name": "staff"}, "name") == ["staff"]
     document = {"groups": [], "oidc_fields": {"groups": ["a", "b"]}, "custom": {"teams": "c"}}
-    assert groups_at(document, [("oidc_fields", "groups"), ("custom", "teams")], "name") == ["a", "b", "c"]
+    assert groups_at(document, [("oidc_fields", "groups"), ("custom", "teams")], "name") == [
+        "a",
+        "b",
+        "c",
+    ]
     assert groups_at(document, [("groups",)], "name") == []  # present, empty
     assert groups_at(document, [("missing",)], "name") is None  # absent: ask get-identity
 
@@ -93,7 +99,10 @@ async def test_groups_from_get_identity_cached_per_nonce(cloudflare):
     before = (await cloudflare.stats())["calls"]["identity"]
     assert await auth.groups(bob, claims, token) == ["platform-admins", "researchers"]
     again = await cloudflare.mint(email="bob@example.org", identity_nonce="n-1")  # same session
-    assert await auth.groups(bob, await auth.verify_token(again), again) == ["platform-admins", "researchers"]
+    assert await auth.groups(bob, await auth.verify_token(again), again) == [
+        "platform-admins",
+        "researchers",
+    ]
     assert (await cloudflare.stats())["calls"]["identity"] == before + 1
 
     other = await cloudflare.mint(email="bob@example.org", identity_nonce="n-2")  # a new login
@@ -103,7 +112,9 @@ async def test_groups_from_get_identity_cached_per_nonce(cloudflare):
 
 async def test_groups_from_a_token_claim_skip_get_identity(cloudflare):
     auth = make_authenticator(cloudflare, groups_claim=["custom.groups"])
-    token = await cloudflare.mint(email="dave@example.org", claims={"custom": {"groups": ["students"]}})
+    token = await cloudflare.mint(
+        email="dave@example.org", claims={"custom": {"groups": ["students"]}}
+    )
     claims = await auth.verify_token(token)
     before = (await cloudflare.stats())["calls"]["identity"]
     assert await auth.groups(auth.identity(claims), claims, token) == ["students"]
@@ -133,6 +144,20 @@ async def test_get_identity_down_denies_by_default(cloudflare, caplog):
     lenient = make_authenticator(cloudflare, identity_unavailable="no-groups")
     assert await lenient.groups(lenient.identity(claims), claims, token) == []
     assert not lenient.apply_policy({"name": "alice@example.org"}, [])["entitlements"].login_allowed
+
+
+async def test_token_expired_inside_the_leeway_is_refused_as_expired(cloudflare, caplog):
+    """The hub tolerates 30 s of skew; get-identity does not: that is an expired token, not an outage."""
+    auth = make_authenticator(cloudflare)
+    token = await cloudflare.mint(
+        email="alice@example.org", iat_offset=-100, ttl=90
+    )  # exp 10 s ago
+    claims = await auth.verify_token(token)
+    with caplog.at_level(logging.INFO), pytest.raises(AccessDenied) as info:
+        await auth.groups(auth.identity(claims), claims, token)
+    assert (info.value.status, info.value.reason) == (403, "token expired")
+    assert "reload the page to sign in again" in info.value.message
+    assert "get-identity refused the token (400)" in caplog.text and token not in caplog.text
 
 
 async def test_missing_email_and_service_tokens(cloudflare):

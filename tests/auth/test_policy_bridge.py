@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import jupyterhub
 import pytest
 from tornado import web
 from traitlets.config import Config
@@ -100,3 +101,16 @@ def test_bad_policy_file_is_a_start_up_error(tmp_path):
     c.PlatformPolicy.policy_file = str(bad)
     with pytest.raises(ValueError, match=r"groups\.a\.admin: expected true or false"):
         PolicyBridge(config=c)
+
+
+def test_a_failed_refresh_refuses_api_token_requests_too():
+    """JupyterHub 6.1+ would keep stale rights on token requests unless auth_refresh_strict."""
+    b = bridge()
+    if not b.has_trait("auth_refresh_strict"):
+        assert jupyterhub.version_info < (6, 1)  # before 6.1 a failed refresh always refuses
+        return
+    assert b.auth_refresh_strict is True
+    c = Config()
+    c.PlatformPolicy.policy_file = str(POLICY)
+    c.Authenticator.auth_refresh_strict = False  # an explicit choice is kept (and warned about)
+    assert PolicyBridge(config=c).auth_refresh_strict is False

@@ -173,6 +173,42 @@ async def test_refused_requests_create_no_pod(user, k8s, options, status, words)
     assert "" not in (await alice.model()).get("servers", {})
 
 
+# More refusals than the chart's consecutive_failure_limit (5): none may count as a spawn failure.
+MALFORMED = [
+    ({"x": "y"}, 400, "Unknown option 'x'"),
+    (
+        [1, 2],
+        400,
+        "object",
+    ),  # "user_options must be an object" (5.5), "Body must be a JSON object" (6.x)
+    ("a string", 400, "object"),
+    ({"profile": "no-such-profile"}, 400, "there is no profile 'no-such-profile'"),
+    ({"profile": "admins-only"}, 403, "not allowed to use profile 'admins-only'"),
+    ({"profile": "shared-lab", "size": "big"}, 403, "not allowed to use size 'big'"),
+    ({"profile": ["jupyterlab"]}, 400, "must be a non-empty string"),
+]
+
+
+async def test_refused_rest_spawns_never_count_as_spawn_failures(user, k8s, profile_platform):
+    alice = await user("alice")
+    hub_log = profile_platform.logs_dir / "hub.log"
+    before = hub_log.stat().st_size
+    for body, status, words in MALFORMED:
+        resp = await alice.api("POST", "/users/alice/server", json=body)
+        message = (await resp.json()).get("message", "")
+        assert (resp.status, words in message) == (status, True), (
+            f"{body!r}: {resp.status} {message}"
+        )
+    log = hub_log.read_bytes()[before:].decode(errors="replace")
+    assert "consecutive spawns failed" not in log and "Aborting due to" not in log
+    assert "Error starting alice's server" not in log  # refused before any spawn began
+    assert profile_platform.exited() is None
+    assert await user_pods(k8s, "alice") == []
+
+    await alice.spawn({"profile": "jupyterlab", "size": "standard"})
+    await alice.wait_ready()
+
+
 async def test_the_spawn_form_refuses_with_403_and_shows_the_reason(user, k8s):
     alice = await user("alice")
     url = f"{alice.hub_url}/hub/spawn/alice"
@@ -196,7 +232,9 @@ async def test_admin_group_member_may_use_the_restricted_profile(user, k8s):
 
     async def labelled() -> bool:
         pods = await user_pods(k8s, "bob")
-        return bool(pods) and pods[0].metadata.labels["jupyterhub-platform/profile"] == "admins-only"
+        return (
+            bool(pods) and pods[0].metadata.labels["jupyterhub-platform/profile"] == "admins-only"
+        )
 
     await wait_for(labelled, timeout=10, interval=0.25, what="bob's admins-only pod")
 
@@ -219,7 +257,10 @@ async def spawn_failure(user: HubUser) -> str:
     [
         ("crashing-sidecar", "sidecar container 'helper' exited"),
         ("crashing-server", "the server's container 'notebook' exited"),
-        ("unready-sidecar", f"'helper' did not become ready within {SIDECAR_READY_TIMEOUT} seconds"),
+        (
+            "unready-sidecar",
+            f"'helper' did not become ready within {SIDECAR_READY_TIMEOUT} seconds",
+        ),
     ],
 )
 async def test_a_failing_container_fails_the_spawn_naming_it(user, k8s, slug, words):

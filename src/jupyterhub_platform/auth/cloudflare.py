@@ -3,11 +3,14 @@
 Cloudflare authenticates the user before a request reaches the hub and adds an RS256 JWT in the
 ``Cf-Access-Jwt-Assertion`` header. There is no login form: ``auto_login`` makes the hub's login
 page log in whoever the token names, and every cookie-authenticated request is re-checked
-(``refresh_user`` on each request), so a hub session whose browser now carries another person's
-token, or none, has to log in again. Groups come from a token claim or ``get-identity`` and go
-through the group policy (:mod:`.policy_bridge`). The hub must be unreachable except through
-Access: this authenticator verifies the token, but a hub reachable directly would still let
-anyone try stolen tokens without Cloudflare's own checks (docs/cloudflare-access.md).
+(``refresh_user`` on each request): a hub session whose browser now carries another person's
+token, or none, ends entirely (its server cookies and OAuth tokens too) and has to log in again.
+API-token requests are re-checked against the latest Access token kept in ``auth_state``, so a
+user removed at the identity provider loses their API tokens too. Groups come from a token claim
+or ``get-identity`` and go through the group policy (:mod:`.policy_bridge`). The hub must be
+unreachable except through Access: this authenticator verifies the token, but a hub reachable
+directly would still let anyone try stolen tokens without Cloudflare's own checks
+(docs/cloudflare-access.md).
 """
 
 from __future__ import annotations
@@ -16,11 +19,11 @@ import hashlib
 import time
 
 import jwt
-from jupyterhub.handlers.login import LoginHandler, LogoutHandler
+from jupyterhub.handlers.login import LogoutHandler
 from tornado import web
 from traitlets import Bool, Dict, Enum, Float, List, Unicode, Union, default, validate
 
-from .cloudflare_get_identity import IdentityUnavailable, TTLCache, fetch_identity
+from .cloudflare_get_identity import IdentityUnavailable, TokenNotAccepted, TTLCache, fetch_identity
 from .cloudflare_identity import (
     USERNAME_RULES,
     Identity,
@@ -31,6 +34,7 @@ from .cloudflare_identity import (
 )
 from .jwks import JWKSCache, KeySetUnavailable, TokenRejected, check_algorithms
 from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge
+from .sessions import end_browser_session
 
 TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
 TOKEN_COOKIE = "CF_Authorization"
@@ -38,6 +42,8 @@ CERTS_PATH = "/cdn-cgi/access/certs"
 LOGOUT_PATH = "/cdn-cgi/access/logout"
 ALGORITHMS = check_algorithms(["RS256"])  # what Cloudflare Access signs with
 EVERY_REQUEST = 1e-9  # auth_refresh_age: JupyterHub refreshes at most once per request anyway
+ACCESS_TOKEN_KEY = "access_token"  # in auth_state: the latest verified Access token of the user
+SERVER_TOKEN_NOTE = "Server at "  # how JupyterHub notes the API tokens it gives servers
 
 
 class AccessDenied(Exception):
@@ -160,7 +166,10 @@ class CloudflareAccessAuthenticator(PolicyBridge):
     @validate("auth_refresh_age")
     def _every_request(self, proposal) -> float:
         if proposal.value != EVERY_REQUEST:
-            self.log.info("auth_refresh_age=%s ignored: cloudflare-access checks every request", proposal.value)
+            self.log.info(
+                "auth_refresh_age=%s ignored: cloudflare-access checks every request",
+                proposal.value,
+            )
         return EVERY_REQUEST
 
     @default("team_domain")
@@ -175,6 +184,10 @@ class CloudflareAccessAuthenticator(PolicyBridge):
     def _groups_claim_default(self) -> list:
         return []  # Access tokens carry no groups unless the IdP's claims are passed through
 
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self) -> bool:
+        return True  # API tokens are re-checked with the Access token kept there
+
     @default("auto_login")
     def _auto_login_default(self) -> bool:
         return True  # the hub's login page logs in from the header; there is no form
@@ -188,7 +201,9 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         if not self.team_domain:
             raise ValueError("CloudflareAccessAuthenticator: set team (or team_domain)")
         if not self.audience:
-            raise ValueError("CloudflareAccessAuthenticator.audience: list the Access application AUD tag(s)")
+            raise ValueError(
+                "CloudflareAccessAuthenticator.audience: list the Access application AUD tag(s)"
+            )
         check_service_tokens(self.service_tokens)
         self.jwks = JWKSCache(
             self.team_domain + CERTS_PATH,
@@ -198,10 +213,19 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         )
         self.identities = TTLCache(self.identity_cache_ttl)
         self.verified = TTLCache(self.certs_cache_ttl)
-        self.identity_paths = [tuple(e.split(".")) if isinstance(e, str) else tuple(e) for e in self.identity_groups_claim]
+        self.kept_tokens: dict[str, str] = {}  # user -> digest of the Access token in auth_state
+        if not self.enable_auth_state:
+            self.log.warning(
+                "CloudflareAccessAuthenticator: enable_auth_state is off, so users' API tokens "
+                "cannot be re-checked against Cloudflare Access and are refused"
+            )
+        self.identity_paths = [
+            tuple(e.split(".")) if isinstance(e, str) else tuple(e)
+            for e in self.identity_groups_claim
+        ]
 
     def get_handlers(self, app):
-        return [("/login", LoginHandler), ("/logout", CloudflareLogoutHandler)]
+        return [("/logout", CloudflareLogoutHandler), *super().get_handlers(app)]
 
     # -- the token -----------------------------------------------------------------------------
 
@@ -232,16 +256,21 @@ class CloudflareAccessAuthenticator(PolicyBridge):
                 require=("exp", "iat", "iss", "aud"),
             )
         except TokenRejected as exc:
-            raise AccessDenied(403, exc.reason, self.unauthenticated_message.format(reason=exc.reason)) from None
+            raise AccessDenied(
+                403, exc.reason, self.unauthenticated_message.format(reason=exc.reason)
+            ) from None
         except KeySetUnavailable as exc:
             self.log.error("Cloudflare Access token not verifiable: %s", exc)
             raise AccessDenied(
-                503, "signing keys unavailable",
+                503,
+                "signing keys unavailable",
                 "Cloudflare Access's signing keys cannot be fetched right now; please try again later.",
             ) from None
         lifetime = min(self.certs_cache_ttl, claims["exp"] - time.time())
         if lifetime > 0:
-            self.verified.put(token, (claims, jwt.get_unverified_header(token).get("kid")), ttl=lifetime)
+            self.verified.put(
+                token, (claims, jwt.get_unverified_header(token).get("kid")), ttl=lifetime
+            )
         return claims
 
     async def claims_from(self, handler) -> tuple[dict, str]:
@@ -264,8 +293,12 @@ class CloudflareAccessAuthenticator(PolicyBridge):
                 service_tokens=self.service_tokens,
             )
         except IdentityRefused as exc:
-            raise AccessDenied(403, exc.reason, f"Cloudflare Access vouched for this request, but {exc.reason}.") from None
-        return Identity(self.normalize_username(identity.name), identity.service_token, identity.groups)
+            raise AccessDenied(
+                403, exc.reason, f"Cloudflare Access vouched for this request, but {exc.reason}."
+            ) from None
+        return Identity(
+            self.normalize_username(identity.name), identity.service_token, identity.groups
+        )
 
     async def groups(self, identity: Identity, claims: dict, token: str) -> list[str]:
         """The identity's raw groups: mapped, from the token, or from (cached) get-identity."""
@@ -280,58 +313,166 @@ class CloudflareAccessAuthenticator(PolicyBridge):
             return cached
         try:
             document = await fetch_identity(self.team_domain, token)
+        except TokenNotAccepted as exc:
+            # Typically a token past its exp but inside the leeway: the hub accepted it, Cloudflare no longer does.
+            expired = claims["exp"] <= time.time()
+            reason = "token expired" if expired else "token no longer accepted by Cloudflare Access"
+            self.log.info("%s for %s: %s", reason, identity.name, exc)
+            raise AccessDenied(
+                403, reason, self.unauthenticated_message.format(reason=reason)
+            ) from None
         except IdentityUnavailable as exc:
             if self.identity_unavailable == "no-groups":
                 self.log.warning("%s; %s continues with no groups", exc, identity.name)
                 return []
             self.log.error("%s; refusing %s", exc, identity.name)
             raise AccessDenied(
-                503, "get-identity unavailable",
+                503,
+                "get-identity unavailable",
                 "Your groups cannot be read from Cloudflare Access right now; please try again in a few minutes.",
             ) from None
         groups = groups_at(document, self.identity_paths, self.identity_group_name_key) or []
         self.identities.put(key, groups)
         return groups
 
+    async def model_for(self, claims: dict, token: str) -> dict:
+        """Verified claims -> user, groups, the policy's decision, and the token to keep."""
+        identity = self.identity(claims)
+        groups = await self.groups(identity, claims, token)
+        model = {"name": identity.name, "auth_state": {ACCESS_TOKEN_KEY: token}}
+        return self.apply_policy(model, groups)
+
     async def auth_model(self, handler) -> dict:
         """Header -> verified claims -> user, groups and the policy's decision."""
         claims, token = await self.claims_from(handler)
-        identity = self.identity(claims)
-        groups = await self.groups(identity, claims, token)
-        return self.apply_policy({"name": identity.name}, groups)
+        return await self.model_for(claims, token)
 
     # -- the JupyterHub hooks ------------------------------------------------------------------
 
     async def authenticate(self, handler, data=None):
         try:
-            return await self.auth_model(handler)
+            model = await self.auth_model(handler)
         except AccessDenied as exc:
             self.log.warning("Cloudflare Access login refused: %s", exc.reason)
             raise web.HTTPError(exc.status, exc.message) from None
+        self.kept_tokens[model["name"]] = _digest(model["auth_state"][ACCESS_TOKEN_KEY])
+        return model
 
     async def refresh_user(self, user, handler=None, **kwargs):
-        """Re-check, on each request, that the request's token still names this session's user.
+        """Re-check every request of ``user``: cookie sessions against the request's Access token,
+        token (API) requests against the latest Access token the hub kept for the user.
 
-        Only the request's own cookie session is judged: API requests with hub tokens (servers,
-        services) carry no Access token, and cross-user calls have another user's token.
+        Requests about another user (an admin's, a pre-spawn refresh) are not judged here: they
+        carry the requester's token, not ``user``'s.
         """
         requester = getattr(handler, "_jupyterhub_user", user)  # unset while 5.x resolves it
         self.mark_cookie_session(handler)
-        if handler is None or requester is not user or handler._token_authenticated:
+        if handler is None or requester is not user:
             return True
+        if handler._token_authenticated:
+            return await self.recheck_token_request(user, handler)
+        return await self.recheck_cookie_session(user, handler)
+
+    async def recheck_cookie_session(self, user, handler):
+        """The request's Access token must still name the session's user, who may still log in.
+
+        Otherwise the whole browser session ends, server cookies and tokens included
+        (:func:`.sessions.end_browser_session`): a page then logs in whoever Access now vouches for.
+        """
         try:
             model = await self.auth_model(handler)
         except AccessDenied as exc:
-            self.log.info("%s's hub session ends: %s", user.name, exc.reason)
+            if exc.status >= 500:  # Cloudflare unreachable: refuse this request, keep the session
+                self.log.warning("Cannot re-check %s's hub session: %s", user.name, exc.reason)
+                return False
+            return self.end_session(user, handler, exc.reason)
+        if model["name"] != user.name:
+            self.log.warning(
+                "A request with %s's hub session carries %s's Access token; logging in again",
+                user.name,
+                model["name"],
+            )
+            return self.end_session(user, handler, f"Access now vouches for {model['name']}")
+        if not model[ENTITLEMENTS_KEY].login_allowed:
+            return self.end_session(user, handler, "no longer in a group allowed to log in")
+        return self.changes(user, model)
+
+    async def recheck_token_request(self, user, handler):
+        """An API token is only as good as its owner's Access identity, re-read each request.
+
+        The identity comes from the request's own Access token when it names the owner (requests
+        through Access), else from the latest one kept in ``auth_state``. When neither can be
+        checked any more (expired, refused, none kept) the request is refused — except server API
+        tokens, whose scopes are the server's own and which end with the server: a running
+        server keeps reporting activity after its owner's Access session ended.
+        """
+        token = await self.token_to_recheck(user, handler)
+        try:
+            if token is None:
+                raise AccessDenied(403, "no Access token kept for this user", "")
+            model = await self.model_for(await self.verify_token(token), token)
+        except AccessDenied as exc:
+            if _is_server_token(handler):
+                return True
+            self.log.warning(
+                "Refusing %s's API token: %s; log in through Access again", user.name, exc.reason
+            )
             return False
         if model["name"] != user.name:
-            self.log.warning("A request with %s's hub session carries %s's Access token; logging in again", user.name, model["name"])
+            self.log.warning(
+                "Refusing %s's API token: the kept Access token names %s", user.name, model["name"]
+            )
             return False
+        if not model[ENTITLEMENTS_KEY].login_allowed:
+            self.log.warning(
+                "Refusing %s's API token: no longer in a group allowed to log in", user.name
+            )
+            return False
+        return self.changes(user, model)
+
+    async def token_to_recheck(self, user, handler) -> str | None:
+        """The request's Access token if it names ``user``, else the one kept for ``user``."""
+        token = self.token_from(handler)
+        if token is not None:
+            try:
+                if self.identity(await self.verify_token(token)).name == user.name:
+                    return token
+            except AccessDenied:
+                pass
+        if not self.enable_auth_state:
+            return None
+        return (await user.get_auth_state() or {}).get(ACCESS_TOKEN_KEY)
+
+    def changes(self, user, model: dict):
+        """``True`` when nothing changed (no database write on this request), else ``model``."""
         entitlements = model[ENTITLEMENTS_KEY]
-        if not entitlements.login_allowed:
-            self.log.warning("%s is no longer in a group allowed to log in", user.name)
-            return False
-        same_groups = not self.manage_groups or set(model["groups"]) == {g.name for g in user.groups}
-        if entitlements.admin == user.admin and same_groups:
-            return True  # nothing changed: no database write on this request
+        token = _digest(model["auth_state"][ACCESS_TOKEN_KEY])
+        same_groups = not self.manage_groups or set(model["groups"]) == {
+            g.name for g in user.groups
+        }
+        if (
+            entitlements.admin == user.admin
+            and same_groups
+            and self.kept_tokens.get(user.name) == token
+        ):
+            return True
+        self.kept_tokens[user.name] = token
         return model
+
+    def end_session(self, user, handler, reason: str) -> bool:
+        """End ``user``'s session at this browser; False, for ``refresh_user`` to return."""
+        revoked = end_browser_session(handler, user)
+        self.log.info(
+            "%s's hub session ends (%s); %d token(s) of it revoked", user.name, reason, revoked
+        )
+        return False
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _is_server_token(handler) -> bool:
+    """JupyterHub's own test for a server's API token (``BaseHandler.get_current_user_token``)."""
+    orm_token = handler.get_token()
+    return bool(orm_token and orm_token.note and orm_token.note.startswith(SERVER_TOKEN_NOTE))

@@ -18,20 +18,32 @@ GET_IDENTITY_PATH = "/cdn-cgi/access/get-identity"
 
 
 class IdentityUnavailable(Exception):
-    """get-identity did not answer with an identity (down, timed out, refused the token)."""
+    """get-identity did not answer with an identity (down, timed out, unusable answer)."""
+
+
+class TokenNotAccepted(Exception):
+    """get-identity answered, and refused the token (expired, or its Access session ended)."""
 
 
 async def fetch_identity(team_domain: str, token: str, timeout: float = 10.0) -> dict:
-    """The identity Cloudflare Access holds for ``token``."""
+    """The identity Cloudflare Access holds for ``token``.
+
+    A 3xx or 4xx answer is Cloudflare refusing the token (:class:`TokenNotAccepted`; a refused
+    cookie is redirected to the sign-in page, so redirects are not followed); no answer, a 5xx
+    or a body that is not a JSON object is :class:`IdentityUnavailable`.
+    """
     try:
         response = await AsyncHTTPClient().fetch(
             team_domain + GET_IDENTITY_PATH,
             headers={"Cookie": f"CF_Authorization={token}", "Accept": "application/json"},
             request_timeout=timeout,
             connect_timeout=timeout,
+            follow_redirects=False,
         )
         identity = json.loads(response.body)
     except HTTPClientError as exc:
+        if exc.code != 599 and exc.code < 500:
+            raise TokenNotAccepted(f"get-identity refused the token ({exc.code})") from None
         raise IdentityUnavailable(f"get-identity answered {exc.code}") from None
     except (OSError, ValueError) as exc:
         raise IdentityUnavailable(f"get-identity: {type(exc).__name__}: {exc}") from None

@@ -16,6 +16,7 @@ from jupyterhub.auth import Authenticator
 from traitlets import List, Unicode, Union, default
 
 from jupyterhub_platform.policy import Entitlements, PlatformPolicy, Policy
+from jupyterhub_platform.spawner.refusals import server_api_handlers
 
 from .error_pages import page_error
 
@@ -87,7 +88,36 @@ class PolicyBridge(Authenticator):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._check_no_second_source()
+        self._refresh_fails_closed()
         self.policy: Policy = PlatformPolicy(parent=self).load()
+
+    def _refresh_fails_closed(self) -> None:
+        """A refused refresh refuses the request, API-token requests included.
+
+        JupyterHub 6.1 added ``auth_refresh_strict`` (default False): a token request whose
+        refresh fails then keeps the user's stale rights. 5.5 always refused, and the policy
+        must: a user the identity provider removed may not keep using their API tokens.
+        """
+        if not self.has_trait("auth_refresh_strict"):
+            return  # JupyterHub 5.5: always strict
+        sections = [cls.__name__ for cls in type(self).mro()]
+        if any("auth_refresh_strict" in self.config.get(name, {}) for name in sections):
+            if not self.auth_refresh_strict:
+                self.log.warning(
+                    "auth_refresh_strict is False: API tokens of users whose refresh fails keep "
+                    "their stale rights"
+                )
+            return
+        self.auth_refresh_strict = True
+
+    def get_handlers(self, app):
+        """The authenticator's handlers plus the server API that lets the spawner refuse first.
+
+        JupyterHub matches authenticator routes before its own: with them, a spawn request the
+        spawner refuses answers 400/403 before any spawn exists, so refusals never count towards
+        ``consecutive_failure_limit`` (see :mod:`jupyterhub_platform.spawner.refusals`).
+        """
+        return [*super().get_handlers(app), *server_api_handlers()]
 
     def _check_no_second_source(self) -> None:
         conflicting = {

@@ -1,9 +1,14 @@
 """The stand-in's edge: what Cloudflare does in front of a hub published through Access.
 
-A browser without a valid ``CF_Authorization`` cookie gets a sign-in page (pick a demo user or
-type an email); signing in sets the cookie. Every other request is forwarded to the upstream (the
-hub's proxy) with ``Cf-Access-Jwt-Assertion`` set from that cookie, replacing whatever the client
-sent, websockets included. Only for local development and tests.
+It follows the production rule of docs/security.md: the hub's Access application covers the
+hub's own path (``/hub``) only, and its ``CF_Authorization`` cookie is scoped to that path (the
+application's "path cookie attribute"). There, a browser without a valid cookie gets a sign-in
+page (pick a demo user or type an email); signing in sets the cookie, and every request is
+forwarded to the upstream (the hub's proxy) with ``Cf-Access-Jwt-Assertion`` set from it,
+replacing whatever the client sent, websockets included. Everything else — users' servers under
+``/user/`` above all — is outside the application: forwarded with no Access token and no
+``CF_Authorization`` cookie, so no one's Access credential reaches another user's server (which
+the hub's OAuth protects). Only for local development and tests.
 """
 
 from __future__ import annotations
@@ -15,13 +20,22 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from yarl import URL
 
-from .cloudflare_standin import TOKEN_COOKIE, AccessState
+from .cloudflare_standin import HUB_APP_PATH, TOKEN_COOKIE, AccessState
 
 TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
 LOGIN_PATH = "/cdn-cgi/access/login"
 HOP_BY_HOP = frozenset(
-    {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailer",
-     "transfer-encoding", "upgrade", "content-length"}
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+        "content-length",
+    }
 )
 
 
@@ -33,7 +47,7 @@ def safe_redirect(target: str) -> str:
 def sign_in_page(state: AccessState, redirect: str) -> str:
     buttons = "".join(
         f'<button name="email" value="{html.escape(email)}">{html.escape(email)} '
-        f'<small>({html.escape(", ".join(user["groups"]) or "no groups")})</small></button><br>'
+        f"<small>({html.escape(', '.join(user['groups']) or 'no groups')})</small></button><br>"
         for email, user in state.users.items()
     )
     return (
@@ -48,10 +62,38 @@ def sign_in_page(state: AccessState, redirect: str) -> str:
     )
 
 
-def forward_headers(request: web.Request, token: str) -> dict[str, str]:
-    headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP}
-    headers = {k: v for k, v in headers.items() if k.lower() != TOKEN_HEADER.lower()}  # never the client's
-    headers[TOKEN_HEADER] = token
+# Encoded or dot segments could make the proxy route a "/hub/..." path to a user's server.
+AMBIGUOUS_PATH = ("..", "%2e", "%2f", "%5c", "\\")
+
+
+def in_hub_application(raw_path: str) -> bool:
+    """Whether the hub's Access application covers ``raw_path`` (as sent, before decoding)."""
+    if any(part in raw_path.lower() for part in AMBIGUOUS_PATH):
+        return False
+    return raw_path == HUB_APP_PATH or raw_path.startswith(HUB_APP_PATH + "/")
+
+
+def without_access_cookie(cookie_header: str) -> str:
+    """A ``Cookie`` header minus ``CF_Authorization``."""
+    pairs = [p.strip() for p in cookie_header.split(";") if p.strip()]
+    return "; ".join(p for p in pairs if p.partition("=")[0].strip() != TOKEN_COOKIE)
+
+
+def forward_headers(request: web.Request, token: str | None) -> dict[str, str]:
+    """The request's headers for the upstream: the client's Access header never passes; inside
+    the hub's application the verified ``token`` is added, outside it the cookie is dropped too."""
+    headers = {}
+    for name, value in request.headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower == TOKEN_HEADER.lower():
+            continue
+        if lower == "cookie" and token is None:
+            value = without_access_cookie(value)
+            if not value:
+                continue
+        headers[name] = value
+    if token is not None:
+        headers[TOKEN_HEADER] = token
     return headers
 
 
@@ -59,7 +101,9 @@ def add_edge_routes(app: web.Application, state: AccessState, upstream: str) -> 
     upstream = upstream.rstrip("/")
 
     async def on_startup(app: web.Application) -> None:
-        app["client"] = aiohttp.ClientSession(auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar())
+        app["client"] = aiohttp.ClientSession(
+            auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar()
+        )
 
     async def on_cleanup(app: web.Application) -> None:
         await app["client"].close()
@@ -77,22 +121,27 @@ def add_edge_routes(app: web.Application, state: AccessState, upstream: str) -> 
         if "@" not in email:
             raise web.HTTPBadRequest(text="enter an email address")
         response = web.HTTPFound(safe_redirect(str(form.get("redirect_url", "/"))))
-        response.set_cookie(TOKEN_COOKIE, state.mint({"email": email}), path="/", httponly=True, samesite="Lax")
+        token = state.mint({"email": email})
+        response.set_cookie(TOKEN_COOKIE, token, path=HUB_APP_PATH, httponly=True, samesite="Lax")
         raise response
 
     async def forward(request: web.Request) -> web.StreamResponse:
-        token = request.cookies.get(TOKEN_COOKIE, "")
-        if state.verify(token) is None:
-            if request.method in ("GET", "HEAD"):
-                raise web.HTTPFound(URL(LOGIN_PATH).with_query(redirect_url=request.path_qs))
-            raise web.HTTPForbidden(text="Cloudflare Access: sign in first")
+        token = None
+        if in_hub_application(request.rel_url.raw_path):
+            token = request.cookies.get(TOKEN_COOKIE, "")
+            if state.verify(token) is None:
+                if request.method in ("GET", "HEAD"):
+                    raise web.HTTPFound(URL(LOGIN_PATH).with_query(redirect_url=request.path_qs))
+                raise web.HTTPForbidden(text="Cloudflare Access: sign in first")
         headers = forward_headers(request, token)
         if request.headers.get("Upgrade", "").lower() == "websocket":
             return await bridge_websocket(request, app["client"], upstream, headers)
         try:
             return await relay(request, app["client"], upstream, headers)
         except aiohttp.ClientConnectionError as exc:
-            raise web.HTTPBadGateway(text=f"the hub at {upstream} is not answering ({type(exc).__name__})") from None
+            raise web.HTTPBadGateway(
+                text=f"the hub at {upstream} is not answering ({type(exc).__name__})"
+            ) from None
 
     app.router.add_get(LOGIN_PATH, sign_in_form)
     app.router.add_post(LOGIN_PATH, sign_in)
@@ -105,7 +154,11 @@ async def relay(
     """Forward one HTTP request and stream the answer back unchanged (redirects included)."""
     body = await request.read()
     async with client.request(
-        request.method, upstream + request.path_qs, headers=headers, data=body or None, allow_redirects=False
+        request.method,
+        upstream + request.path_qs,
+        headers=headers,
+        data=body or None,
+        allow_redirects=False,
     ) as answer:
         response = web.StreamResponse(status=answer.status, reason=answer.reason)
         for name, value in answer.headers.items():
@@ -123,8 +176,12 @@ async def bridge_websocket(
 ) -> web.WebSocketResponse:
     """Relay one websocket between the browser and the upstream, both ways, until either closes."""
     headers = {k: v for k, v in headers.items() if not k.lower().startswith("sec-websocket")}
-    protocols = [p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()]
-    async with client.ws_connect(upstream + request.path_qs, headers=headers, protocols=protocols) as inner:
+    protocols = [
+        p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+    ]
+    async with client.ws_connect(
+        upstream + request.path_qs, headers=headers, protocols=protocols
+    ) as inner:
         outer = web.WebSocketResponse(protocols=[inner.protocol] if inner.protocol else ())
         await outer.prepare(request)
 

@@ -231,7 +231,7 @@ class LocalPlatform:
             edge_proc = self.processes.start(
                 edge.argv(), name="cloudflare", log_path=self._log("cloudflare"), env=_child_env()
             )
-            await self._wait_http(edge_proc, f"{edge.url}/_standin/stats", "the Cloudflare stand-in")
+            await self._wait_http(edge_proc, edge.ready_url, "the Cloudflare stand-in")
 
     async def stop(self) -> None:
         """Stop every started process with its process group, newest first."""

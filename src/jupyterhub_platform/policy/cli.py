@@ -58,6 +58,6 @@ def main(argv: list[str] | None = None) -> int:
     except (PolicyError, ValueError) as exc:
         print(f"policy explain: {exc}", file=sys.stderr)
         return 1
-    report = explain(policy, policy.resolve(groups))
+    report = explain(policy, groups)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from .entitlements import Entitlements
+from collections.abc import Iterable
+
 from .model import Policy
 
 
-def explain(policy: Policy, entitlements: Entitlements) -> dict:
-    """The entitlements with role scopes spelled out, as plain JSON-able data."""
+def explain(policy: Policy, raw_groups: Iterable[str]) -> dict:
+    """What ``raw_groups`` (as the identity provider sends them) earn, as plain JSON-able data:
+    each raw name's path to its final name, then the entitlements with role scopes spelled out."""
+    raw_groups = list(raw_groups)
+    entitlements = policy.resolve(raw_groups)
     return {
         "policy": policy.source,
+        "names": [
+            {"raw": t.raw, "steps": list(t.steps), "final": t.final}
+            for t in map(policy.normaliser.trace, raw_groups)
+        ],
         "groups": sorted(entitlements.groups),
         "login_allowed": entitlements.login_allowed,
         "admin": entitlements.admin,
@@ -35,6 +43,13 @@ def render(report: dict) -> str:
 
     lines = [
         f"policy:          {report['policy']}",
+        "group names:" + ("" if report["names"] else "     (none)"),
+    ]
+    for name in report["names"]:
+        final = repr(name["final"]) if name["final"] is not None else "dropped"
+        lines.append(f"  {name['raw']!r} -> {final}")
+        lines += [f"    {step}" for step in name["steps"]]
+    lines += [
         f"groups:          {', '.join(report['groups']) or '(none)'}",
         f"login allowed:   {yes(report['login_allowed'])}",
     ]

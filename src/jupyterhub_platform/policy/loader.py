@@ -47,6 +47,7 @@ def parse_policy(data: object, source: str) -> Policy:
     normaliser = _normaliser(top.get("group_names"), source)
     roles = _roles(top.get("roles"), source)
     grants = _grants(top.get("groups"), source, normaliser, roles)
+    normaliser = _with_privileged(normaliser, grants, source)
     defaults = _mapping(top.get("defaults") or {}, source, "defaults", ("culling_policy",))
     culling = _optional_str(defaults.get("culling_policy"), source, "defaults.culling_policy")
     return Policy(
@@ -130,24 +131,43 @@ def _normaliser(value: object, source: str) -> GroupNormaliser:
     strip = spec.get("strip_prefix") or ""
     if not isinstance(strip, str):
         raise PolicyError(source, "group_names.strip_prefix", f"expected a string, got {strip!r}")
+    case_fold = _bool(spec.get("case_fold"), False, source, "group_names.case_fold")
+    key = GroupNormaliser(case_fold=case_fold).key
     mappings = []
     raw_map = spec.get("map") or []
     if not isinstance(raw_map, list):
         raise PolicyError(source, "group_names.map", f"expected a list, got {raw_map!r}")
     for i, entry in enumerate(raw_map):
         field = f"group_names.map[{i}]"
-        entry = _mapping(entry, source, field, ("match", "replace"))
+        entry = _mapping(entry, source, field, ("match", "replace", "allow_privileged"))
         pattern, repl = entry.get("match"), entry.get("replace", "")
         if not isinstance(pattern, str) or not isinstance(repl, str):
             raise PolicyError(source, field, "'match' and 'replace' must be strings")
         try:
-            compiled = re.compile(pattern)
+            # ASCII: \w, \s, \d and (?i) must not match look-alikes such as U+017F for "s"
+            compiled = re.compile(pattern, re.ASCII)
         except re.error as exc:
             raise PolicyError(source, field, f"bad regex {pattern!r}: {exc}") from None
         _check_template(compiled, repl, source, field)
-        mappings.append(GroupMapping(compiled, repl))
-    case_fold = _bool(spec.get("case_fold"), False, source, "group_names.case_fold")
+        privileged = _str_list(entry.get("allow_privileged"), source, f"{field}.allow_privileged")
+        mappings.append(GroupMapping(compiled, repl, frozenset(map(key, privileged))))
     return GroupNormaliser(strip_prefix=strip, case_fold=case_fold, mappings=tuple(mappings))
+
+
+def _with_privileged(
+    normaliser: GroupNormaliser, grants: tuple[GroupGrant, ...], source: str
+) -> GroupNormaliser:
+    """The normaliser told which groups grant admin or roles; ``allow_privileged`` must name them."""
+    privileged = frozenset(normaliser.key(g.group) for g in grants if g.admin or g.roles)
+    for i, mapping in enumerate(normaliser.mappings):
+        unknown = sorted(mapping.allow_privileged - privileged)
+        if unknown:
+            raise PolicyError(
+                source,
+                f"group_names.map[{i}].allow_privileged",
+                f"{unknown} are not groups of this policy that grant admin or roles",
+            )
+    return replace(normaliser, privileged=privileged)
 
 
 def _check_template(pattern: re.Pattern[str], repl: str, source: str, field: str) -> None:

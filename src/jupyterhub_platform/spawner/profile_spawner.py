@@ -196,6 +196,16 @@ class ProfileSpawner(KubeSpawner):
     def check_user_options(self, user_options) -> None:
         self.validate_user_options(user_options)
 
+    def refuse_spawn_request(self, options) -> None:
+        """Raise :class:`OptionError` (400/403) unless ``options`` may start this server.
+
+        Called by :mod:`.refusals` before JupyterHub starts a spawn. ``None`` means "start with
+        the saved options", as JupyterHub then does.
+        """
+        if options is None:
+            options = self.orm_spawner.user_options or {}
+        self.validate_user_options(options)
+
     def checked_options_from_form(self, formdata) -> dict[str, str]:
         options = options_from_form(formdata)
         return self.validate_user_options(options).as_user_options()
