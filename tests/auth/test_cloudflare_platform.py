@@ -20,8 +20,9 @@ from jupyterhub_platform.devcluster.procs import wait_for
 pytestmark = pytest.mark.e2e
 
 
-async def test_sign_in_spawn_and_kernel_websocket_through_the_edge(tmp_path):
-    async with LocalPlatform(tmp_path / "platform", auth="cloudflare") as platform:
+async def test_sign_in_spawn_and_kernel_websocket_through_the_edge(tmp_path, z2jh_chart):
+    platform = LocalPlatform(tmp_path / "platform", chart=z2jh_chart, auth="cloudflare")
+    async with platform:
         edge_url = platform.public_url
         assert edge_url != platform.hub_url
         async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
