@@ -9,10 +9,12 @@ oidc-provider-mock) and configurable-http-proxy from npm.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
 import functools
 import json
 import secrets
+import shutil
 import sqlite3
 import sys
 import tempfile
@@ -52,7 +54,9 @@ def shipped_policy_file() -> Path:
     For hubs and authenticators built outside the chart: ``c.PlatformPolicy.policy_file``.
     """
     policy = policy_in_values(load_values_file(VALUES))
-    path = Path(tempfile.mkdtemp(prefix="shipped-policy-")) / "policy.yaml"
+    directory = tempfile.mkdtemp(prefix="shipped-policy-")
+    atexit.register(shutil.rmtree, directory, True)
+    path = Path(directory) / "policy.yaml"
     path.write_text(policy.text)
     return path
 

@@ -210,27 +210,10 @@ class LocalPlatform:
             proxy_api_port=free_port(LOOPBACK),
             public_port=self.port or free_port(LOOPBACK),
         )
-        self._idp_port = free_port(LOOPBACK)
-        self.idp_url = f"http://{LOOPBACK}:{self._idp_port}"
         self.hub_url = self.public_url = f"http://{LOOPBACK}:{endpoints.public_port}"
         self.hub_api_url = f"{self.hub_url}/hub/api"
-        edge = None
-        if self.auth == "cloudflare":
-            # Cloudflare's edge, stood in for locally: it signs users in and adds the Access
-            # JWT to every request it forwards to the proxy.
-            edge = CloudflareStandIn(self.logs_dir, upstream=self.hub_url)
-            login: OIDCLogin | CloudflareLogin = CloudflareLogin(edge.url, edge.audience)
-            self.public_url = edge.url
-        else:
-            login = OIDCLogin(self.idp_url)
+        login, edge = self._login()
         cluster_dir = self.state_dir / "cluster"
-        shipped = merge_all(load_values_file(f) for f in self.values_files)
-        overlay = merge_values(
-            local_values(
-                shipped, endpoints, login, self.secrets.get, singleuser_cmd=_singleuser_cmd()
-            ),
-            self.extra_values,
-        )
         # Render and lay out the hub first: bad values fail now, with helm's message, before
         # anything runs.
         hub = await asyncio.to_thread(
@@ -239,7 +222,7 @@ class LocalPlatform:
             helm=helm,
             chart=chart,
             values_files=self.values_files,
-            overlay=overlay,
+            overlay=self._overlay(endpoints, login),
             endpoints=endpoints,
             kubeconfig=cluster_dir / DevClusterFiles.KUBECONFIG,
             base_env=_child_env(),
@@ -288,6 +271,25 @@ class LocalPlatform:
                 edge_proc, f"{edge.url}/_standin/stats", "the Cloudflare stand-in"
             )
 
+    def _login(self) -> tuple[OIDCLogin | CloudflareLogin, CloudflareStandIn | None]:
+        """How users log in: the development IdP, or Cloudflare's edge, stood in for locally
+        (it signs users in and adds the Access JWT to every request it forwards)."""
+        if self.auth == "cloudflare":
+            edge = CloudflareStandIn(self.logs_dir, upstream=self.hub_url)
+            self.public_url = edge.url
+            return CloudflareLogin(edge.url, edge.audience), edge
+        self._idp_port = free_port(LOOPBACK)
+        self.idp_url = f"http://{LOOPBACK}:{self._idp_port}"
+        return OIDCLogin(self.idp_url), None
+
+    def _overlay(self, endpoints: LocalEndpoints, login: OIDCLogin | CloudflareLogin) -> dict:
+        """The local values (after the values files), with the caller's ``extra_values``."""
+        shipped = merge_all(load_values_file(f) for f in self.values_files)
+        local = local_values(
+            shipped, endpoints, login, self.secrets.get, singleuser_cmd=_singleuser_cmd()
+        )
+        return merge_values(local, self.extra_values)
+
     def _start_hub(self, hub: HubProcess) -> ManagedProcess:
         return self.processes.start(
             hub.argv, name="hub", log_path=self._log("hub"), cwd=hub.cwd, env=hub.env
@@ -295,6 +297,8 @@ class LocalPlatform:
 
     async def start_idp(self) -> None:
         """Start the OIDC provider on its fixed port and seed the demo users (its state is memory)."""
+        if self.auth != "oidc":
+            raise PlatformError("the OIDC provider runs only with auth='oidc'")
         if any(p.running() for p in self._idp):
             return
         proc, endpoints = idp.start_idp(
