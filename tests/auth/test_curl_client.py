@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import pytest
 from oidc_test_issuer import StaticIssuer
+from test_id_tokens import authenticator
 from tornado.httpclient import AsyncHTTPClient
-from traitlets.config import Config
 
 from jupyterhub_platform.auth.cloudflare_get_identity import IdentityUnavailable, fetch_identity
 from jupyterhub_platform.auth.discovery import DiscoveryUnavailable
-from jupyterhub_platform.auth.harness import CLIENT_ID, shipped_policy_file
+from jupyterhub_platform.auth.harness import CLIENT_ID
 from jupyterhub_platform.auth.jwks import fetch_json
-from jupyterhub_platform.auth.oidc import OIDCAuthenticator
 from jupyterhub_platform.devcluster.procs import free_port
 
 CLIENTS = {
@@ -31,14 +30,6 @@ def http_client(request):
     AsyncHTTPClient.configure(CLIENTS[request.param])
     yield request.param
     AsyncHTTPClient._restore_configuration(saved)
-
-
-def authenticator(issuer: str) -> OIDCAuthenticator:
-    c = Config()
-    c.PlatformPolicy.policy_file = str(shipped_policy_file())
-    c.OIDCAuthenticator.issuer = issuer
-    c.OIDCAuthenticator.client_id = CLIENT_ID
-    return OIDCAuthenticator(config=c)
 
 
 async def test_discovery_and_id_token_verification(http_client):

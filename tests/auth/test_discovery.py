@@ -11,12 +11,11 @@ import logging
 
 import pytest
 from oidc_test_issuer import StaticIssuer
+from test_id_tokens import authenticator
 from tornado import web
-from traitlets.config import Config
 
 from jupyterhub_platform.auth.discovery import DiscoveryUnavailable, LazyDiscovery, retry_delay
-from jupyterhub_platform.auth.harness import CLIENT_ID, shipped_policy_file
-from jupyterhub_platform.auth.oidc import OIDCAuthenticator
+from jupyterhub_platform.auth.harness import CLIENT_ID
 from jupyterhub_platform.devcluster.procs import free_port, wait_for
 
 ISSUER = "https://idp.example.org"
@@ -120,21 +119,11 @@ async def test_a_failed_refresh_keeps_the_last_metadata():
     assert len(seen) == 1
 
 
-def authenticator(issuer: str, **traits) -> OIDCAuthenticator:
-    c = Config()
-    c.PlatformPolicy.policy_file = str(shipped_policy_file())
-    c.OIDCAuthenticator.issuer = issuer
-    c.OIDCAuthenticator.client_id = CLIENT_ID
-    c.OIDCAuthenticator.login_service = "Research login"
-    for name, value in traits.items():
-        setattr(c.OIDCAuthenticator, name, value)
-    return OIDCAuthenticator(config=c)
-
-
 async def test_the_authenticator_builds_without_its_provider_and_heals_when_it_comes():
     issuer = StaticIssuer(CLIENT_ID)  # bound, but nothing answers until it is entered: a hung IdP
     auth = authenticator(
         issuer.issuer,
+        login_service="Research login",
         discovery_retry_interval=0.05,
         discovery_retry_max_interval=0.2,
         discovery_timeout=0.5,
