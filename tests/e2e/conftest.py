@@ -28,12 +28,13 @@ def pytest_collection_modifyitems(items):
 
 
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
-async def platform():
-    """The platform under test; its state and logs stay in test-artifacts/e2e/ for post-mortems."""
+async def platform(z2jh_chart):
+    """The platform under test, on the stock chart's own hub configuration; its state and logs
+    stay in test-artifacts/e2e/ for post-mortems."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     state_dir = Path(tempfile.mkdtemp(prefix="platform-", dir=ARTIFACTS))
     print(f"\nlocal platform state and logs: {state_dir}")
-    async with LocalPlatform(state_dir) as running:
+    async with LocalPlatform(state_dir, chart=z2jh_chart) as running:
         yield running
 
 

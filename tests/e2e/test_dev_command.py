@@ -36,7 +36,7 @@ def _mentioning(text: str) -> list[psutil.Process]:
     return found
 
 
-async def test_dev_command_runs_a_lab_and_stops_everything_on_sigint():
+async def test_dev_command_runs_a_lab_and_stops_everything_on_sigint(z2jh_chart):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     state_dir = Path(tempfile.mkdtemp(prefix="dev-command-", dir=ARTIFACTS))
     output = state_dir / "dev-command.out"
@@ -45,7 +45,8 @@ async def test_dev_command_runs_a_lab_and_stops_everything_on_sigint():
 
     began = time.monotonic()
     dev = ManagedProcess(
-        [str(DEV), "dev", "--state-dir", str(state_dir), "--port", str(port)],
+        [str(DEV), "dev", "--state-dir", str(state_dir), "--port", str(port)]
+        + ["--chart", str(z2jh_chart)],
         name="dev",
         log_path=output,
     )

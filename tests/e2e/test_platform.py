@@ -79,8 +79,11 @@ async def test_home_directory_survives_a_restart(hub, k8s):
     resp = await alice.server("GET", "/contents/persist-check.txt?content=1")
     assert resp.status == 200
     assert (await resp.json())["content"] == "kept across sessions\n"
+    mounts = second_pod.spec.containers[0].volume_mounts
+    (home,) = [m for m in mounts if m.mount_path == "/home/jovyan"]
+    (volume,) = [v for v in second_pod.spec.volumes if v.name == home.name]
     pvc = await k8s.read_namespaced_persistent_volume_claim(
-        second_pod.spec.volumes[0].persistent_volume_claim.claim_name, "default"
+        volume.persistent_volume_claim.claim_name, "default"
     )
     assert pvc.spec.resources.requests["storage"] == "10Gi"
 

@@ -7,11 +7,11 @@ code, so the test checks that the hub applies the policy, not a copy of it.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import aiohttp
 import pytest
 
+from jupyterhub_platform.auth.harness import shipped_policy_file
 from jupyterhub_platform.devcluster.idp import DEMO_USERS
 from jupyterhub_platform.policy import Policy
 from jupyterhub_platform.profiles import load_catalogue
@@ -19,7 +19,7 @@ from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
-POLICY_FILE = Path(__file__).resolve().parents[2] / "chart-values" / "policy.yaml"
+POLICY_FILE = shipped_policy_file()  # the policy inline in chart-values/values.yaml
 OFFERED = re.compile(r'<input type="radio" name="profile" id="profile-[^"]+" value="([^"]+)"')
 
 

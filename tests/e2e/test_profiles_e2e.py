@@ -82,7 +82,7 @@ resources:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def profile_platform():
+async def profile_platform(z2jh_chart):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     state_dir = tempfile.mkdtemp(prefix="profiles-", dir=ARTIFACTS)
     extra = ARTIFACTS / f"{state_dir}-extra-profiles"
@@ -92,7 +92,7 @@ async def profile_platform():
     (extra / "crashing-server.yaml").write_text(CRASHING_SERVER)
     for slug, command in (("crashing-sidecar", ["false"]), ("unready-sidecar", ["sleep", "300"])):
         (extra / f"{slug}.yaml").write_text(SIDECAR_PROFILE.format(slug=slug, command=command))
-    overrides = {
+    hub_config = {
         # The shipped values' 5 s let a refusal (400/403) reach the REST client; 30 s let a failed
         # start reach it too, even on a loaded machine where the spawn could otherwise end before
         # a client opens its progress stream.
@@ -103,7 +103,8 @@ async def profile_platform():
         },
     }
     print(f"\nlocal platform (profiles) state and logs: {state_dir}")
-    async with LocalPlatform(state_dir, hub_config_overrides=overrides) as running:
+    extra_values = {"hub": {"config": hub_config}}
+    async with LocalPlatform(state_dir, chart=z2jh_chart, extra_values=extra_values) as running:
         yield running
 
 

@@ -1,6 +1,6 @@
 """Whoever can create a group at the identity provider must not become admin by its name.
 
-The shipped policy (``chart-values/policy.yaml``: ``strip_prefix: /``, ``case_fold: true``, the
+The shipped policy (in ``chart-values/values.yaml``: ``strip_prefix: /``, ``case_fold: true``, the
 ``hpc-(.*)`` mapping) is attacked with look-alikes of its privileged group names: Unicode case
 folding specials, dotted and dotless I, Unicode dashes and spaces, fullwidth forms, invisible
 characters, and names that a ``map`` rule turns into a privileged group.
@@ -9,17 +9,17 @@ characters, and names that a ``map`` rule turns into a privileged group.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from jupyterhub_platform.auth.harness import shipped_policy_file
 from jupyterhub_platform.policy import PolicyError, load_policy, parse_policy
 from jupyterhub_platform.policy.cli import main as policy_main
 
-SHIPPED = Path(__file__).resolve().parents[2] / "chart-values" / "policy.yaml"
+SHIPPED = shipped_policy_file()
 POLICY = load_policy(SHIPPED)
 ADMIN_GROUPS = ["platform-admins"]
 PRIVILEGED_GROUPS = ["platform-admins", "instructors"]  # admin, or roles

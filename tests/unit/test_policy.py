@@ -11,12 +11,13 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from jupyterhub_platform.auth.harness import shipped_policy_file
 from jupyterhub_platform.policy import Policy, PolicyError, ProfileRule, load_policy, parse_policy
 from jupyterhub_platform.policy.cli import main as policy_main
 from jupyterhub_platform.policy.scopes import scope_problem
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "chart-values" / "policy.yaml"
+EXAMPLE = shipped_policy_file()  # the policy inline in chart-values/values.yaml
 
 POLICY = """\
 group_names:

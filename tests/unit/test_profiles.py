@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from jupyterhub_platform.chart.check_cli import main as check_main
 from jupyterhub_platform.policy.entitlements import ProfileRule
 from jupyterhub_platform.profiles import load_profile_rules
 from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir, load_catalogue
-from jupyterhub_platform.profiles.cli import main as check_main
 from jupyterhub_platform.profiles.errors import ProfileLoadError
 from jupyterhub_platform.profiles.model import KINDS
 from jupyterhub_platform.profiles.reloader import Reloading, files_signature

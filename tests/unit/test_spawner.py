@@ -232,6 +232,39 @@ def test_profile_list_from_chart_is_refused():
         asyncio.run(build())
 
 
+async def test_the_charts_empty_profile_list_is_accepted():
+    """The stock chart always sets c.KubeSpawner.profile_list from singleuser.profileList: []."""
+    config = Config()
+    config.KubeSpawner.profile_list = []
+    spawner = make_spawner(["researchers"], config)
+    assert {e["slug"] for e in spawner.entitled_profile_list()} >= {"jupyterlab"}
+    assert spawner.profile_list == ProfileSpawner.entitled_profile_list
+    assert_hygienic(await manifest(spawner, {"profile": "jupyterlab"}))
+
+
+async def test_the_charts_mapping_form_of_volumes_keeps_home_for_profiles_and_sidecars(sidecar_dir):
+    """The stock chart writes volumes and mounts as mappings (name -> entry), not lists."""
+    config = Config()
+    home = "volume-{user_server}"
+    config.KubeSpawner.volumes = {
+        home: {"name": home, "persistentVolumeClaim": {"claimName": "{pvc_name}"}}
+    }
+    config.KubeSpawner.volume_mounts = {
+        home: {"mountPath": "/home/jovyan", "name": home, "subPath": None}
+    }
+    config.KubeSpawner.profile_list = []
+    config.ProfileSpawner.profile_directories = [str(bundled_profiles_dir()), str(sidecar_dir)]
+    spawner = make_spawner(["gpu-users"], config)
+    lab = await manifest(spawner, {"profile": "jupyterlab", "size": "ml-gpu"})
+    assert_hygienic(lab)
+    assert sorted(v["name"] for v in lab["spec"]["volumes"]) == ["shared-data", "volume-alice"]
+    desktop = await manifest(spawner, {"profile": "with-sidecar"})  # the same, re-used spawner
+    assert_hygienic(desktop)
+    assert [v["name"] for v in desktop["spec"]["volumes"]] == ["volume-alice"]
+    vnc_mounts = container(desktop, "vnc")["volumeMounts"]
+    assert vnc_mounts == [{"name": "volume-alice", "mountPath": "/home/jovyan"}]
+
+
 # -- refusals ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     "groups, user_options, status",

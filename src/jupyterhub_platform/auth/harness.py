@@ -9,11 +9,15 @@ oidc-provider-mock) and configurable-http-proxy from npm.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import base64
+import functools
 import json
 import secrets
+import shutil
 import sqlite3
 import sys
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +25,7 @@ from urllib.parse import urljoin
 
 import aiohttp
 
+from jupyterhub_platform.chart.values import load_values_file, policy_in_values
 from jupyterhub_platform.devcluster.procs import (
     ManagedProcess,
     free_port,
@@ -31,7 +36,7 @@ from jupyterhub_platform.devcluster.procs import (
 from jupyterhub_platform.devcluster.proxy import chp_argv, ensure_chp
 
 REPO = Path(__file__).resolve().parents[3]
-POLICY = REPO / "chart-values" / "policy.yaml"
+VALUES = REPO / "chart-values" / "values.yaml"
 CLIENT_ID = "jupyterhub"
 CLIENT_SECRET = "test-client-secret"
 
@@ -40,6 +45,20 @@ USERS = {
     "bob": ["/platform-admins", "/researchers"],  # Keycloak-style paths, normalised by the policy
     "carol": ["visitors"],
 }
+
+
+@functools.cache
+def shipped_policy_file() -> Path:
+    """The group policy the shipped values mount (``hub.extraFiles``), as a file of its own.
+
+    For hubs and authenticators built outside the chart: ``c.PlatformPolicy.policy_file``.
+    """
+    policy = policy_in_values(load_values_file(VALUES))
+    directory = tempfile.mkdtemp(prefix="shipped-policy-")
+    atexit.register(shutil.rmtree, directory, True)
+    path = Path(directory) / "policy.yaml"
+    path.write_text(policy.text)
+    return path
 
 
 def claims(sub: str, groups: list[str]) -> dict:
@@ -208,7 +227,7 @@ def oidc_settings(provider: Provider, hub_url: str, **traits) -> dict[str, dict]
     """Hub config for ``platform-oidc`` against ``provider`` with the example policy."""
     return {
         "JupyterHub": {"authenticator_class": "platform-oidc"},
-        "PlatformPolicy": {"policy_file": str(POLICY)},
+        "PlatformPolicy": {"policy_file": str(shipped_policy_file())},
         "OIDCAuthenticator": {
             "issuer": provider.issuer,
             "client_id": CLIENT_ID,

@@ -1,7 +1,8 @@
 """``platform-oidc``: an OpenID Connect authenticator that verifies what OAuthenticator does not.
 
 Configured with an issuer URL and a client id/secret; the endpoints come from the issuer's
-discovery document. Unlike ``GenericOAuthenticator`` (17.4), it sends a nonce and verifies the
+discovery document, fetched lazily (:class:`.discovery.LazyDiscovery`): the hub starts and
+serves while the provider is down, and logins answer 503 naming the provider until it is back. Unlike ``GenericOAuthenticator`` (17.4), it sends a nonce and verifies the
 ID token (signature against the JWKS, ``iss``, ``aud``/``azp``, time claims, nonce, algorithm
 allow-list). Groups are read from configurable claim paths in the ID token and userinfo and go
 through the group policy (:mod:`.policy_bridge`). ``refresh_user`` uses the refresh token at each
@@ -15,7 +16,6 @@ redacted from the hub's log (:mod:`.log_redaction`).
 from __future__ import annotations
 
 import secrets
-import time
 from urllib.parse import urlparse
 
 from oauthenticator.generic import GenericOAuthenticator
@@ -27,13 +27,7 @@ from traitlets import Bool, Enum, Float, List, Unicode, default
 
 from . import log_redaction
 from .client_auth import BASIC, METHODS, ClientAuthMethodError, choose_method
-from .discovery import (
-    DiscoveryError,
-    ProviderMetadata,
-    discover_blocking,
-    discovery_url,
-    parse_metadata,
-)
+from .discovery import DiscoveryError, DiscoveryUnavailable, LazyDiscovery, ProviderMetadata
 from .error_pages import page_error
 from .jwks import DEFAULT_ALGORITHMS, JWKSCache, KeySetUnavailable, TokenRejected, check_algorithms
 from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge, groups_from_claims
@@ -51,7 +45,15 @@ class TokenRequestRefused(Exception):
 
 
 class OIDCLoginHandler(OAuthLoginHandler):
-    """Adds a nonce bound to this browser (an encrypted cookie) to the authorization request."""
+    """Adds a nonce bound to this browser (an encrypted cookie) to the authorization request.
+
+    The provider's endpoints must be known first: without them the user gets a 503 page naming
+    the provider instead of a redirect to nowhere.
+    """
+
+    async def get(self):
+        await self.authenticator.provider_metadata()
+        return super().get()
 
     def authorize_redirect(self, *args, **kwargs):
         nonce = secrets.token_urlsafe(32)
@@ -92,8 +94,9 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         config=True,
         help="""The OpenID provider's issuer URL, e.g. https://keycloak.example.org/realms/research.
 
-        Endpoints are read from <issuer>/.well-known/openid-configuration at start-up; the
-        document's ``issuer`` must equal this value.
+        Endpoints are read from <issuer>/.well-known/openid-configuration, in the background
+        from start-up on (the hub does not wait for it); the document's ``issuer`` must equal
+        this value.
         """,
     )
     allowed_algorithms = List(
@@ -121,6 +124,24 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         3600.0,
         config=True,
         help="""Seconds before the discovery document is fetched again (at the next login).""",
+    )
+    discovery_retry_interval = Float(
+        1.0,
+        config=True,
+        help="""Seconds before the first retry while discovery fails; each retry doubles it, up
+        to ``discovery_retry_max_interval``. A login also triggers an attempt, at most once per
+        this interval.""",
+    )
+    discovery_retry_max_interval = Float(
+        60.0,
+        config=True,
+        help="""The longest wait between background discovery retries while the provider is
+        unreachable.""",
+    )
+    discovery_timeout = Float(
+        5.0,
+        config=True,
+        help="""Seconds a discovery or key-set request may take before it counts as failed.""",
     )
     userinfo_claims = Bool(
         True,
@@ -197,11 +218,30 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         log_redaction.install(self.log)
         self.algorithms = check_algorithms(self.allowed_algorithms)
         self.jwks: JWKSCache | None = None
+        self.metadata: ProviderMetadata | None = None
+        self.discovery = LazyDiscovery(
+            self.issuer,
+            self._fetch_json,
+            self._apply_metadata,
+            log=self.log,
+            ttl=self.discovery_ttl,
+            retry_initial=self.discovery_retry_interval,
+            retry_max=self.discovery_retry_max_interval,
+        )
+        self.discovery.start()
+
+    async def provider_metadata(self) -> ProviderMetadata:
+        """The provider's metadata, or a 503 page naming the provider while there is none."""
         try:
-            metadata = discover_blocking(self.issuer)
-        except DiscoveryError as exc:
-            raise DiscoveryError(f"OIDCAuthenticator start-up: {exc}") from None
-        self._apply_metadata(metadata)
+            return await self.discovery.current()
+        except DiscoveryUnavailable as exc:
+            host = urlparse(self.issuer).netloc or self.issuer
+            self.log.warning("Login refused with 503, no OIDC discovery yet: %s", exc)
+            raise page_error(
+                503,
+                f"{self.login_service} ({host}) cannot be reached right now, so logging in is "
+                "not possible; please try again in a few minutes.",
+            ) from None
 
     def _configured(self, trait: str) -> bool:
         """Whether the config sets ``trait`` for this class or one it inherits from."""
@@ -221,7 +261,6 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         # OAuthenticator's request builders read basic_auth for both the code and refresh grants.
         self.basic_auth = method == BASIC
         self.metadata = metadata
-        self._metadata_at = time.monotonic()
         self.authorize_url = metadata.authorization_endpoint
         self.token_url = metadata.token_endpoint
         self.userdata_url = metadata.userinfo_endpoint if self.userinfo_claims else ""
@@ -235,20 +274,13 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
             )
 
     async def _fetch_json(self, url: str) -> dict:
-        return await self.httpfetch(url, label="fetching an OIDC provider document", method="GET")
-
-    async def _refresh_metadata_if_due(self) -> None:
-        if time.monotonic() - self._metadata_at < self.discovery_ttl:
-            return
-        try:
-            self._apply_metadata(
-                parse_metadata(await self._fetch_json(discovery_url(self.issuer)), self.issuer)
-            )
-        except Exception as exc:  # keep the last good metadata
-            self._metadata_at = time.monotonic()
-            self.log.warning(
-                "Refreshing OIDC discovery for %s failed (%s); keeping the last", self.issuer, exc
-            )
+        return await self.httpfetch(
+            url,
+            label="fetching an OIDC provider document",
+            method="GET",
+            connect_timeout=self.discovery_timeout,
+            request_timeout=self.discovery_timeout,
+        )
 
     async def _token_request(self, handler, params: dict) -> dict:
         """POST to the token endpoint, sorting failures into provider-down and grant-refused."""
@@ -271,7 +303,7 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         return nonce.decode("ascii", "replace") if nonce else None
 
     async def authenticate(self, handler, data=None, **kwargs):
-        await self._refresh_metadata_if_due()
+        await self.provider_metadata()
         nonce = self._pop_nonce(handler)
         if not nonce:
             raise page_error(
@@ -317,6 +349,7 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
 
     async def verify_id_token(self, id_token: str, nonce: str | None = None) -> dict:
         """The verified claims of ``id_token``; rejections are logged (never the token) as 403s."""
+        await self.provider_metadata()
         try:
             return await self.jwks.verify(
                 id_token,
@@ -392,7 +425,11 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         if not refresh_token:
             self.log.info("No refresh token for %s; a new login is required", user.name)
             return False
-        await self._refresh_metadata_if_due()
+        try:
+            await self.discovery.current()
+        except DiscoveryUnavailable as exc:
+            self.log.warning("Keeping %s's current rights, no OIDC discovery: %s", user.name, exc)
+            return True
         params = self.build_refresh_token_request_params(refresh_token)
         try:
             token_info = await self._token_request(handler, params)
@@ -427,7 +464,7 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
 
     def end_session_url(self, handler, id_token: str | None) -> str | None:
         """Where to send the browser to end the provider session, or None to stay on the hub."""
-        endpoint = self.metadata.end_session_endpoint
+        endpoint = self.metadata.end_session_endpoint if self.metadata else ""
         if not (self.end_session_redirect and endpoint):
             return None
         after = self.post_logout_redirect_url or (

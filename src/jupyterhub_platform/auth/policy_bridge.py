@@ -6,6 +6,11 @@ normalises the groups, resolves them against the policy and writes the answer in
 no allowed group with a page that says so, and hands the policy's roles to
 ``load_managed_roles``. JupyterHub's own allow/admin lists are refused at start-up: two sources
 of truth would let one silently override the other.
+
+The hub creates its authenticator at start-up but spawners only when users spawn, so this is
+also where a bad policy or profile file stops the hub, with messages naming file and field.
+It is a :class:`PlatformPolicy` too, which makes ``c.PlatformPolicy`` a section the hub knows
+(``jupyterhub --help-all`` lists it).
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from jupyterhub.auth import Authenticator
 from traitlets import List, Unicode, Union, default
 
-from jupyterhub_platform.policy import Entitlements, PlatformPolicy, Policy
+from jupyterhub_platform.policy import Entitlements, PlatformPolicy, Policy, PolicyError
 from jupyterhub_platform.spawner.refusals import server_api_handlers
 
 from .error_pages import page_error
@@ -46,7 +51,7 @@ def groups_from_claims(claims: Mapping, paths: Iterable[Sequence[str]]) -> list[
     return sorted(set(found))
 
 
-class PolicyBridge(Authenticator):
+class PolicyBridge(Authenticator, PlatformPolicy):
     """Base for authenticators whose users' rights come from the platform group policy."""
 
     groups_claim = List(
@@ -89,7 +94,21 @@ class PolicyBridge(Authenticator):
         super().__init__(**kwargs)
         self._check_no_second_source()
         self._refresh_fails_closed()
-        self.policy: Policy = PlatformPolicy(parent=self).load()
+        self.policy: Policy = self._load_at_start_up()
+
+    def _load_at_start_up(self) -> Policy:
+        """The policy; with the hub's ProfileSpawner, its profile files are checked now too."""
+        from jupyterhub_platform.spawner import ProfileSpawner, check_configuration
+
+        spawner_class = getattr(self.parent, "spawner_class", None)
+        try:
+            if isinstance(spawner_class, type) and issubclass(spawner_class, ProfileSpawner):
+                check_configuration(self.config, self.log)
+            return self.load()
+        except PolicyError as e:
+            raise SystemExit(
+                f"jupyterhub-platform: refusing to start, invalid policy:\n{e}"
+            ) from None
 
     def _refresh_fails_closed(self) -> None:
         """A refused refresh refuses the request, API-token requests included.

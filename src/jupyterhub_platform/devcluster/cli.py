@@ -10,11 +10,22 @@ import sys
 import time
 from pathlib import Path
 
-from .chart import ChartValuesError
+from jupyterhub_platform.chart.hub_pod import HubPodError
+from jupyterhub_platform.chart.locate import ChartNotFound, fetch_chart
+from jupyterhub_platform.chart.render import ChartRenderError
+from jupyterhub_platform.chart.values import ValuesError
+
+from .binaries import BinaryUnavailable, ensure_helm
 from .idp import DEMO_USERS, IdPError
 from .platform import AUTH_MODES, LocalPlatform, PlatformError
 from .procs import ManagedProcess, WaitTimeout
 from .proxy import ProxyInstallError
+
+ERRORS = (
+    PlatformError, ValuesError, ChartNotFound, ChartRenderError, HubPodError, BinaryUnavailable,
+    ProxyInstallError, IdPError, WaitTimeout,
+)  # fmt: skip
+"""Failures reported as one message (they all name what to fix); anything else is a bug."""
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,10 +45,34 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--port", type=int, default=0, help="public port of the proxy (default: a free port)"
     )
     parser.add_argument(
-        "--values",
+        "--chart",
         type=Path,
         default=None,
-        help="chart values file (default: the shipped chart-values/values.yaml)",
+        help="the unpacked z2jh 4.4.0 chart whose hub configuration runs (default: $Z2JH_CHART, "
+        "else ../shared/z2jh/chart beside the source tree)",
+    )
+    parser.add_argument(
+        "--fetch-chart",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="download the chart into DIR with the pinned helm first (needs hub.jupyter.org), "
+        "and use it",
+    )
+    parser.add_argument(
+        "--values",
+        "-f",
+        type=Path,
+        action="append",
+        default=None,
+        help="chart values file, repeatable in helm -f order (default: the shipped "
+        "chart-values/values.yaml, plus cloudflare-access.yaml with --auth cloudflare)",
+    )
+    parser.add_argument(
+        "--existing-secret",
+        type=Path,
+        default=None,
+        help="YAML mapping of key -> string: the content of the Secret hub.existingSecret names",
     )
     parser.add_argument(
         "--auth",
@@ -62,8 +97,10 @@ def banner(platform: LocalPlatform, seconds: float) -> str:
             "of\nthese usernames (no password):"
         )
         logins = [u.username for u in DEMO_USERS]
-    users = "\n".join(f"    {login:<18} {u.note}" for login, u in zip(logins, DEMO_USERS, strict=True))
-    logs = ", ".join(f"{p.name}.log" for p in platform.processes)
+    users = "\n".join(
+        f"    {login:<18} {u.note}" for login, u in zip(logins, DEMO_USERS, strict=True)
+    )
+    logs = ", ".join(f"{p.name}.log" for p in platform.components())
     return (
         f"\nThe platform is running (started in {seconds:.1f}s):\n\n"
         f"    {platform.public_url}\n\n{how}\n{users}\n\n"
@@ -91,7 +128,9 @@ async def run(args: argparse.Namespace) -> int:
 
     platform = LocalPlatform(
         args.state_dir,
-        values_path=args.values,
+        chart=args.chart,
+        values_files=args.values,
+        existing_secret=args.existing_secret,
         port=args.port,
         auth=args.auth,
         say=lambda m: print(m, flush=True),
@@ -128,8 +167,14 @@ async def run(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    if args.chart is not None and args.fetch_chart is not None:
+        print("jupyterhub-platform dev: give --chart or --fetch-chart, not both", file=sys.stderr)
+        return 2
     try:
+        if args.fetch_chart is not None:
+            args.chart = fetch_chart(ensure_helm(), args.fetch_chart)
+            print(f"Fetched the chart into {args.chart}", flush=True)
         return asyncio.run(run(args))
-    except (PlatformError, ChartValuesError, ProxyInstallError, IdPError, WaitTimeout) as exc:
+    except ERRORS as exc:
         print(f"jupyterhub-platform dev: {exc}", file=sys.stderr)
         return 1

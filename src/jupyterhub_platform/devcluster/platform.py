@@ -1,9 +1,11 @@
 """The whole platform on one machine: emulator + kubelet, OIDC provider, CHP and JupyterHub.
 
 :class:`LocalPlatform` is the one stack behind both ``jupyterhub-platform dev`` and the
-end-to-end tests. Each component is a separate process in its own process group, on free ports,
-with its log in ``<state-dir>/logs/<component>.log``; stopping the platform stops them newest
-first (the hub before the cluster, so the hub never sees its pods vanish under it).
+end-to-end tests. The hub runs the stock z2jh chart's own configuration (:mod:`.stock_hub`) with
+the shipped values plus one local overlay (:mod:`.local_values`). Each component is a separate
+process in its own process group, on free ports, with its log in ``<state-dir>/logs/``; stopping
+the platform stops them newest first (the hub before the cluster, so the hub never sees its pods
+vanish under it).
 """
 
 from __future__ import annotations
@@ -12,16 +14,30 @@ import asyncio
 import json
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from . import hub_config, idp, proxy
+from jupyterhub_platform.chart.locate import find_chart
+from jupyterhub_platform.chart.values import load_values_file, merge_all, merge_values
+
+from . import idp, proxy
+from .binaries import ensure_helm
 from .cloudflare_standin import CloudflareStandIn
+from .local_values import (
+    ADMIN_TOKEN_KEY,
+    PROXY_TOKEN_KEY,
+    CloudflareLogin,
+    LocalEndpoints,
+    OIDCLogin,
+    local_values,
+)
 from .procs import ManagedProcess, ProcessGroupSet, free_port, port_is_open, wait_for
+from .secret_store import SecretStore
+from .stock_hub import HubLayout, HubProcess, load_existing_secret, prepare_hub
 
 LOOPBACK = "127.0.0.1"
 AUTH_MODES = ("oidc", "cloudflare")
@@ -37,7 +53,7 @@ class PlatformError(RuntimeError):
 class DevClusterFiles:
     """Files ``python -m jupyterhub_platform.devcluster`` writes into its state directory.
 
-    The kubeconfig's name is known in advance so the hub can start before the cluster is up.
+    The kubeconfig's name is known in advance, so the hub's environment can name it.
     """
 
     READY = "ready.json"
@@ -53,16 +69,34 @@ class ClusterHandle:
     pid: int
 
 
-def default_values_path() -> Path:
-    """The shipped ``chart-values/values.yaml``: bundled in a wheel, or the source tree's."""
+SHIPPED_VALUES = ("values.yaml",)
+CLOUDFLARE_OVERLAY = "cloudflare-access.yaml"
+
+
+def shipped_values_dir() -> Path:
+    """The shipped ``chart-values/``: bundled in a wheel, or the source tree's."""
     package = Path(__file__).resolve().parents[1]
-    for candidate in (
-        package / "_bundled" / "chart-values" / "values.yaml",
-        package.parents[1] / "chart-values" / "values.yaml",
-    ):
-        if candidate.is_file():
+    for candidate in (package / "_bundled" / "chart-values", package.parents[1] / "chart-values"):
+        if (candidate / "values.yaml").is_file():
             return candidate
-    raise PlatformError("chart-values/values.yaml not found; pass a values file explicitly")
+    raise PlatformError("chart-values/values.yaml not found; pass the values files explicitly")
+
+
+def default_values_files(auth: str) -> list[Path]:
+    """The shipped values a cluster gets: values.yaml, plus the Cloudflare overlay in that mode."""
+    names = [*SHIPPED_VALUES, *([CLOUDFLARE_OVERLAY] if auth == "cloudflare" else [])]
+    return [shipped_values_dir() / name for name in names]
+
+
+def _singleuser_cmd() -> list[str]:
+    """How the process kubelet starts a user server: this virtualenv's jupyterhub-singleuser.
+
+    Processes run as the local user; as root, Jupyter must be told that is intended.
+    """
+    return [
+        "jupyterhub-singleuser",
+        *(["--ServerApp.allow_root=True"] if os.geteuid() == 0 else []),
+    ]
 
 
 def _child_env(**extra: str) -> dict[str, str]:
@@ -95,21 +129,28 @@ async def _all(*awaitables: Awaitable[Any]) -> None:
 class LocalPlatform:
     """Start and stop the local platform; use as ``async with LocalPlatform(dir) as p: ...``.
 
-    After :meth:`start`: ``hub_url`` (public, through the proxy), ``hub_api_url``,
-    ``admin_token`` (a service token in the ``admin`` role), ``idp_url``, ``cluster``
-    (:class:`ClusterHandle`) and ``logs_dir``. ``hub_config_overrides`` is JSON-serialisable
-    ``{"Class": {"trait": value}}`` applied after the values file and the local overrides.
+    After :meth:`start`: ``hub_url`` (public, through the proxy), ``public_url`` (where a browser
+    goes), ``hub_api_url``, ``admin_token`` (a service token in the ``admin`` role), ``idp_url``,
+    ``cluster`` (:class:`ClusterHandle`) and ``logs_dir``.
+
+    ``values_files`` replace the shipped values (default: ``values.yaml``, plus
+    ``cloudflare-access.yaml`` when ``auth="cloudflare"``); ``extra_values`` (chart values) are
+    merged over the local overlay, e.g. ``{"hub": {"config": {"KubeSpawner": {...}}}}``.
+    ``idp_running=False`` starts everything but the OIDC provider (see :meth:`start_idp`).
     """
 
     def __init__(
         self,
         state_dir: Path,
         *,
-        values_path: Path | None = None,
+        chart: Path | None = None,
+        values_files: Sequence[Path] | None = None,
+        extra_values: dict[str, Any] | None = None,
+        existing_secret: Path | None = None,
         kubelet: str = "process",
-        hub_config_overrides: dict[str, dict[str, Any]] | None = None,
         port: int = 0,
         auth: str = "oidc",
+        idp_running: bool = True,
         startup_timeout: float = 90.0,
         say: Callable[[str], None] = lambda _msg: None,
     ):
@@ -117,15 +158,20 @@ class LocalPlatform:
             raise PlatformError(f"auth: {auth!r} is not one of {', '.join(AUTH_MODES)}")
         self.auth = auth
         self.state_dir = Path(state_dir).resolve()
-        self.values_path = Path(values_path).resolve() if values_path else default_values_path()
+        self.chart = chart
+        self.values_files = [Path(f).resolve() for f in values_files or default_values_files(auth)]
+        self.extra_values = extra_values or {}
+        self.existing_secret = existing_secret
         self.kubelet = kubelet
-        self.hub_config_overrides = hub_config_overrides or {}
         self.port = port
+        self.idp_wanted = idp_running and auth == "oidc"
         self.startup_timeout = startup_timeout
         self.say = say
         self.logs_dir = self.state_dir / "logs"
-        self.secrets_path = self.state_dir / "secrets.json"
+        self.secrets = SecretStore(self.state_dir / "secrets.json")
         self.processes = ProcessGroupSet()
+        self._idp = ProcessGroupSet()  # apart: tests stop and restart the provider
+        self._idp_port = 0
         self.cluster: ClusterHandle | None = None
         self.hub_url = ""
         self.public_url = ""
@@ -154,84 +200,115 @@ class LocalPlatform:
 
     async def _start(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        chart = find_chart(self.chart)
+        existing = load_existing_secret(self.existing_secret) if self.existing_secret else None
+        helm = await asyncio.to_thread(ensure_helm, say=self.say)
         chp = await asyncio.to_thread(proxy.ensure_chp, self.state_dir, say=self.say)
-        public_port = self.port or free_port(LOOPBACK)
-        api_port, hub_port, idp_port = (free_port(LOOPBACK) for _ in range(3))
-        self.hub_url = self.public_url = f"http://{LOOPBACK}:{public_port}"
-        self.hub_api_url = f"{self.hub_url}/hub/api"
-        cluster_dir = self.state_dir / "cluster"
-        edge = None
-        overrides = self.hub_config_overrides
-        if self.auth == "cloudflare":
-            # Cloudflare's edge, stood in for locally: it signs users in and adds the Access
-            # JWT to every request it forwards to the proxy.
-            edge = CloudflareStandIn(self.logs_dir, upstream=self.hub_url)
-            overrides = edge.hub_config_overrides()
-            # The demo users' addresses are <name>@example.org: their hub names match the IdP's.
-            overrides["CloudflareAccessAuthenticator"]["username_from_email"] = "local-part"
-            for cls, traits in self.hub_config_overrides.items():
-                overrides.setdefault(cls, {}).update(traits)
-            self.public_url = edge.url
-        endpoints = hub_config.LocalEndpoints(
-            hub_port=hub_port,
-            proxy_api_url=f"http://{LOOPBACK}:{api_port}",
-            idp_url=f"http://{LOOPBACK}:{idp_port}",
-            values_path=str(self.values_path),
-            secrets_path=str(self.secrets_path),
-            extra_files_dir=str(self.state_dir / "hub" / "extra-files"),
-            cluster_ready_file=str(cluster_dir / DevClusterFiles.READY),
-            startup_timeout=self.startup_timeout,
+        endpoints = LocalEndpoints(
             ip=LOOPBACK,
-            hub_config_overrides=overrides,
+            hub_port=free_port(LOOPBACK),
+            proxy_api_port=free_port(LOOPBACK),
+            public_port=self.port or free_port(LOOPBACK),
         )
-        # Build the hub config here first: a bad values file fails now, with a clear message,
-        # instead of as a traceback in the hub's log.
-        hub_config.hub_config(endpoints)
-        self.admin_token = hub_config.admin_token(self.secrets_path)
-        proxy_token = hub_config.SecretStore(self.secrets_path).get("proxy.secretToken")
+        self.hub_url = self.public_url = f"http://{LOOPBACK}:{endpoints.public_port}"
+        self.hub_api_url = f"{self.hub_url}/hub/api"
+        login, edge = self._login()
+        cluster_dir = self.state_dir / "cluster"
+        # Render and lay out the hub first: bad values fail now, with helm's message, before
+        # anything runs.
+        hub = await asyncio.to_thread(
+            prepare_hub,
+            HubLayout(self.state_dir / "hub"),
+            helm=helm,
+            chart=chart,
+            values_files=self.values_files,
+            overlay=self._overlay(endpoints, login),
+            endpoints=endpoints,
+            kubeconfig=cluster_dir / DevClusterFiles.KUBECONFIG,
+            base_env=_child_env(),
+            existing_secret=existing,
+        )
+        self.admin_token = self.secrets.get(ADMIN_TOKEN_KEY)
+        proxy_token = self.secrets.get(PROXY_TOKEN_KEY)
 
-        # Everything starts at once; the hub's config waits for the cluster and the proxy.
         cluster_proc = self._start_cluster(cluster_dir)
-        idp_proc, idp_endpoints = idp.start_idp(
-            self.processes, host=LOOPBACK, port=idp_port, log_path=self._log("idp")
-        )
-        self.idp_url = idp_endpoints.base_url
         chp_proc = self.processes.start(
             proxy.chp_argv(
                 chp,
                 ip=LOOPBACK,
-                port=public_port,
+                port=endpoints.public_port,
                 api_ip=LOOPBACK,
-                api_port=api_port,
+                api_port=endpoints.proxy_api_port,
                 hub_url=endpoints.hub_url,
             ),
             name="proxy",
             log_path=self._log("proxy"),
             env=_child_env(CONFIGPROXY_AUTH_TOKEN=proxy_token),
         )
-        hub_dir = self.state_dir / "hub"
-        config_file = hub_config.write_hub_files(hub_dir, endpoints)
-        hub_proc = self.processes.start(
-            [sys.executable, "-m", "jupyterhub", "-f", str(config_file)],
-            name="hub",
-            log_path=self._log("hub"),
-            cwd=hub_dir,
-            env=_child_env(
-                KUBECONFIG=str(cluster_dir / DevClusterFiles.KUBECONFIG),
-                CONFIGPROXY_AUTH_TOKEN=proxy_token,
-            ),
-        )
-        await _all(
-            self._wait_cluster(cluster_proc, cluster_dir),
-            idp.seed_users(idp_proc, idp_endpoints, timeout=self.startup_timeout),
-            self._wait_port(chp_proc, api_port),
-        )
-        await self._wait_http(hub_proc, f"{self.hub_url}/hub/health", "the hub through the proxy")
+        # The hub needs the cluster's kubeconfig and the proxy API; not the identity provider,
+        # whose discovery it does lazily.
+        idp_ready = asyncio.ensure_future(self.start_idp()) if self.idp_wanted else None
+        try:
+            await _all(
+                self._wait_cluster(cluster_proc, cluster_dir),
+                self._wait_port(chp_proc, endpoints.proxy_api_port),
+            )
+            hub_proc = self._start_hub(hub)
+            await self._wait_http(
+                hub_proc, f"{self.hub_url}/hub/health", "the hub through the proxy"
+            )
+            if idp_ready is not None:
+                await idp_ready
+        finally:
+            if idp_ready is not None and not idp_ready.done():
+                idp_ready.cancel()
+                await asyncio.gather(idp_ready, return_exceptions=True)
         if edge is not None:
             edge_proc = self.processes.start(
                 edge.argv(), name="cloudflare", log_path=self._log("cloudflare"), env=_child_env()
             )
             await self._wait_http(edge_proc, edge.ready_url, "the Cloudflare stand-in")
+
+    def _login(self) -> tuple[OIDCLogin | CloudflareLogin, CloudflareStandIn | None]:
+        """How users log in: the development IdP, or Cloudflare's edge, stood in for locally
+        (it signs users in and adds the Access JWT to every request it forwards)."""
+        if self.auth == "cloudflare":
+            edge = CloudflareStandIn(self.logs_dir, upstream=self.hub_url)
+            self.public_url = edge.url
+            return CloudflareLogin(edge.url, edge.audience), edge
+        self._idp_port = free_port(LOOPBACK)
+        self.idp_url = f"http://{LOOPBACK}:{self._idp_port}"
+        return OIDCLogin(self.idp_url), None
+
+    def _overlay(self, endpoints: LocalEndpoints, login: OIDCLogin | CloudflareLogin) -> dict:
+        """The local values (after the values files), with the caller's ``extra_values``."""
+        shipped = merge_all(load_values_file(f) for f in self.values_files)
+        local = local_values(
+            shipped, endpoints, login, self.secrets.get, singleuser_cmd=_singleuser_cmd()
+        )
+        return merge_values(local, self.extra_values)
+
+    def _start_hub(self, hub: HubProcess) -> ManagedProcess:
+        return self.processes.start(
+            hub.argv, name="hub", log_path=self._log("hub"), cwd=hub.cwd, env=hub.env
+        )
+
+    async def start_idp(self) -> None:
+        """Start the OIDC provider on its fixed port and seed the demo users (its state is memory)."""
+        if self.auth != "oidc":
+            raise PlatformError("the OIDC provider runs only with auth='oidc'")
+        if any(p.running() for p in self._idp):
+            return
+        proc, endpoints = idp.start_idp(
+            self._idp, host=LOOPBACK, port=self._idp_port, log_path=self._log("idp")
+        )
+        await idp.seed_users(proc, endpoints, timeout=self.startup_timeout)
+
+    async def stop_idp(self) -> None:
+        """Stop the OIDC provider (an outage, for tests); the rest keeps running."""
+        running, self._idp = list(self._idp), ProcessGroupSet()
+        for proc in running:
+            await proc.astop(_GRACE.get(proc.name, 5.0))
 
     async def stop(self) -> None:
         """Stop every started process with its process group, newest first."""
@@ -239,10 +316,14 @@ class LocalPlatform:
         self.processes = ProcessGroupSet()
         for proc in reversed(procs):
             await proc.astop(_GRACE.get(proc.name, 5.0))
+        await self.stop_idp()
+
+    def components(self) -> list[ManagedProcess]:
+        return [*self.processes, *self._idp]
 
     def exited(self) -> ManagedProcess | None:
         """The first component that is no longer running, if any."""
-        return next((proc for proc in self.processes if not proc.running()), None)
+        return next((proc for proc in self.components() if not proc.running()), None)
 
     def _log(self, component: str) -> Path:
         return self.logs_dir / f"{component}.log"

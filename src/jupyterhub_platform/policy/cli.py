@@ -1,4 +1,8 @@
-"""``jupyterhub-platform policy explain --groups a,b``: what would such a user get?"""
+"""``jupyterhub-platform policy explain --groups a,b``: what would such a user get?
+
+The policy comes from a policy file (``--policy``) or from chart values (``--values``): the
+``hub.extraFiles`` entry mounted where ``hub.config.PlatformPolicy.policy_file`` says.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +10,15 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
+
+import yaml
 
 from .config import ENV_VAR
 from .errors import PolicyError
 from .explain import explain, render
-from .loader import load_policy
+from .loader import load_policy, parse_policy, with_profile_rules
+from .model import Policy
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -22,10 +30,17 @@ def _parser() -> argparse.ArgumentParser:
         default="",
         help="comma-separated groups as the identity provider reports them (before normalisation)",
     )
-    ex.add_argument(
+    source = ex.add_mutually_exclusive_group()
+    source.add_argument(
         "--policy",
         default=os.environ.get(ENV_VAR),
         help=f"policy YAML file (default: ${ENV_VAR})",
+    )
+    source.add_argument(
+        "--values",
+        action="append",
+        metavar="FILE",
+        help="chart values file(s), in helm -f order: the policy they mount for the hub",
     )
     ex.add_argument(
         "--profiles",
@@ -47,14 +62,29 @@ def _profile_rules(path: str | None):
     return load_profile_rules(path)
 
 
+def _policy_from_values(files: list[str], rules) -> Policy:
+    from jupyterhub_platform.chart.values import load_values_file, merge_all, policy_in_values
+
+    found = policy_in_values(merge_all(load_values_file(Path(f)) for f in files))
+    try:
+        data = yaml.safe_load(found.text)
+    except yaml.YAMLError as exc:
+        raise ValueError(f"{found.path}: not valid YAML: {exc}") from None
+    return with_profile_rules(parse_policy(data, f"{files[-1]}: {found.path}"), rules)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if not args.policy:
-        print(f"policy explain: give --policy or set ${ENV_VAR}", file=sys.stderr)
+    if not (args.policy or args.values):
+        print(f"policy explain: give --policy or --values, or set ${ENV_VAR}", file=sys.stderr)
         return 2
     groups = [g.strip() for g in args.groups.split(",") if g.strip()]
     try:
-        policy = load_policy(args.policy, _profile_rules(args.profiles))
+        rules = _profile_rules(args.profiles)
+        if args.values:
+            policy = _policy_from_values(args.values, rules)
+        else:
+            policy = load_policy(args.policy, rules)
     except (PolicyError, ValueError) as exc:
         print(f"policy explain: {exc}", file=sys.stderr)
         return 1

@@ -1,7 +1,8 @@
 """Where the hub finds the policy file: one traitlets setting every consumer reads.
 
-The authenticator and the spawner each build a :class:`PlatformPolicy` from the hub's config, so
-both read the same file; the spawner adds the profile files' rules (see ``docs/policy.md``).
+The platform's authenticators are :class:`PlatformPolicy` subclasses and the spawner builds one
+from the hub's config, so both read the same file; the spawner adds the profile files' rules
+(see ``docs/policy.md``).
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ class PlatformPolicy(LoggingConfigurable):
         help=f"""Path of the group policy YAML file (see docs/policy.md).
 
         Defaults to ${ENV_VAR}. In a z2jh deployment the file is mounted with
-        ``hub.extraFiles`` at /usr/local/etc/jupyterhub/policy.yaml. Empty means no policy,
-        which lets nobody log in.
+        ``hub.extraFiles`` (the shipped values: /usr/local/etc/jupyterhub/platform/policy.yaml).
+        Empty means no policy, which lets nobody log in.
         """,
     )
 

@@ -11,7 +11,7 @@ import re
 
 from jupyterhub.scopes import scope_definitions
 
-_FILTER_KINDS = ("user", "group", "server", "service")
+FILTER_KINDS = ("user", "group", "server", "service")
 _EXACT_FILTERS = ("user", "server", "service")  # "!user" alone: the owner's own
 _CUSTOM_SCOPE = re.compile(r"custom:[a-z0-9][a-z0-9_\-]*(:[a-z0-9_\-]+)*")
 
@@ -28,8 +28,8 @@ def scope_problem(scope: object) -> str | None:
     if not bang:
         return None
     kind, eq, value = filter_.partition("=")
-    if kind not in _FILTER_KINDS:
-        return f"unknown filter {kind!r} in {scope!r} (one of: {', '.join(_FILTER_KINDS)})"
+    if kind not in FILTER_KINDS:
+        return f"unknown filter {kind!r} in {scope!r} (one of: {', '.join(FILTER_KINDS)})"
     if not eq:
         return None if kind in _EXACT_FILTERS else f"filter !{kind} needs a value in {scope!r}"
     if not value:

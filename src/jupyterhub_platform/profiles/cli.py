@@ -1,44 +1,22 @@
-"""``jupyterhub-platform check``: validate profile files (and the policy file) before deploying."""
+"""Checking profile files (and a policy file against them), for ``jupyterhub-platform check``."""
 
 from __future__ import annotations
 
-import argparse
-import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from jupyterhub_platform.policy.config import ENV_VAR
 from jupyterhub_platform.policy.errors import PolicyError
 from jupyterhub_platform.policy.loader import load_policy
 
-from .catalogue import bundled_profiles_dir, load_catalogue
+from .catalogue import load_catalogue
 from .errors import ProfileLoadError
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="jupyterhub-platform check",
-        description="Validate profile files and the group policy; errors are printed as file:line.",
-    )
-    parser.add_argument(
-        "--profiles",
-        action="append",
-        metavar="DIR",
-        help="profile directory (repeatable; default: the profiles shipped with the package)",
-    )
-    parser.add_argument(
-        "--policy",
-        default=os.environ.get(ENV_VAR) or None,
-        help=f"group policy file, checked against the profiles (default: ${ENV_VAR}, if set)",
-    )
-    return parser
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    directories = [Path(d) for d in args.profiles] if args.profiles else [bundled_profiles_dir()]
+def check_files(directories: Sequence[Path], policy: str | None) -> int:
+    """Load the profiles in ``directories`` and, if given, the policy file; print file:line errors."""
     try:
-        catalogue = load_catalogue(directories)
+        catalogue = load_catalogue(list(directories))
     except ProfileLoadError as e:
         for error in e.errors:
             print(f"error: {error}", file=sys.stderr)
@@ -46,11 +24,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     slugs = ", ".join(p.slug for p in catalogue.profiles)
     print(f"profiles OK: {len(catalogue.profiles)} ({slugs})")
-    if args.policy:
+    if policy:
         try:
-            load_policy(args.policy, catalogue.rules())
+            load_policy(policy, catalogue.rules())
         except PolicyError as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-        print(f"policy OK: {args.policy}")
+        print(f"policy OK: {policy}")
     return 0

@@ -3,7 +3,8 @@
 List-valued traits (volumes, tolerations, sidecar containers) are *added to* what the chart
 configured, by name, rather than replacing it (KubeSpawner replaces lists): a profile must never
 drop the home volume or the chart's extra containers. Adding by name keeps a re-used spawner
-idempotent.
+idempotent. The chart configures volumes and mounts as mappings (KubeSpawner accepts a list or a
+mapping whose values it uses); items are added in the form the trait already has.
 """
 
 from __future__ import annotations
@@ -57,7 +58,7 @@ class AddByName(_Override):
     trait: str
     items: tuple[dict, ...]
 
-    def __call__(self, spawner) -> list:
+    def __call__(self, spawner) -> list | dict:
         return _add(getattr(spawner, self.trait), copy.deepcopy(list(self.items)))
 
 
@@ -87,13 +88,29 @@ class SidecarContainers(_Override):
 
     sidecars: tuple[Sidecar, ...]
 
-    def __call__(self, spawner) -> list:
-        home = [m for m in spawner.volume_mounts if m.get("mountPath") == spawner.home_mount_path]
+    def __call__(self, spawner) -> list | dict:
+        home = [
+            m
+            for m in _entries(spawner.volume_mounts)
+            if m.get("mountPath") == spawner.home_mount_path
+        ]
         containers = [sidecar_container(s, _security_context(spawner), home) for s in self.sidecars]
         return _add(spawner.extra_containers, containers)
 
 
-def _add(current: list, items: list[dict]) -> list:
+def _entries(current: list | dict) -> list:
+    """The items of a KubeSpawner list-or-mapping trait (for a mapping, its values)."""
+    return list(current.values()) if isinstance(current, dict) else list(current)
+
+
+def _add(current: list | dict, items: list[dict]) -> list | dict:
+    """``current`` plus ``items``, same-named entries replaced; a mapping stays a mapping.
+
+    A mapping comes back with only the added items (KubeSpawner merges a mapping override
+    into the trait), keyed by name like the chart's own entries.
+    """
+    if isinstance(current, dict):
+        return {i["name"]: i for i in items}
     names = {i["name"] for i in items}
     return [c for c in current if c.get("name") not in names] + items
 
@@ -124,7 +141,7 @@ def sidecar_container(sidecar: Sidecar, security_context: dict, mounts: list[dic
         "image": sidecar.image,
         "resources": resources_manifest(sidecar.resources),
         "securityContext": security_context,
-        "volumeMounts": [dict(m) for m in mounts],
+        "volumeMounts": [{k: v for k, v in m.items() if v is not None} for m in mounts],
     }
     if sidecar.command:
         container["command"] = list(sidecar.command)

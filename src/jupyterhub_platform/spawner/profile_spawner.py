@@ -144,12 +144,17 @@ class ProfileSpawner(KubeSpawner):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        for section in ("KubeSpawner", "ProfileSpawner"):
-            if "profile_list" in self.config.get(section, {}):
+        configured = [
+            s for s in ("KubeSpawner", "ProfileSpawner") if "profile_list" in self.config.get(s, {})
+        ]
+        for section in configured:
+            if self.config[section]["profile_list"]:
                 raise ValueError(
                     f"c.{section}.profile_list (singleuser.profileList) cannot be used with "
                     "ProfileSpawner: profiles come from profile files (profile_directories)"
                 )
+        if configured:  # the chart always sets singleuser.profileList, by default to []
+            self.profile_list = ProfileSpawner.entitled_profile_list
         self._policy_file = PlatformPolicy(parent=self).policy_file or None
         self._baseline: dict | None = None
         self._watch_start = False

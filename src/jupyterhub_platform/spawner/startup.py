@@ -1,7 +1,7 @@
 """Refuse to start the hub when profile or policy files are invalid.
 
 JupyterHub creates spawners lazily, so nothing would load the files before the first spawn; the
-hub configuration calls :func:`check_configuration` at its end instead.
+platform's authenticators, which the hub creates at start-up, call :func:`check_configuration`.
 """
 
 from __future__ import annotations
@@ -15,13 +15,7 @@ from .sources import DEFAULT_RELOAD_INTERVAL, shared_sources
 
 
 def check_configuration(config, log: logging.Logger | None = None) -> None:
-    """Load the profile (and policy) files ``config`` names; ``SystemExit`` listing every error.
-
-    Use at the end of ``jupyterhub_config.py`` (the chart's ``hub.extraConfig``)::
-
-        from jupyterhub_platform.spawner import check_configuration
-        check_configuration(c)
-    """
+    """Load the profile (and policy) files ``config`` names; ``SystemExit`` listing every error."""
     section = config.ProfileSpawner
     directories = section.get("profile_directories") or [str(bundled_profiles_dir())]
     interval = section.get("profile_reload_interval", DEFAULT_RELOAD_INTERVAL)

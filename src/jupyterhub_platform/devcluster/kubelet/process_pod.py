@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from .. import procs
 from .api import ApiError
 from .containers import ProcessSpec, all_containers, build_process_spec, referenced_objects
+from .host_guard import refuse_on_host
 from .podnet import HOST_IP
 from .probes import POLL_INTERVAL, probe_once, readiness_check
 from .runtime import PodRuntime
@@ -148,6 +149,9 @@ class ProcessPod(PodRuntime):
 
     async def _start(self, container: Mapping, status: ContainerState, specs: Mapping) -> bool:
         """Start one container's process; on failure record why and post a Warning."""
+        refused = await refuse_on_host(self, container, status, init=status in self.state.init)
+        if refused is not None:  # host privileges asked for: not run here (host_guard)
+            return refused
         name, image = container["name"], container.get("image", "")
         await self.event("Pulling", f'Pulling image "{image}"', container=name)
         await self.event(
@@ -186,6 +190,8 @@ class ProcessPod(PodRuntime):
 
     async def _watch(self, container: Mapping, status: ContainerState, *, readiness: bool) -> None:
         """Mark the container ready when its check passes; record its exit."""
+        if container["name"] not in self.processes:
+            return  # not run on this host (host_guard)
         proc = self.processes[container["name"]]
         check = readiness_check(container) if readiness else None
         ready_after = asyncio.get_running_loop().time() + (check.initial_delay if check else 0)

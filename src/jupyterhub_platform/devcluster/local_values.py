@@ -1,0 +1,112 @@
+"""The one values file the local platform adds after the shipped ones (pure).
+
+Everything the local platform changes that chart values can say is said here, so the local hub
+runs the chart's own configuration with the same values a cluster gets plus this overlay:
+addresses on 127.0.0.1 instead of the chart's Service names and port 8081, the local identity
+provider or Cloudflare stand-in, the chart Secret's generated values (kept stable across restarts,
+so sessions survive one), a token-only admin service for tests and scripts, the command of
+process "pods", and no user-scheduler (the emulator has one node and its own scheduler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from jupyterhub_platform.chart.values import get_path
+
+ADMIN_SERVICE = "platform-dev-admin"
+"""A token-only service holding the admin role, for tests and scripts against the local hub."""
+ADMIN_TOKEN_KEY = f"hub.services.{ADMIN_SERVICE}.apiToken"
+PROXY_TOKEN_KEY = "hub.config.ConfigurableHTTPProxy.auth_token"
+
+
+@dataclass(frozen=True)
+class LocalEndpoints:
+    """Where the local components listen."""
+
+    ip: str
+    hub_port: int
+    proxy_api_port: int
+    public_port: int
+
+    @property
+    def hub_url(self) -> str:
+        return f"http://{self.ip}:{self.hub_port}"
+
+    @property
+    def proxy_api_url(self) -> str:
+        return f"http://{self.ip}:{self.proxy_api_port}"
+
+
+@dataclass(frozen=True)
+class OIDCLogin:
+    """Log in through the development OIDC provider at ``issuer``."""
+
+    issuer: str
+
+    def authenticator_config(self, secret: Callable[[str], str]) -> dict[str, dict[str, Any]]:
+        return {
+            "OIDCAuthenticator": {
+                "issuer": self.issuer,
+                "client_secret": secret("hub.config.OIDCAuthenticator.client_secret"),
+                # empty: derived from the request, so 127.0.0.1 and localhost both work
+                "oauth_callback_url": "",
+            }
+        }
+
+
+@dataclass(frozen=True)
+class CloudflareLogin:
+    """Log in through the Cloudflare Access stand-in at ``team_domain``."""
+
+    team_domain: str
+    audience: str
+
+    def authenticator_config(self, secret: Callable[[str], str]) -> dict[str, dict[str, Any]]:
+        return {
+            "CloudflareAccessAuthenticator": {
+                "team_domain": self.team_domain,
+                "audience": [self.audience],
+                # the demo users are <name>@example.org: their hub names match the IdP's
+                "username_from_email": "local-part",
+            }
+        }
+
+
+def local_values(
+    shipped: Mapping[str, Any],
+    endpoints: LocalEndpoints,
+    login: OIDCLogin | CloudflareLogin,
+    secret: Callable[[str], str],
+    *,
+    singleuser_cmd: list[str],
+) -> dict[str, Any]:
+    """The overlay for ``shipped`` (the merged values files it goes after).
+
+    ``secret(key)`` gives a stable generated secret; ``singleuser_cmd`` is how the process
+    kubelet starts a user server from this virtualenv.
+    """
+    admin_role_services = get_path(shipped, "hub.loadRoles.admin.services") or []
+    return {
+        "hub": {
+            "config": {
+                "JupyterHub": {
+                    "hub_bind_url": endpoints.hub_url,
+                    "hub_connect_url": endpoints.hub_url,
+                    "cookie_secret": secret("hub.config.JupyterHub.cookie_secret"),
+                },
+                "ConfigurableHTTPProxy": {
+                    "api_url": endpoints.proxy_api_url,
+                    "auth_token": secret(PROXY_TOKEN_KEY),
+                },
+                "CryptKeeper": {"keys": [secret("hub.config.CryptKeeper.keys")]},
+                "KubeSpawner": {"cmd": list(singleuser_cmd)},
+                **login.authenticator_config(secret),
+            },
+            "services": {ADMIN_SERVICE: {"apiToken": secret(ADMIN_TOKEN_KEY)}},
+            "loadRoles": {"admin": {"services": [*admin_role_services, ADMIN_SERVICE]}},
+        },
+        "scheduling": {"userScheduler": {"enabled": False}},
+    }

@@ -1,0 +1,139 @@
+"""``jupyterhub-platform check`` on values files: what the chart, the hub and the platform refuse."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from jupyterhub_platform.chart import check_cli
+from jupyterhub_platform.chart.values import load_values_file
+from jupyterhub_platform.policy import cli as policy_cli
+
+ROOT = Path(__file__).resolve().parents[2]
+VALUES = ROOT / "chart-values" / "values.yaml"
+CLOUDFLARE = ROOT / "chart-values" / "cloudflare-access.yaml"
+
+
+def overlay(tmp_path: Path, text: str, name: str = "overlay.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+def check(*argv, chart=None) -> int:
+    return check_cli.main(
+        [*map(str, argv), *(["--chart", str(chart)] if chart else ["--no-schema"])]
+    )
+
+
+@pytest.mark.parametrize("files", [[VALUES], [VALUES, CLOUDFLARE]])
+def test_the_shipped_values_pass(files, z2jh_chart, capsys):
+    argv = [files[0], *[a for f in files[1:] for a in ("-f", f)]]
+    assert check(*argv, chart=z2jh_chart) == 0, capsys.readouterr().err
+    assert "values OK" in capsys.readouterr().out
+
+
+def test_trait_service_and_scope_mistakes_are_named_with_a_suggestion(tmp_path, capsys):
+    bad = overlay(
+        tmp_path,
+        """\
+        hub:
+          config:
+            OIDCAuthenticator: {isuer: "https://login.example.org"}
+            KubeSpawnr: {cpu_limit: 2}
+          services:
+            reports: {comand: [python, -m, reports]}
+          loadRoles:
+            readers:
+              scopes: [read:user, "admin:servers!grop=students"]
+              services: [report]
+        """,
+    )
+    assert check(VALUES, "-f", bad) == 1
+    err = capsys.readouterr().err
+    for line in (
+        f"{bad}: hub.config.OIDCAuthenticator.isuer: not a configurable trait of OIDCAuthenticator (did you mean 'issuer'?)",
+        f"{bad}: hub.config.KubeSpawnr: no class of the hub answers to this section (did you mean 'KubeSpawner'?)",
+        f"{bad}: hub.services.reports.comand: not a JupyterHub service field (the hub refuses to start) (did you mean 'command'?)",
+        f"{bad}: hub.loadRoles.readers.scopes[0]: unknown scope 'read:user' (did you mean 'read:users'?)",
+        f"{bad}: hub.loadRoles.readers.scopes[1]: unknown filter 'grop'",
+        "(did you mean 'admin:servers!group=students'?)",
+        f"{bad}: hub.loadRoles.readers.services[0]: no service 'report' in hub.services (did you mean 'reports'?)",
+        "6 error(s) in",
+    ):
+        assert line in err
+
+
+def test_a_schema_refusal_names_the_file_that_causes_it(tmp_path, z2jh_chart, capsys):
+    fine = overlay(tmp_path, "singleuser: {defaultUrl: /lab}\n", "fine.yaml")
+    bad = overlay(tmp_path, "singleuser: {storage: {type: nfs}}\n", "bad.yaml")
+    assert check(VALUES, "-f", fine, "-f", bad, chart=z2jh_chart) == 1
+    err = capsys.readouterr().err
+    assert (
+        f"error: {bad}: helm template rejected the values" in err
+        and "/singleuser/storage/type" in err
+    )
+
+
+def test_without_a_chart_the_check_says_how_to_get_one(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("Z2JH_CHART", str(tmp_path / "nowhere"))
+    assert check_cli.main([str(VALUES)]) == 2
+    assert (
+        "helm pull jupyterhub --repo https://hub.jupyter.org/helm-chart/" in capsys.readouterr().err
+    )
+
+
+def _with_policy(tmp_path: Path, policy: str, field: str = "stringData") -> Path:
+    values = load_values_file(VALUES)
+    entry = values["hub"]["extraFiles"]["platform-policy"]
+    del entry["stringData"]
+    entry[field] = policy if field == "stringData" else yaml.safe_load(policy)
+    path = tmp_path / "values.yaml"
+    path.write_text(yaml.safe_dump(values, sort_keys=False))
+    return path
+
+
+def test_the_policy_in_the_values_is_checked_against_the_profiles(tmp_path, capsys):
+    values = _with_policy(tmp_path, "groups:\n  staff:\n    profiles: [jupyterlab, nope]\n")
+    assert check(values) == 1
+    err = capsys.readouterr().err
+    assert f"{values}: hub.extraFiles.platform-policy.stringData: groups.staff.profiles[1]:" in err
+    assert "no profile 'nope'" in err
+
+
+def test_a_policy_given_as_data_loses_its_order(tmp_path, capsys):
+    values = _with_policy(tmp_path, "groups:\n  b: {}\n  a: {}\n", field="data")
+    assert check(values) == 1
+    assert "hub.extraFiles.platform-policy.data: use stringData" in capsys.readouterr().err
+
+
+def test_profiles_mounted_with_extra_files_are_checked(tmp_path, capsys):
+    mounted = overlay(
+        tmp_path,
+        """\
+        hub:
+          config:
+            ProfileSpawner: {profile_directories: [/usr/local/etc/jupyterhub/profiles]}
+          extraFiles:
+            broken-profile:
+              mountPath: /usr/local/etc/jupyterhub/profiles/broken.yaml
+              stringData: |
+                slug: broken
+                display_name: Broken
+                kind: spaceship
+        """,
+    )
+    assert check(VALUES, "-f", mounted) == 1
+    assert "broken.yaml:3: kind: must be one of" in capsys.readouterr().err
+
+
+def test_policy_explain_reads_the_policy_from_the_values(capsys):
+    assert (
+        policy_cli.main(["explain", "--values", str(VALUES), "--groups", "/platform-admins"]) == 0
+    )
+    out = capsys.readouterr().out
+    assert f"policy:          {VALUES}: hub.extraFiles.platform-policy.stringData" in out
+    assert "admin:           yes" in out
