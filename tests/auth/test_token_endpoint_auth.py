@@ -11,9 +11,9 @@ from __future__ import annotations
 import pytest
 from oidc_test_issuer import StaticIssuer
 from test_id_tokens import authenticator
+from tornado import web
 
 from jupyterhub_platform.auth.client_auth import ClientAuthMethodError, choose_method
-from jupyterhub_platform.auth.discovery import DiscoveryError
 from jupyterhub_platform.auth.harness import CLIENT_ID, Provider, oidc_settings
 from jupyterhub_platform.devcluster.procs import free_port, wait_for
 
@@ -44,11 +44,12 @@ def test_a_provider_offering_no_usable_method_is_named():
     ("advertised", "basic"),
     [(None, True), (["client_secret_post"], False), (["client_secret_basic"], True)],
 )
-def test_the_authenticator_applies_the_discovered_method(advertised, basic):
+async def test_the_authenticator_applies_the_discovered_method(advertised, basic):
     with StaticIssuer(CLIENT_ID) as issuer:
         if advertised is not None:
             issuer.extra_metadata["token_endpoint_auth_methods_supported"] = advertised
         auth = authenticator(issuer.issuer)
+        await auth.provider_metadata()  # discovery is lazy: the method is known once it ran
         assert auth.basic_auth is basic
         headers = auth.build_token_info_request_headers()
         refresh = auth.build_refresh_token_request_params("a-refresh-token")
@@ -56,17 +57,24 @@ def test_the_authenticator_applies_the_discovered_method(advertised, basic):
         assert ("client_secret" in refresh) is not basic
 
 
-def test_unusable_methods_and_basic_auth_are_start_up_errors():
+async def test_a_provider_without_a_usable_method_fails_discovery_and_logins_get_503():
     with StaticIssuer(CLIENT_ID) as issuer:
         issuer.extra_metadata["token_endpoint_auth_methods_supported"] = ["private_key_jwt"]
-        with pytest.raises(DiscoveryError, match="accepts only private_key_jwt"):
-            authenticator(issuer.issuer)
-        assert authenticator(issuer.issuer, token_endpoint_auth_method="client_secret_post")
-    with StaticIssuer(CLIENT_ID) as issuer:
-        with pytest.raises(ValueError, match="basic_auth cannot be used"):
-            authenticator(issuer.issuer, basic_auth=False)
-        with pytest.raises(Exception, match="token_endpoint_auth_method"):
-            authenticator(issuer.issuer, token_endpoint_auth_method="client_secret_jwt")
+        auth = authenticator(issuer.issuer)
+        with pytest.raises(web.HTTPError) as refused:
+            await auth.provider_metadata()
+        assert refused.value.status_code == 503
+        assert "accepts only private_key_jwt" in auth.discovery.last_error
+        forced = authenticator(issuer.issuer, token_endpoint_auth_method="client_secret_post")
+        await forced.provider_metadata()
+        assert forced.basic_auth is False
+
+
+def test_basic_auth_and_unknown_methods_are_start_up_errors():
+    with pytest.raises(ValueError, match="basic_auth cannot be used"):
+        authenticator("http://127.0.0.1:9", basic_auth=False)
+    with pytest.raises(Exception, match="token_endpoint_auth_method"):
+        authenticator("http://127.0.0.1:9", token_endpoint_auth_method="client_secret_jwt")
 
 
 @pytest.fixture
