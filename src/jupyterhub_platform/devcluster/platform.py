@@ -154,6 +154,7 @@ class LocalPlatform:
 
     async def _start(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)  # secrets, the hub's database and every home are inside
         chp = await asyncio.to_thread(proxy.ensure_chp, self.state_dir, say=self.say)
         public_port = self.port or free_port(LOOPBACK)
         api_port, hub_port, idp_port = (free_port(LOOPBACK) for _ in range(3))
@@ -261,6 +262,8 @@ class LocalPlatform:
                 "0",
                 "--kubelet",
                 self.kubelet,
+                "--private-path",  # no pod may see the platform's state (secrets.json, ...)
+                str(self.state_dir),
             ],
             name="devcluster",
             log_path=self._log("devcluster"),
