@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import json
 import ssl
 import stat
 
 import aiohttp
+import kubernetes
 import pytest
 import yaml
+from kubernetes_asyncio import client, config
 
 UNAUTHORIZED = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
                 "message": "Unauthorized", "reason": "Unauthorized", "code": 401}  # fmt: skip
@@ -72,3 +76,22 @@ async def test_the_kubeconfig_and_state_directory_are_private(devcluster):
     assert config["users"][0]["user"] == {"token": devcluster.token}
     assert stat.S_IMODE(devcluster.kubeconfig_path.stat().st_mode) == 0o600
     assert stat.S_IMODE(devcluster.state_dir.stat().st_mode) == 0o700
+
+
+async def test_both_official_clients_are_refused_without_the_token(devcluster, tmp_path):
+    text = devcluster.kubeconfig_path.read_text().replace(devcluster.token, "not-the-token")
+    wrong = tmp_path / "kubeconfig"
+    wrong.write_text(text)
+    api = await config.new_client_from_config(config_file=str(wrong))
+    async with api:
+        with pytest.raises(client.ApiException) as info:
+            await client.CoreV1Api(api).list_namespaced_pod("default")
+    assert info.value.status == 401 and json.loads(info.value.body) == UNAUTHORIZED
+
+    def sync_list() -> None:
+        with kubernetes.config.new_client_from_config(config_file=str(wrong)) as sync_api:
+            kubernetes.client.CoreV1Api(sync_api).list_namespaced_pod("default")
+
+    with pytest.raises(kubernetes.client.ApiException) as sync_info:
+        await asyncio.to_thread(sync_list)
+    assert sync_info.value.status == 401 and json.loads(sync_info.value.body) == UNAUTHORIZED

@@ -6,6 +6,7 @@ under CI (which runs as root) and skip elsewhere, saying why.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -35,9 +36,12 @@ from jupyterhub_platform.devcluster.procs import ManagedProcess, port_is_open, w
 
 pytestmark = pytest.mark.kubelet("process")
 
-# Checks its working directory (its home) all the time, as a server does: dies if it vanishes.
+# Uses its working directory (its home) all the time and dies if it vanishes; like a server,
+# it takes a moment to shut down on SIGTERM, so a deleted pod's teardown outlasts the start of
+# its successor (the old kubelet's name-keyed teardown then removed the successor's home).
 KEEPS_ITS_CWD = """
-import os, time
+import os, signal, sys, time
+signal.signal(signal.SIGTERM, lambda *_: (time.sleep(0.25), sys.exit(0)))
 while True:
     os.getcwd()
     open('alive', 'w').close()
@@ -50,15 +54,19 @@ while True:
     pytest.param("none", marks=pytest.mark.isolation("none")),
 ])  # fmt: skip
 async def test_a_pod_recreated_at_once_under_its_name_keeps_its_directories(
-    devcluster, core, isolation
+    devcluster, core, sync_core, isolation
 ):
-    """Delete with grace 0 and create again at once, 50 times: the old pod's teardown never
-    touches the new pod's directories (they are keyed by UID)."""
+    """Delete with grace 0 and create again at once, 50 times (the sync and the asyncio client
+    taking turns): the old pod's teardown never touches the new pod's directories (they are
+    keyed by UID)."""
     kubelet = devcluster.kubelet
     body = pod_body("again", container("main", PY, "-c", KEEPS_ITS_CWD), restart="Never")
     previous_uid = None
     for iteration in range(50):
-        await core.create_namespaced_pod(NS, body)
+        if iteration % 2:
+            await asyncio.to_thread(sync_core.create_namespaced_pod, NS, body)
+        else:
+            await core.create_namespaced_pod(NS, body)
         pod = await wait_pod(core, "again", f"running (iteration {iteration})",
                              lambda p, old=previous_uid: p.metadata.uid != old and running_and_ready(p))  # fmt: skip
         uid = pod.metadata.uid
@@ -72,7 +80,12 @@ async def test_a_pod_recreated_at_once_under_its_name_keeps_its_directories(
         assert alive.exists(), f"iteration {iteration}: the new pod's home is gone"
         current = await core.read_namespaced_pod("again", NS)
         assert current.metadata.uid == uid and current.status.phase == "Running", iteration
-        await core.delete_namespaced_pod("again", NS, grace_period_seconds=0)
+        if iteration % 2:
+            await asyncio.to_thread(
+                sync_core.delete_namespaced_pod, "again", NS, grace_period_seconds=0
+            )
+        else:
+            await core.delete_namespaced_pod("again", NS, grace_period_seconds=0)
         previous_uid = uid
     await wait_for(lambda: not kubelet.pods, timeout=10, what="the last pod's teardown")
 
