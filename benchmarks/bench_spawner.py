@@ -273,7 +273,7 @@ async def run() -> list[Figure]:
         cluster.server.on_request = count
         try:
             for kind in CLASSES:
-                await _create_namespace(cluster.url, kind)
+                await _create_namespace(cluster.access, kind)
             # Both at once, each in its own namespace: the same machine load for both.
             spawned = await asyncio.gather(
                 *(run_child(logs, "spawn", k, str(cluster.kubeconfig_path), k) for k in CLASSES)
@@ -325,12 +325,10 @@ async def run() -> list[Figure]:
     ]  # fmt: skip
 
 
-async def _create_namespace(url: str, name: str) -> None:
-    import aiohttp
-
-    async with aiohttp.ClientSession() as http:
+async def _create_namespace(access, name: str) -> None:
+    async with access.session() as http:
         body = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name}}
-        async with http.post(f"{url}/api/v1/namespaces", json=body) as resp:
+        async with http.post(f"{access.url}/api/v1/namespaces", json=body) as resp:
             if resp.status not in (201, 409):
                 raise RuntimeError(f"namespace {name}: {resp.status} {await resp.text()}")
 

@@ -8,7 +8,9 @@ import pytest
 from kubernetes_asyncio import client
 
 
-def pod(name: str, *, labels: dict | None = None, image: str = "busybox:1.36", **spec) -> client.V1Pod:
+def pod(
+    name: str, *, labels: dict | None = None, image: str = "busybox:1.36", **spec
+) -> client.V1Pod:
     return client.V1Pod(
         api_version="v1",
         kind="Pod",

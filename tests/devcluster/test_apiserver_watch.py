@@ -6,7 +6,6 @@ import asyncio
 import json
 import time
 
-import aiohttp
 import pytest
 from devcluster_helpers import pod
 from kubernetes_asyncio import client, watch
@@ -29,8 +28,9 @@ async def collect(stream, count: int, timeout: float = 5) -> list[tuple[str, dic
 async def test_watch_from_zero_starts_with_current_objects(core):
     await core.create_namespaced_pod("default", pod("a"))
     await core.create_namespaced_pod("default", pod("b"))
-    async with watch.Watch().stream(core.list_namespaced_pod, "default", resource_version="0",
-                                    timeout_seconds=5) as stream:
+    async with watch.Watch().stream(
+        core.list_namespaced_pod, "default", resource_version="0", timeout_seconds=5
+    ) as stream:
         events = await collect(stream, 2)
     assert [(t, o["metadata"]["name"]) for t, o in events] == [("ADDED", "a"), ("ADDED", "b")]
     assert all(o["metadata"]["resourceVersion"] for _, o in events)
@@ -42,8 +42,9 @@ async def test_watch_resumes_after_a_resource_version(core):
     await core.create_namespaced_pod("default", pod("new"))
     await core.delete_namespaced_pod("new", "default", grace_period_seconds=0)
     events = []
-    async with watch.Watch().stream(core.list_namespaced_pod, "default", resource_version=since,
-                                    timeout_seconds=5) as stream:
+    async with watch.Watch().stream(
+        core.list_namespaced_pod, "default", resource_version=since, timeout_seconds=5
+    ) as stream:
         async for event in stream:
             events.append((event["type"], event["raw_object"]["metadata"]))
             if event["type"] == "DELETED":
@@ -58,7 +59,7 @@ async def test_watch_resumes_after_a_resource_version(core):
 async def test_expired_resource_version_gives_410(devcluster, core):
     await core.create_namespaced_pod("default", pod("x"))
     devcluster.store.compact()
-    async with aiohttp.ClientSession() as http:
+    async with devcluster.access.session() as http:
         url = f"{devcluster.url}/api/v1/namespaces/default/pods?watch=True&resourceVersion=2"
         async with http.get(url) as resp:
             assert resp.status == 200
@@ -68,17 +69,22 @@ async def test_expired_resource_version_gives_410(devcluster, core):
     assert event["type"] == "ERROR"
     status = event["object"]
     assert status["code"] == 410 and status["reason"] == "Expired"
-    assert status["kind"] == "Status" and status["message"].startswith("too old resource version: 2")
+    assert status["kind"] == "Status" and status["message"].startswith(
+        "too old resource version: 2"
+    )
     with pytest.raises(client.ApiException) as info:
-        async with watch.Watch().stream(core.list_namespaced_pod, "default", resource_version="2",
-                                        timeout_seconds=5) as stream:
+        async with watch.Watch().stream(
+            core.list_namespaced_pod, "default", resource_version="2", timeout_seconds=5
+        ) as stream:
             await collect(stream, 1)
     assert info.value.status == 410
 
 
 async def test_watch_honours_timeout_seconds(core):
     started = time.monotonic()
-    async with watch.Watch().stream(core.list_namespaced_pod, "default", timeout_seconds=1) as stream:
+    async with watch.Watch().stream(
+        core.list_namespaced_pod, "default", timeout_seconds=1
+    ) as stream:
         events = [event async for event in stream]
     assert events == []
     assert 0.9 <= time.monotonic() - started < 5
@@ -87,9 +93,13 @@ async def test_watch_honours_timeout_seconds(core):
 async def test_selector_transitions(core):
     await core.create_namespaced_pod("default", pod("t", labels={"role": "other"}))
     listed = await core.list_namespaced_pod("default")
-    async with watch.Watch().stream(core.list_namespaced_pod, "default", label_selector="role=web",
-                                    resource_version=listed.metadata.resource_version,
-                                    timeout_seconds=5) as stream:
+    async with watch.Watch().stream(
+        core.list_namespaced_pod,
+        "default",
+        label_selector="role=web",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=5,
+    ) as stream:
         await core.patch_namespaced_pod("t", "default", {"metadata": {"labels": {"role": "web"}}})
         await core.patch_namespaced_pod("t", "default", {"metadata": {"labels": {"role": "db"}}})
         events = await collect(stream, 2)
@@ -100,10 +110,13 @@ async def test_selector_transitions(core):
 async def test_watch_all_namespaces_with_field_selector(core):
     await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="other")))
     listed = await core.list_pod_for_all_namespaces()
-    async with watch.Watch().stream(core.list_pod_for_all_namespaces,
-                                    field_selector="metadata.namespace=other",
-                                    resource_version=listed.metadata.resource_version,
-                                    allow_watch_bookmarks=True, timeout_seconds=5) as stream:
+    async with watch.Watch().stream(
+        core.list_pod_for_all_namespaces,
+        field_selector="metadata.namespace=other",
+        resource_version=listed.metadata.resource_version,
+        allow_watch_bookmarks=True,
+        timeout_seconds=5,
+    ) as stream:
         await core.create_namespaced_pod("default", pod("skip"))
         await core.create_namespaced_pod("other", pod("keep"))
         events = await collect(stream, 1)
@@ -112,7 +125,7 @@ async def test_watch_all_namespaces_with_field_selector(core):
 
 @pytest.mark.parametrize("flag", ["true", "True", "1"])
 async def test_watch_flag_spellings(devcluster, flag):
-    async with aiohttp.ClientSession() as http:
+    async with devcluster.access.session() as http:
         url = f"{devcluster.url}/api/v1/namespaces?watch={flag}&timeoutSeconds=1"
         async with http.get(url) as resp:
             first = json.loads(await resp.content.readline())
@@ -120,12 +133,16 @@ async def test_watch_flag_spellings(devcluster, flag):
 
 
 async def test_deleted_event_carries_final_object(core):
-    await core.create_namespaced_config_map("default", client.V1ConfigMap(
-        metadata=client.V1ObjectMeta(name="bye"), data={"k": "v"}))
+    await core.create_namespaced_config_map(
+        "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="bye"), data={"k": "v"})
+    )
     listed = await core.list_namespaced_config_map("default")
-    async with watch.Watch().stream(core.list_namespaced_config_map, "default",
-                                    resource_version=listed.metadata.resource_version,
-                                    timeout_seconds=5) as stream:
+    async with watch.Watch().stream(
+        core.list_namespaced_config_map,
+        "default",
+        resource_version=listed.metadata.resource_version,
+        timeout_seconds=5,
+    ) as stream:
         await core.delete_namespaced_config_map("bye", "default")
         events = await collect(stream, 1)
     kind, obj = events[0]

@@ -6,8 +6,8 @@ import json
 import signal
 import sys
 
-import aiohttp
 import pytest
+from kubernetes_asyncio import client, config
 
 from jupyterhub_platform.devcluster.cluster import DevCluster
 from jupyterhub_platform.devcluster.procs import ManagedProcess, wait_for
@@ -16,20 +16,30 @@ from jupyterhub_platform.devcluster.procs import ManagedProcess, wait_for
 async def test_cli_serves_until_sigterm(tmp_path):
     state = tmp_path / "state"
     proc = ManagedProcess(
-        [sys.executable, "-m", "jupyterhub_platform.devcluster", "--state-dir", str(state),
-         "--kubelet", "none"],
-        name="devcluster", log_path=tmp_path / "devcluster.log",
+        [
+            sys.executable,
+            "-m",
+            "jupyterhub_platform.devcluster",
+            "--state-dir",
+            str(state),
+            "--kubelet",
+            "none",
+        ],
+        name="devcluster",
+        log_path=tmp_path / "devcluster.log",
     )
     try:
         ready_file = state / "ready.json"
-        await wait_for(lambda: ready_file.exists() or not proc.running(), timeout=20,
-                       what="ready.json")
+        await wait_for(
+            lambda: ready_file.exists() or not proc.running(), timeout=20, what="ready.json"
+        )
         assert proc.running(), proc.log_tail()
         ready = json.loads(ready_file.read_text())
         assert ready["pid"] == proc.pid and ready["kubeconfig"] == str(state / "kubeconfig.yaml")
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"{ready['url']}/api/v1/namespaces/default") as resp:
-                assert (await resp.json())["metadata"]["name"] == "default"
+        api = await config.new_client_from_config(config_file=ready["kubeconfig"])
+        async with api:
+            namespace = await client.CoreV1Api(api).read_namespace("default")
+        assert namespace.metadata.name == "default"
         proc.popen.send_signal(signal.SIGTERM)
         await wait_for(lambda: not proc.running(), timeout=10, what="devcluster exit")
         assert proc.returncode == 0, proc.log_tail()

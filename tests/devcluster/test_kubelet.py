@@ -1,116 +1,64 @@
-"""The kubelet against the emulator over HTTP: real pods as real processes on loopback IPs."""
+"""The kubelet against the emulator over HTTP: real pods as real processes on their own IPs.
+
+As root the kubelet isolates pods (namespaces, their own users); the tests marked
+``isolation("none")`` run the plain-process fallback a kubelet without root uses.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import ipaddress
 import os
 import time
 
 import aiohttp
 import psutil
 import pytest
-from kubernetes_asyncio import client
+from kubelet_helpers import (
+    NS,
+    PY,
+    alive,
+    container,
+    events_of,
+    fetch,
+    gone,
+    groups_die,
+    http_server,
+    log_of,
+    phase_is,
+    pids,
+    pod_body,
+    running_and_ready,
+    wait_pod,
+)
 
 from jupyterhub_platform.devcluster.kubelet import agent
+from jupyterhub_platform.devcluster.kubelet.podnet import GATEWAY_IP, POD_NETWORK
 from jupyterhub_platform.devcluster.procs import port_is_open, wait_for
-
-NS = "default"
-PY = "python"  # found through the kubelet's PATH, which starts with this virtualenv's bin
-
-
-def pod_body(name: str, *containers: dict, restart: str = "OnFailure", volumes=(), init=()) -> dict:
-    spec = {"containers": list(containers), "restartPolicy": restart, "volumes": list(volumes)}
-    if init:
-        spec["initContainers"] = list(init)
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name}, "spec": spec}
-
-
-def container(name: str, *argv: str, **extra) -> dict:
-    return {"name": name, "image": "local/test:1", "command": list(argv), **extra}
-
-
-def http_server(name: str = "web", port: int = 8888) -> dict:
-    return container(name, PY, "-m", "http.server", str(port), "--bind", "0.0.0.0",
-                     ports=[{"containerPort": port}])
-
-
-async def wait_pod(core, name: str, what: str, predicate, timeout: float = 20.0):
-    async def check():
-        pod = await core.read_namespaced_pod(name, NS)
-        return pod if predicate(pod) else None
-
-    return await wait_for(check, timeout=timeout, what=f"pod {name} {what}")
-
-
-def running_and_ready(pod) -> bool:
-    statuses = pod.status.container_statuses or []
-    return pod.status.phase == "Running" and bool(statuses) and all(s.ready for s in statuses)
-
-
-def phase_is(*phases):
-    return lambda pod: pod.status.phase in phases
-
-
-async def gone(core, name: str) -> bool:
-    try:
-        await core.read_namespaced_pod(name, NS)
-    except client.ApiException as exc:
-        return exc.status == 404
-    return False
-
-
-async def events_of(core, name: str) -> list:
-    events = (await core.list_namespaced_event(NS)).items
-    return [e for e in events if e.involved_object.name == name]
-
-
-def pids(pod) -> list[int]:
-    statuses = (pod.status.init_container_statuses or []) + (pod.status.container_statuses or [])
-    return [int(s.container_id.removeprefix("process://")) for s in statuses
-            if s.container_id and s.container_id.startswith("process://")]
-
-
-def alive(pid: int) -> bool:
-    try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
-    except psutil.NoSuchProcess:
-        return False
-
-
-def group_alive(pgid: int) -> bool:
-    """Whether any live process is still in process group ``pgid``."""
-    return any(_pgid(p.pid) == pgid and alive(p.pid) for p in psutil.process_iter())
-
-
-async def groups_die(*pgids: int) -> None:
-    """Wait until every process of the groups is gone (SIGKILL takes effect asynchronously)."""
-    await wait_for(lambda: not any(group_alive(p) for p in pgids), timeout=3, what="processes gone")
-
-
-def _pgid(pid: int) -> int | None:
-    try:
-        return os.getpgid(pid)
-    except OSError:
-        return None
-
-
-async def fetch(url: str) -> tuple[int, str]:
-    async with aiohttp.ClientSession() as session, session.get(url) as resp:
-        return resp.status, await resp.text()
-
 
 pytestmark = pytest.mark.kubelet("process")
 
 
-async def test_pod_runs_on_its_own_ip_with_a_sidecar_and_events(devcluster, core):
+@pytest.mark.parametrize("isolation", [
+    pytest.param("auto", marks=pytest.mark.isolation("auto")),
+    pytest.param("none", marks=pytest.mark.isolation("none")),
+])  # fmt: skip
+async def test_pod_runs_on_its_own_ip_with_a_sidecar_and_events(devcluster, core, isolation):
     await core.create_namespaced_pod(NS, pod_body("web", http_server(), http_server("side", 9000)))
     pod = await wait_pod(core, "web", "running and ready", running_and_ready)
     ip = pod.status.pod_ip
-    assert ip.startswith("127.") and ip != "127.0.0.1"
-    assert pod.status.host_ip == "127.0.0.1" and pod.status.pod_ips[0].ip == ip
+    if devcluster.kubelet.ctx.isolation is not None:  # a network namespace of its own
+        assert ipaddress.ip_address(ip) in POD_NETWORK and pod.status.host_ip == GATEWAY_IP
+    else:
+        assert ip.startswith("127.") and ip != "127.0.0.1" and pod.status.host_ip == "127.0.0.1"
+    assert pod.status.pod_ips[0].ip == ip
     assert {c.type: c.status for c in pod.status.conditions} == {
-        "PodScheduled": "True", "Initialized": "True", "ContainersReady": "True", "Ready": "True"}
+        "PodScheduled": "True",
+        "Initialized": "True",
+        "ContainersReady": "True",
+        "Ready": "True",
+    }
     assert all(s.state.running.started_at for s in pod.status.container_statuses)
     # both containers listen on the pod IP (not 0.0.0.0), like containers sharing a pod network
     assert port_is_open(ip, 8888) and port_is_open(ip, 9000)
@@ -125,7 +73,7 @@ async def test_pod_runs_on_its_own_ip_with_a_sidecar_and_events(devcluster, core
     started = [e for e in await events_of(core, "web") if e.reason == "Started"]
     assert {e.message for e in started} == {"Started container web", "Started container side"}
     assert all(e.last_timestamp and e.count == 1 for e in started)
-    log = devcluster.state_dir / "pods" / NS / "web" / "web.log"
+    log = devcluster.state_dir / "pods" / f"{NS}_web_{pod.metadata.uid}" / "web" / "0.log"
     assert log.exists()
 
 
@@ -151,8 +99,12 @@ async def test_pvc_home_survives_the_pod_and_never_pods_succeed(devcluster, core
     volumes = [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-alice"}}]
     mounts = [{"name": "home", "mountPath": "/home/jovyan"}]
     for name, code in (("writer", WRITE_HOME), ("reader", READ_HOME)):
-        body = pod_body(name, container("main", PY, "-c", code, volumeMounts=mounts),
-                        restart="Never", volumes=volumes)
+        body = pod_body(
+            name,
+            container("main", PY, "-c", code, volumeMounts=mounts),
+            restart="Never",
+            volumes=volumes,
+        )
         await core.create_namespaced_pod(NS, body)
         pod = await wait_pod(core, name, "finished", phase_is("Succeeded", "Failed"))
         assert pod.status.phase == "Succeeded", pod.status.container_statuses[0].state
@@ -174,25 +126,44 @@ sys.exit(0 if (token, os.environ['TOKEN'], ready, os.environ['ME']) == ('t0k', '
 
 async def test_secrets_init_containers_and_empty_dirs(devcluster, core):
     token = base64.b64encode(b"t0k").decode()
-    await core.create_namespaced_secret(NS, {"metadata": {"name": "creds"}, "data": {"token": token}})
-    scratch = {"name": "scratch", "mountPath": "/scratch"}
-    init = container("prepare", PY, "-c", "import pathlib; pathlib.Path('/scratch/init-done').write_text('yes')",
-                     volumeMounts=[scratch])
-    main = container(
-        "main", PY, "-c", CHECK_CONFIG,
-        volumeMounts=[scratch, {"name": "creds", "mountPath": "/etc/creds"}],
-        env=[{"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
-             {"name": "ME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+    await core.create_namespaced_secret(
+        NS, {"metadata": {"name": "creds"}, "data": {"token": token}}
     )
-    volumes = [{"name": "scratch", "emptyDir": {}}, {"name": "creds", "secret": {"secretName": "creds"}}]
-    await core.create_namespaced_pod(NS, pod_body("cfg", main, restart="Never", volumes=volumes, init=[init]))
+    scratch = {"name": "scratch", "mountPath": "/scratch"}
+    init = container(
+        "prepare",
+        PY,
+        "-c",
+        "import pathlib; pathlib.Path('/scratch/init-done').write_text('yes')",
+        volumeMounts=[scratch],
+    )
+    main = container(
+        "main",
+        PY,
+        "-c",
+        CHECK_CONFIG,
+        volumeMounts=[scratch, {"name": "creds", "mountPath": "/etc/creds"}],
+        env=[
+            {"name": "TOKEN", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "token"}}},
+            {"name": "ME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+        ],
+    )
+    volumes = [
+        {"name": "scratch", "emptyDir": {}},
+        {"name": "creds", "secret": {"secretName": "creds"}},
+    ]
+    await core.create_namespaced_pod(
+        NS, pod_body("cfg", main, restart="Never", volumes=volumes, init=[init])
+    )
     pod = await wait_pod(core, "cfg", "finished", phase_is("Succeeded", "Failed"))
     assert pod.status.phase == "Succeeded", pod.status.container_statuses[0].state
     assert pod.status.init_container_statuses[0].state.terminated.exit_code == 0
 
 
 async def test_missing_command_terminates_the_container_with_an_event(devcluster, core):
-    await core.create_namespaced_pod(NS, pod_body("broken", container("main", "no-such-program-xyz")))
+    await core.create_namespaced_pod(
+        NS, pod_body("broken", container("main", "no-such-program-xyz"))
+    )
     pod = await wait_pod(core, "broken", "failed", phase_is("Failed"))
     terminated = pod.status.container_statuses[0].state.terminated
     assert terminated.reason == "ContainerCannotRun"
@@ -225,17 +196,27 @@ while True:
 IGNORE_SIGTERM = """
 import signal, subprocess, sys, time
 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-child = subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(600)'])
+child = subprocess.Popen([sys.executable, '-c', 'import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print("child ignores SIGTERM", flush=True); time.sleep(600)'])
 while True:
     time.sleep(0.05)
 """
 
 
+def signals_volume(path) -> tuple[list[dict], list[dict]]:
+    """A hostPath volume at /signals: how a test and its pod share files (pods have a private /tmp)."""
+    return ([{"name": "signals", "hostPath": {"path": str(path)}}],
+            [{"name": "signals", "mountPath": "/signals"}])  # fmt: skip
+
+
 async def test_graceful_delete_sends_sigterm_then_removes_the_pod(devcluster, core, tmp_path):
     marker = tmp_path / "marker"
-    await core.create_namespaced_pod(NS, pod_body("grace", container("main", PY, "-c", ON_SIGTERM, str(marker))))
+    volumes, mounts = signals_volume(tmp_path)
+    main = container("main", PY, "-c", ON_SIGTERM, "/signals/marker", volumeMounts=mounts)
+    await core.create_namespaced_pod(NS, pod_body("grace", main, volumes=volumes))
     pod = await wait_pod(core, "grace", "ready", running_and_ready)
-    await wait_for(lambda: (tmp_path / "marker.started").exists(), timeout=10, what="handler installed")
+    await wait_for(
+        lambda: (tmp_path / "marker.started").exists(), timeout=10, what="handler installed"
+    )
     (pid,) = pids(pod)
     started = time.monotonic()
     await core.delete_namespaced_pod("grace", NS, grace_period_seconds=20)
@@ -247,10 +228,16 @@ async def test_graceful_delete_sends_sigterm_then_removes_the_pod(devcluster, co
 
 
 async def test_process_ignoring_sigterm_is_killed_after_the_grace_period(devcluster, core):
-    await core.create_namespaced_pod(NS, pod_body("stubborn", container("main", PY, "-c", IGNORE_SIGTERM)))
+    await core.create_namespaced_pod(
+        NS, pod_body("stubborn", container("main", PY, "-c", IGNORE_SIGTERM))
+    )
     pod = await wait_pod(core, "stubborn", "ready", running_and_ready)
     (pid,) = pids(pod)
-    await wait_for(lambda: psutil.Process(pid).children(), timeout=10, what="child started")
+    await wait_for(
+        lambda: log_of(core, "stubborn", "child ignores SIGTERM"),
+        timeout=10,
+        what="the child's SIGTERM handler",
+    )
     started = time.monotonic()
     await core.delete_namespaced_pod("stubborn", NS, grace_period_seconds=1)
     await wait_for(lambda: gone(core, "stubborn"), timeout=10, what="pod removed")
@@ -259,7 +246,9 @@ async def test_process_ignoring_sigterm_is_killed_after_the_grace_period(devclus
 
 
 async def test_stopping_the_kubelet_leaves_no_processes(devcluster, core):
-    await core.create_namespaced_pod(NS, pod_body("left", http_server(), container("stub", PY, "-c", IGNORE_SIGTERM)))
+    await core.create_namespaced_pod(
+        NS, pod_body("left", http_server(), container("stub", PY, "-c", IGNORE_SIGTERM))
+    )
     pod = await wait_pod(core, "left", "ready", running_and_ready)
     groups = pids(pod)
     assert len(groups) == 2 and all(alive(p) for p in groups)
@@ -285,8 +274,10 @@ async def test_light_mode_runs_many_pods_without_processes(devcluster, core):
     children_before = len(psutil.Process().children(recursive=True))
     count = 50
     for i in range(count):
-        env = [{"name": "JUPYTERHUB_SERVICE_URL", "value": "http://0.0.0.0:8888/user/u{i}/"},
-               {"name": "JUPYTERHUB_SERVICE_PREFIX", "value": f"/user/u{i}/"}]
+        env = [
+            {"name": "JUPYTERHUB_SERVICE_URL", "value": "http://0.0.0.0:8888/user/u{i}/"},
+            {"name": "JUPYTERHUB_SERVICE_PREFIX", "value": f"/user/u{i}/"},
+        ]
         body = pod_body(f"jupyter-u{i}", {"name": "notebook", "image": "jupyter/x:1", "env": env})
         await core.create_namespaced_pod(NS, body)
 
@@ -298,6 +289,7 @@ async def test_light_mode_runs_many_pods_without_processes(devcluster, core):
     assert len({p.status.pod_ip for p in pods}) == count
     assert len(psutil.Process().children(recursive=True)) == children_before
     async with aiohttp.ClientSession() as session:
+
         async def check(pod):
             prefix = pod.metadata.name.removeprefix("jupyter-")
             base = f"http://{pod.status.pod_ip}:8888"
@@ -317,3 +309,15 @@ async def test_light_mode_runs_many_pods_without_processes(devcluster, core):
     await wait_for(lambda: gone(core, first.metadata.name), timeout=10, what="light pod removed")
     assert not port_is_open(first.status.pod_ip, 8888)
 
+
+@pytest.mark.isolation("none")
+async def test_without_isolation_pods_run_as_the_kubelets_user(devcluster, core):
+    body = pod_body(
+        "plain",
+        container("main", PY, "-c", "import os; print('uid', os.getuid())"),
+        restart="Never",
+    )
+    body["spec"]["securityContext"] = {"runAsUser": 1000, "runAsNonRoot": True, "fsGroup": 100}
+    await core.create_namespaced_pod(NS, body)
+    await wait_pod(core, "plain", "finished", phase_is("Succeeded"))
+    assert await core.read_namespaced_pod_log("plain", NS) == f"uid {os.getuid()}\n"

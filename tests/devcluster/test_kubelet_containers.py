@@ -49,7 +49,12 @@ def notebook_pod(**container_overrides) -> dict:
         **container_overrides,
     }
     return {
-        "metadata": {"name": "jupyter-alice", "namespace": "hub", "uid": "u-1", "labels": {"app": "jh"}},
+        "metadata": {
+            "name": "jupyter-alice",
+            "namespace": "hub",
+            "uid": "u-1",
+            "labels": {"app": "jh"},
+        },
         "spec": {
             "containers": [container],
             "volumes": [{"name": "home", "persistentVolumeClaim": {"claimName": "claim-alice"}}],
@@ -57,8 +62,8 @@ def notebook_pod(**container_overrides) -> dict:
     }
 
 
-def spec_for(pod: dict, tmp_path: Path, objects=None, host_env=None):
-    layout = PodLayout(tmp_path, "hub", pod["metadata"]["name"])
+def spec_for(pod: dict, tmp_path: Path, objects=None, host_env=None, own_network=False):
+    layout = PodLayout(tmp_path, "hub", pod["metadata"]["name"], pod["metadata"]["uid"])
     return build_process_spec(
         pod,
         pod["spec"]["containers"][0],
@@ -69,13 +74,20 @@ def spec_for(pod: dict, tmp_path: Path, objects=None, host_env=None):
         host_ip="127.0.0.1",
         bin_dir=BIN_DIR,
         host_env=host_env if host_env is not None else {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+        own_network=own_network,
     )
 
 
 def test_notebook_container_becomes_a_process_on_the_pod_ip(tmp_path):
     spec = spec_for(notebook_pod(), tmp_path)
     pvc = tmp_path / "volumes" / "hub" / "pvc" / "claim-alice"
-    assert spec.argv == [os.path.join(BIN_DIR, "python"), "-m", "http.server", f"--bind={POD_IP}", "8888"]
+    assert spec.argv == [
+        os.path.join(BIN_DIR, "python"),
+        "-m",
+        "http.server",
+        f"--bind={POD_IP}",
+        "8888",
+    ]
     assert spec.env["JUPYTERHUB_SERVICE_URL"] == f"http://{POD_IP}:8888/user/alice/"
     assert spec.env["NOTEBOOK_DIR"] == f"{pvc}/work"
     assert spec.env["HOME"] == str(pvc)
@@ -83,13 +95,27 @@ def test_notebook_container_becomes_a_process_on_the_pod_ip(tmp_path):
     assert spec.env["LANG"] == "C.UTF-8"
     assert spec.env["HOSTNAME"] == "jupyter-alice"
     assert spec.cwd == pvc
-    assert spec.log_path == tmp_path / "pods" / "hub" / "jupyter-alice" / "notebook.log"
+    assert spec.log_path == tmp_path / "pods" / "hub_jupyter-alice_u-1" / "notebook" / "0.log"
+
+
+def test_a_pod_with_its_own_network_keeps_its_bind_addresses_and_mount_modes(tmp_path):
+    pod = notebook_pod()
+    pod["spec"]["containers"][0]["volumeMounts"].append(
+        {"name": "home", "mountPath": "/srv/ro", "readOnly": True}
+    )
+    spec = spec_for(pod, tmp_path, own_network=True)
+    assert spec.argv[-2:] == ["--bind=0.0.0.0", "8888"]
+    assert spec.env["JUPYTERHUB_SERVICE_URL"] == "http://0.0.0.0:8888/user/alice/"
+    assert {m.mount_path: m.read_only for m in spec.mounts} == {
+        "/home/jovyan": False,
+        "/srv/ro": True,
+    }
 
 
 def test_home_not_on_a_volume_is_a_per_pod_directory(tmp_path):
     pod = notebook_pod(volumeMounts=[], env=[{"name": "HOME", "value": "/home/bob"}])
     spec = spec_for(pod, tmp_path)
-    assert spec.env["HOME"] == str(tmp_path / "pods" / "hub" / "jupyter-alice" / "home")
+    assert spec.env["HOME"] == str(tmp_path / "pods" / "hub_jupyter-alice_u-1" / "home")
     assert spec.cwd == Path(spec.env["HOME"])
     assert Path(spec.env["HOME"]) in spec.make_dirs
 
@@ -128,25 +154,43 @@ def test_env_from_secrets_config_maps_and_fields(tmp_path):
             {"name": "MY_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
             {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
             {"name": "URL", "value": "http://$(MY_IP):8888/$(MODE)/$$(MODE)"},
-            {"name": "GONE", "valueFrom": {"secretKeyRef": {"name": "x", "key": "y", "optional": True}}},
+            {
+                "name": "GONE",
+                "valueFrom": {"secretKeyRef": {"name": "x", "key": "y", "optional": True}},
+            },
         ],
     )
     objects = {
-        ("secrets", "creds"): object_data("secrets", {"data": {"token": base64.b64encode(b"s3cret").decode()}}),
-        ("configmaps", "settings"): object_data("configmaps", {"data": {"mode": "lab", "bad-key!": "x"}}),
+        ("secrets", "creds"): object_data(
+            "secrets", {"data": {"token": base64.b64encode(b"s3cret").decode()}}
+        ),
+        ("configmaps", "settings"): object_data(
+            "configmaps", {"data": {"mode": "lab", "bad-key!": "x"}}
+        ),
     }
-    assert referenced_objects(pod) == {("secrets", "creds"), ("configmaps", "settings"), ("secrets", "x")}
+    assert referenced_objects(pod) == {
+        ("secrets", "creds"),
+        ("configmaps", "settings"),
+        ("secrets", "x"),
+    }
     env = spec_for(pod, tmp_path, objects).env
     assert env["TOKEN"] == "s3cret"
     assert env["MODE"] == env["CFG_mode"] == "lab"
     assert "CFG_bad-key!" not in env
-    assert (env["MY_IP"], env["MY_NAME"], env["MY_NS"], env["APP"]) == (POD_IP, "jupyter-alice", "hub", "jh")
+    assert (env["MY_IP"], env["MY_NAME"], env["MY_NS"], env["APP"]) == (
+        POD_IP,
+        "jupyter-alice",
+        "hub",
+        "jh",
+    )
     assert env["URL"] == f"http://{POD_IP}:8888/lab/$(MODE)"
     assert "GONE" not in env
 
 
 def test_missing_secret_is_a_config_error(tmp_path):
-    pod = notebook_pod(env=[{"name": "T", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "t"}}}])
+    pod = notebook_pod(
+        env=[{"name": "T", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "t"}}}]
+    )
     with pytest.raises(ContainerConfigError) as info:
         spec_for(pod, tmp_path)
     assert info.value.reason == "CreateContainerConfigError"
@@ -161,7 +205,9 @@ def test_missing_command_cannot_run(tmp_path):
     for args in ([], ["--ip=0.0.0.0"]):
         with pytest.raises(ContainerConfigError, match="has no command"):
             spec_for(notebook_pod(command=[], args=args), tmp_path)
-    assert spec_for(notebook_pod(command=[], args=["python", "x.py"]), tmp_path).argv[1:] == ["x.py"]
+    assert spec_for(notebook_pod(command=[], args=["python", "x.py"]), tmp_path).argv[1:] == [
+        "x.py"
+    ]
 
 
 def test_virtualenv_scripts_are_found_first(tmp_path):
@@ -189,7 +235,10 @@ def test_path_rewriting_respects_boundaries(tmp_path):
     from jupyterhub_platform.devcluster.kubelet.containers import Mount
 
     mounts = [Mount("/home/jovyan/work", tmp_path / "w"), Mount("/home/jovyan", tmp_path / "h")]
-    assert rewrite_paths("/home/jovyan/work/a:/home/jovyan/b", mounts) == f"{tmp_path}/w/a:{tmp_path}/h/b"
+    assert (
+        rewrite_paths("/home/jovyan/work/a:/home/jovyan/b", mounts)
+        == f"{tmp_path}/w/a:{tmp_path}/h/b"
+    )
     assert rewrite_paths("/home/jovyanx /x/home/jovyan", mounts) == "/home/jovyanx /x/home/jovyan"
 
 
@@ -203,13 +252,16 @@ def test_secret_and_config_map_volumes_are_written(tmp_path):
         "spec": {
             "volumes": [
                 {"name": "s", "secret": {"secretName": "creds", "defaultMode": 0o400}},
-                {"name": "c", "configMap": {"name": "cfg", "items": [{"key": "a", "path": "sub/a.txt"}]}},
+                {
+                    "name": "c",
+                    "configMap": {"name": "cfg", "items": [{"key": "a", "path": "sub/a.txt"}]},
+                },
                 {"name": "e", "emptyDir": {}},
                 {"name": "opt", "secret": {"secretName": "missing", "optional": True}},
             ]
         },
     }
-    layout = PodLayout(tmp_path, "ns", "p")
+    layout = PodLayout(tmp_path, "ns", "p", "u-2")
     volumes = plan_volumes(pod, layout)
     objects = {
         ("secrets", "creds"): {"token": b"t0k"},
@@ -226,22 +278,33 @@ def test_secret_and_config_map_volumes_are_written(tmp_path):
 
 
 def test_volume_names_are_checked(tmp_path):
-    pod = {"metadata": {}, "spec": {"volumes": [{"name": "h", "persistentVolumeClaim": {"claimName": "../x"}}]}}
+    pod = {
+        "metadata": {},
+        "spec": {"volumes": [{"name": "h", "persistentVolumeClaim": {"claimName": "../x"}}]},
+    }
     with pytest.raises(ContainerConfigError, match="claimName"):
-        plan_volumes(pod, PodLayout(tmp_path, "ns", "p"))
+        plan_volumes(pod, PodLayout(tmp_path, "ns", "p", "u-2"))
 
 
 def test_missing_host_path_is_a_mount_failure(tmp_path):
-    pod = {"metadata": {}, "spec": {"volumes": [
-        {"name": "h", "hostPath": {"path": str(tmp_path / "nope")}},
-    ]}}
+    pod = {
+        "metadata": {},
+        "spec": {
+            "volumes": [
+                {"name": "h", "hostPath": {"path": str(tmp_path / "nope")}},
+            ]
+        },
+    }
     with pytest.raises(ContainerConfigError, match="does not exist"):
-        materialize(plan_volumes(pod, PodLayout(tmp_path, "ns", "p")), {})
+        materialize(plan_volumes(pod, PodLayout(tmp_path, "ns", "p", "u-2")), {})
 
 
 def test_pod_phase_and_status():
-    pod = PodState(pod_ip=POD_IP, host_ip="127.0.0.1", containers=[ContainerState("a", "img"),
-                                                                    ContainerState("b", "img")])
+    pod = PodState(
+        pod_ip=POD_IP,
+        host_ip="127.0.0.1",
+        containers=[ContainerState("a", "img"), ContainerState("b", "img")],
+    )
     assert pod.phase() == "Pending"
     for c in pod.containers:
         c.run("process://1")
@@ -249,7 +312,10 @@ def test_pod_phase_and_status():
     pod.containers[0].ready = pod.containers[1].ready = True
     status = render_status(pod)
     assert {c["type"]: c["status"] for c in status["conditions"]} == {
-        "PodScheduled": "True", "Initialized": "True", "ContainersReady": "True", "Ready": "True",
+        "PodScheduled": "True",
+        "Initialized": "True",
+        "ContainersReady": "True",
+        "Ready": "True",
     }
     assert status["podIPs"] == [{"ip": POD_IP}]
     pod.containers[0].terminate(0, "Completed")
@@ -266,8 +332,12 @@ def test_pod_phase_and_status():
 
 
 def test_failed_init_container_fails_the_pod():
-    pod = PodState(pod_ip=POD_IP, host_ip="h", init=[ContainerState("i", "img")],
-                   containers=[ContainerState("a", "img")])
+    pod = PodState(
+        pod_ip=POD_IP,
+        host_ip="h",
+        init=[ContainerState("i", "img")],
+        containers=[ContainerState("a", "img")],
+    )
     assert pod.phase() == "Pending" and not pod.initialized()
     pod.init[0].terminate(1, "Error")
     assert pod.phase() == "Failed"
@@ -276,9 +346,15 @@ def test_failed_init_container_fails_the_pod():
 def test_event_shape():
     pod = {"metadata": {"name": "p", "namespace": "ns", "uid": "u"}}
     event = build_event(pod, "Started", "Started container c", host="node", container="c")
-    assert event["involvedObject"] == {"apiVersion": "v1", "kind": "Pod", "name": "p", "namespace": "ns",
-                                       "uid": "u", "resourceVersion": None,
-                                       "fieldPath": "spec.containers{c}"}
+    assert event["involvedObject"] == {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "name": "p",
+        "namespace": "ns",
+        "uid": "u",
+        "resourceVersion": None,
+        "fieldPath": "spec.containers{c}",
+    }
     assert event["metadata"]["name"].startswith("p.")
     assert event["source"] == {"component": "kubelet", "host": "node"}
     assert event["count"] == 1 and event["lastTimestamp"] == event["firstTimestamp"]
@@ -288,18 +364,30 @@ def test_event_shape():
 def test_readiness_checks():
     assert readiness_check({"ports": [{"containerPort": 80}]}).kind == "tcp"
     assert readiness_check({}).kind == "started"
-    check = readiness_check({
-        "ports": [{"name": "web", "containerPort": 8080}],
-        "readinessProbe": {"httpGet": {"path": "/health", "port": "web"}, "initialDelaySeconds": 2},
-    })
-    assert (check.kind, check.port, check.path, check.initial_delay) == ("http", 8080, "/health", 2.0)
+    check = readiness_check(
+        {
+            "ports": [{"name": "web", "containerPort": 8080}],
+            "readinessProbe": {
+                "httpGet": {"path": "/health", "port": "web"},
+                "initialDelaySeconds": 2,
+            },
+        }
+    )
+    assert (check.kind, check.port, check.path, check.initial_delay) == (
+        "http",
+        8080,
+        "/health",
+        2.0,
+    )
     with pytest.raises(ContainerConfigError, match="names no containerPort"):
         readiness_check({"readinessProbe": {"tcpSocket": {"port": "nope"}}})
 
 
 def test_light_target():
     pod = notebook_pod(ports=[])
-    pod["spec"]["containers"][0]["env"].append({"name": "JUPYTERHUB_SERVICE_PREFIX", "value": "/user/alice"})
+    pod["spec"]["containers"][0]["env"].append(
+        {"name": "JUPYTERHUB_SERVICE_PREFIX", "value": "/user/alice"}
+    )
     assert light_target(pod) == light_target(pod) and light_target(pod).port == 8888
     pod["spec"]["containers"][0]["env"][0]["value"] = "http://0.0.0.0:9999/user/alice/"
     assert light_target(pod).port == 9999 and light_target(pod).prefix == "/user/alice/"

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from .cluster import KUBELET_MODES, DevCluster
+from .kubelet.agent import ISOLATION
 
 log = logging.getLogger("jupyterhub_platform.devcluster")
 
@@ -21,19 +22,52 @@ def _parser() -> argparse.ArgumentParser:
         prog="jupyterhub-platform devcluster",
         description="Run the Kubernetes API emulator (and a kubelet) until SIGTERM/SIGINT.",
     )
-    parser.add_argument("--state-dir", required=True, type=Path,
-                        help="directory for kubeconfig.yaml, ready.json and kubelet state")
+    parser.add_argument(
+        "--state-dir",
+        required=True,
+        type=Path,
+        help="directory for kubeconfig.yaml, ready.json and kubelet state",
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
     parser.add_argument("--port", default=0, type=int, help="port to listen on (0: any free port)")
-    parser.add_argument("--kubelet", default="process", choices=KUBELET_MODES,
-                        help="how pods run: real processes, light stand-ins, or not at all")
-    parser.add_argument("--log-level", default="INFO",
-                        choices=("DEBUG", "INFO", "WARNING", "ERROR"), help="stderr log level")
+    parser.add_argument(
+        "--kubelet",
+        default="process",
+        choices=KUBELET_MODES,
+        help="how pods run: real processes, light stand-ins, or not at all",
+    )
+    parser.add_argument(
+        "--pod-isolation",
+        default="auto",
+        choices=ISOLATION,
+        help="process pods in their own namespaces as their own users: when the "
+        "kubelet runs as root (auto), always, or never",
+    )
+    parser.add_argument(
+        "--private-path",
+        action="append",
+        default=[],
+        type=Path,
+        help="a directory no pod may see (repeatable); the state dir always is",
+    )
+    parser.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="stderr log level",
+    )
     return parser
 
 
 async def serve(args: argparse.Namespace) -> None:
-    cluster = DevCluster(args.state_dir, host=args.host, port=args.port, kubelet=args.kubelet)
+    cluster = DevCluster(
+        args.state_dir,
+        host=args.host,
+        port=args.port,
+        kubelet=args.kubelet,
+        isolation=args.pod_isolation,
+        private_paths=args.private_path,
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -55,13 +89,22 @@ async def serve(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level,
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     try:
         asyncio.run(serve(args))
     except OSError as exc:
-        print(f"devcluster: cannot start on {args.host}:{args.port} with state dir "
-              f"{args.state_dir}: {exc}", file=sys.stderr)
+        print(
+            f"devcluster: cannot start on {args.host}:{args.port} with state dir "
+            f"{args.state_dir}: {exc}",
+            file=sys.stderr,
+        )
+        return 2
+    except RuntimeError as exc:  # e.g. --pod-isolation namespaces where it is impossible
+        print(f"devcluster: {exc}", file=sys.stderr)
         return 2
     return 0
 

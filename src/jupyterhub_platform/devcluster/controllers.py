@@ -23,6 +23,7 @@ from .defaults import timestamp
 from .registry import FOREGROUND_FINALIZER, Registry
 from .resources import EVENT, JOB, NAMESPACE, NODE, POD, ResourceType
 from .store import Change, Expired
+from .validation import KUBERNETES_VERSION
 
 log = logging.getLogger(__name__)
 
@@ -36,12 +37,30 @@ def node_manifest(name: str = NODE_NAME) -> dict:
     return {
         "apiVersion": "v1",
         "kind": "Node",
-        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name,
-                                              "kubernetes.io/os": "linux"}},
+        "metadata": {
+            "name": name,
+            "labels": {"kubernetes.io/hostname": name, "kubernetes.io/os": "linux"},
+        },
         "spec": {},
-        "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
-                                   "message": "devcluster node"}]},
+        "status": {
+            "conditions": [
+                {
+                    "type": "Ready",
+                    "status": "True",
+                    "reason": "KubeletReady",
+                    "message": "devcluster node",
+                }
+            ],
+            "nodeInfo": _node_info(),
+        },
     }
+
+
+def _node_info() -> dict:
+    version = f"v{KUBERNETES_VERSION}"
+    return {"kubeletVersion": version, "kubeProxyVersion": version, "operatingSystem": "linux",
+            "architecture": "amd64", "containerRuntimeVersion": "devcluster://process",
+            "kernelVersion": "", "osImage": "", "machineID": "", "systemUUID": "", "bootID": ""}  # fmt: skip
 
 
 def _owner_uids(obj: dict) -> list[str]:
@@ -49,13 +68,20 @@ def _owner_uids(obj: dict) -> list[str]:
 
 
 def _condition(type_: str, reason: str, message: str, now: str) -> dict:
-    return {"type": type_, "status": "True", "reason": reason, "message": message,
-            "lastProbeTime": now, "lastTransitionTime": now}
+    return {
+        "type": type_,
+        "status": "True",
+        "reason": reason,
+        "message": message,
+        "lastProbeTime": now,
+        "lastTransitionTime": now,
+    }
 
 
 class Controllers:
-    def __init__(self, registry: Registry, *, node_name: str = NODE_NAME,
-                 kubelet_manages_pods: bool = False):
+    def __init__(
+        self, registry: Registry, *, node_name: str = NODE_NAME, kubelet_manages_pods: bool = False
+    ):
         self.registry = registry
         self.store = registry.store
         self.node_name = node_name
@@ -119,19 +145,36 @@ class Controllers:
                         self._reconcile_job(job[1])
 
     # events ------------------------------------------------------------------------------
-    def record_event(self, rtype: ResourceType, obj: dict, reason: str, message: str,
-                     component: str, type_: str = "Normal") -> None:
+    def record_event(
+        self,
+        rtype: ResourceType,
+        obj: dict,
+        reason: str,
+        message: str,
+        component: str,
+        type_: str = "Normal",
+    ) -> None:
         meta = obj["metadata"]
         namespace = meta.get("namespace") or "default"
         now = timestamp()
         body = {
             "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:16]}", "namespace": namespace},
-            "involvedObject": {"apiVersion": rtype.api_version, "kind": rtype.kind,
-                               "name": meta["name"], "namespace": meta.get("namespace"),
-                               "uid": meta["uid"], "resourceVersion": meta.get("resourceVersion")},
-            "reason": reason, "message": message, "type": type_,
-            "source": {"component": component}, "firstTimestamp": now, "lastTimestamp": now,
-            "count": 1, "reportingComponent": component,
+            "involvedObject": {
+                "apiVersion": rtype.api_version,
+                "kind": rtype.kind,
+                "name": meta["name"],
+                "namespace": meta.get("namespace"),
+                "uid": meta["uid"],
+                "resourceVersion": meta.get("resourceVersion"),
+            },
+            "reason": reason,
+            "message": message,
+            "type": type_,
+            "source": {"component": component},
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
+            "reportingComponent": component,
         }
         with contextlib.suppress(errors.ApiError):  # the namespace may be going away
             self.registry.create(EVENT, namespace, body)
@@ -139,7 +182,10 @@ class Controllers:
     # scheduler ---------------------------------------------------------------------------
     def _schedule(self, pod: dict) -> None:
         spec = pod["spec"]
-        if spec.get("nodeName") or spec.get("schedulerName", "default-scheduler") != "default-scheduler":
+        if (
+            spec.get("nodeName")
+            or spec.get("schedulerName", "default-scheduler") != "default-scheduler"
+        ):
             return
         if self.store.get(NODE, None, self.node_name) is None:
             return
@@ -152,9 +198,13 @@ class Controllers:
         new["status"]["conditions"] = [*conditions, scheduled]
         self.store.put(POD, new)
         meta = pod["metadata"]
-        self.record_event(POD, new, "Scheduled",
-                          f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.node_name}",
-                          "default-scheduler")
+        self.record_event(
+            POD,
+            new,
+            "Scheduled",
+            f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.node_name}",
+            "default-scheduler",
+        )
 
     # deletion ----------------------------------------------------------------------------
     def _on_deleting(self, rtype: ResourceType, obj: dict) -> None:
@@ -186,7 +236,9 @@ class Controllers:
     def _delete(self, rtype: ResourceType, obj: dict, propagation: str = "Background") -> None:
         meta = obj["metadata"]
         with contextlib.suppress(errors.ApiError):  # already gone
-            self.registry.delete(rtype, meta.get("namespace"), meta["name"], propagation=propagation)
+            self.registry.delete(
+                rtype, meta.get("namespace"), meta["name"], propagation=propagation
+            )
 
     def _check_owners(self, rtype: ResourceType, obj: dict) -> bool:
         """Delete an object none of whose owners exist (any more); True if it was kept."""
@@ -207,7 +259,9 @@ class Controllers:
             if not dependent["metadata"].get("deletionTimestamp"):
                 self._delete(dep_type, dependent)
         if not self.registry.dependents(owner["metadata"]["uid"]):
-            current = self.store.get(rtype, owner["metadata"].get("namespace"), owner["metadata"]["name"])
+            current = self.store.get(
+                rtype, owner["metadata"].get("namespace"), owner["metadata"]["name"]
+            )
             if current is not None:
                 self.registry.remove_finalizer(rtype, current, FOREGROUND_FINALIZER)
 
@@ -248,16 +302,24 @@ class Controllers:
             if phase in counted:
                 counted[phase].add(pod["metadata"]["uid"])
         succeeded, failed = len(counted["Succeeded"]), len(counted["Failed"])
-        active = [p for p in pods if p.get("status", {}).get("phase") not in counted
-                  and not p["metadata"].get("deletionTimestamp")]
+        active = [
+            p
+            for p in pods
+            if p.get("status", {}).get("phase") not in counted
+            and not p["metadata"].get("deletionTimestamp")
+        ]
         now = timestamp()
         status.setdefault("startTime", now)
         finished = None
         if succeeded >= spec.get("completions", 1):
             finished = ("Complete", "SuccessCriteriaMet", "CompletionsReached", "Job completed")
         elif failed > spec.get("backoffLimit", 6):
-            finished = ("Failed", "FailureTarget", "BackoffLimitExceeded",
-                        "Job has reached the specified backoff limit")
+            finished = (
+                "Failed",
+                "FailureTarget",
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            )
         elif not active and not spec.get("suspend"):
             active.append(self._create_job_pod(job))
         if finished:
@@ -265,38 +327,68 @@ class Controllers:
                 self._delete(POD, pod)
             active = []
             type_, target, reason, message = finished
-            status["conditions"] = [*conditions, _condition(target, reason, message, now),
-                                    _condition(type_, reason, message, now)]
+            status["conditions"] = [
+                *conditions,
+                _condition(target, reason, message, now),
+                _condition(type_, reason, message, now),
+            ]
             if type_ == "Complete":
                 status["completionTime"] = now
-        status.update(active=len(active), succeeded=succeeded, failed=failed,
-                      ready=sum(1 for p in active if _pod_ready(p)))
+        status.update(
+            active=len(active),
+            succeeded=succeeded,
+            failed=failed,
+            ready=sum(1 for p in active if _pod_ready(p)),
+        )
         for key in ("active", "succeeded", "failed"):
             if not status[key]:
                 del status[key]
         if status != (job.get("status") or {}):
             job = self.registry.write_status(JOB, job, status)
         if finished:
-            self.record_event(JOB, job, finished[0] if finished[0] == "Complete" else finished[2],
-                              finished[3], "job-controller", "Normal" if finished[0] == "Complete" else "Warning")
+            self.record_event(
+                JOB,
+                job,
+                finished[0] if finished[0] == "Complete" else finished[2],
+                finished[3],
+                "job-controller",
+                "Normal" if finished[0] == "Complete" else "Warning",
+            )
             ttl = spec.get("ttlSecondsAfterFinished")
             if ttl is not None:
-                asyncio.get_running_loop().call_later(ttl, self._expire_job, meta["namespace"],
-                                                      meta["name"], meta["uid"])
+                asyncio.get_running_loop().call_later(
+                    ttl, self._expire_job, meta["namespace"], meta["name"], meta["uid"]
+                )
 
     def _create_job_pod(self, job: dict) -> dict:
         meta, template = job["metadata"], job["spec"]["template"]
         pod_meta = copy.deepcopy(template.get("metadata") or {})
         pod_meta.pop("name", None)
         pod_meta["generateName"] = f"{meta['name']}-"
-        pod_meta["ownerReferences"] = [{"apiVersion": JOB.api_version, "kind": "Job",
-                                        "name": meta["name"], "uid": meta["uid"],
-                                        "controller": True, "blockOwnerDeletion": True}]
-        body = {"apiVersion": "v1", "kind": "Pod", "metadata": pod_meta,
-                "spec": copy.deepcopy(template.get("spec") or {})}
+        pod_meta["ownerReferences"] = [
+            {
+                "apiVersion": JOB.api_version,
+                "kind": "Job",
+                "name": meta["name"],
+                "uid": meta["uid"],
+                "controller": True,
+                "blockOwnerDeletion": True,
+            }
+        ]
+        body = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": pod_meta,
+            "spec": copy.deepcopy(template.get("spec") or {}),
+        }
         pod = self.registry.create(POD, meta["namespace"], body)
-        self.record_event(JOB, job, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}",
-                          "job-controller")
+        self.record_event(
+            JOB,
+            job,
+            "SuccessfulCreate",
+            f"Created pod: {pod['metadata']['name']}",
+            "job-controller",
+        )
         return pod
 
     def _expire_job(self, namespace: str, name: str, uid: str) -> None:
@@ -306,5 +398,7 @@ class Controllers:
 
 
 def _pod_ready(pod: dict) -> bool:
-    return any(c.get("type") == "Ready" and c.get("status") == "True"
-               for c in pod.get("status", {}).get("conditions") or [])
+    return any(
+        c.get("type") == "Ready" and c.get("status") == "True"
+        for c in pod.get("status", {}).get("conditions") or []
+    )

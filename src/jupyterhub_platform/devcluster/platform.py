@@ -200,6 +200,7 @@ class LocalPlatform:
 
     async def _start(self) -> None:
         self.logs_dir.mkdir(parents=True, exist_ok=True)
+        self.state_dir.chmod(0o700)  # secrets, the hub's database and every home are inside
         chart = find_chart(self.chart)
         existing = load_existing_secret(self.existing_secret) if self.existing_secret else None
         helm = await asyncio.to_thread(ensure_helm, say=self.say)
@@ -342,6 +343,8 @@ class LocalPlatform:
                 "0",
                 "--kubelet",
                 self.kubelet,
+                "--private-path",  # no pod may see the platform's state (secrets.json, ...)
+                str(self.state_dir),
             ],
             name="devcluster",
             log_path=self._log("devcluster"),

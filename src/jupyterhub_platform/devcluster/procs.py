@@ -46,23 +46,29 @@ class ManagedProcess:
         log_path: Path | None = None,
         env: Mapping[str, str] | None = None,
         cwd: Path | str | None = None,
+        capture: bool = False,
+        pass_fds: Sequence[int] = (),
     ):
+        """``capture``: stdout and stderr become pipes (``popen.stdout``/``popen.stderr``) for
+        a caller that records them itself, instead of going to ``log_path``. ``pass_fds`` are
+        inherited by the child (e.g. a pipe carrying its instructions)."""
         self.name = name
         self.argv = list(argv)
-        self.log_path = log_path
-        if log_path is not None:
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            self._log = open(log_path, "ab", buffering=0)  # noqa: SIM115 - closed in stop()
+        self.log_path = None if capture else log_path
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            self._log = open(self.log_path, "ab", buffering=0)  # noqa: SIM115 - closed in stop()
         else:
             self._log = subprocess.DEVNULL
         self.popen = subprocess.Popen(
             self.argv,
             stdin=subprocess.DEVNULL,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
+            stdout=subprocess.PIPE if capture else self._log,
+            stderr=subprocess.PIPE if capture else subprocess.STDOUT,
             env=dict(env) if env is not None else None,
             cwd=cwd,
             start_new_session=True,
+            pass_fds=tuple(pass_fds),
         )
 
     @property

@@ -7,6 +7,9 @@ itself: it takes every pod and posts the ``Scheduled`` event. A pod is started w
 ``status.podIP`` and no ``deletionTimestamp``; a pod that gets a ``deletionTimestamp`` is stopped
 gracefully and then removed with ``gracePeriodSeconds=0``; a pod deleted outright just has its
 workloads stopped.
+
+It also serves the API server's ``pods/log`` and ``pods/exec`` for the pods it runs
+(:class:`..nodeapi.NodeStreams`). As root it isolates pods (isolation.py) unless told not to.
 """
 
 from __future__ import annotations
@@ -15,11 +18,15 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Mapping
+import ssl as ssl_module
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from ..nodeapi import ExecOptions, ExecSession, LogOptions, NodeStreamError
 from .api import ApiClient, ApiError
 from .events import EventRecorder
+from .isolation import Isolation, unavailable_reason
 from .light import LightPod, LightServer
 from .podnet import PodNetwork
 from .process_pod import ProcessPod
@@ -28,6 +35,9 @@ from .runtime import KubeletContext, PodRuntime
 log = logging.getLogger(__name__)
 
 MODES = ("process", "light")
+ISOLATION = ("auto", "namespaces", "none")
+"""How process pods are isolated: namespaces and their own users when possible ("auto"),
+always ("namespaces": fail if impossible), or never ("none": plain processes of this user)."""
 #: longest graceful-termination wait honoured (the Kubernetes default is 30 s)
 MAX_GRACE_SECONDS = 30.0
 #: grace given to pod processes when the kubelet itself stops, or a pod vanishes without grace
@@ -48,12 +58,24 @@ class Kubelet:
     """Runs the pods of the API server at ``api_url`` as local processes ("process") or as
     in-process HTTP stubs ("light"), keeping per-pod state under ``state_dir``."""
 
-    def __init__(self, api_url: str, state_dir: Path, mode: str = "process"):
+    def __init__(
+        self,
+        api_url: str,
+        state_dir: Path,
+        mode: str = "process",
+        *,
+        token: str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        isolation: str = "auto",
+        private_paths: Sequence[Path] = (),
+    ):
         if mode not in MODES:
             raise ValueError(f"kubelet mode must be one of {MODES}, not {mode!r}")
+        if isolation not in ISOLATION:
+            raise ValueError(f"kubelet isolation must be one of {ISOLATION}, not {isolation!r}")
         self.mode = mode
         self.state_dir = Path(state_dir)
-        self.api = ApiClient(api_url)
+        self.api = ApiClient(api_url, token, ssl=ssl)
         node = socket.gethostname()
         self.ctx = KubeletContext(
             api=self.api,
@@ -62,6 +84,8 @@ class Kubelet:
             state_dir=self.state_dir,
             node_name=node,
             scheduler=True,
+            isolation=self._isolation(isolation, private_paths) if mode == "process" else None,
+            api_port=urlsplit(api_url).port or 80,
         )
         self.light = LightServer() if mode == "light" else None
         self.pods: dict[str, PodRuntime] = {}  # by uid
@@ -71,6 +95,19 @@ class Kubelet:
         #: how many times the pod watch was (re)opened, for diagnostics
         self.watch_connections = 0
         self._tasks: set[asyncio.Task] = set()
+
+    def _isolation(self, wanted: str, private_paths: Sequence[Path]) -> Isolation | None:
+        if wanted == "none":
+            return None
+        reason = unavailable_reason()
+        if reason is None:
+            return Isolation(self.state_dir, private_paths)
+        if wanted == "namespaces":
+            raise RuntimeError(f"kubelet: pods cannot be isolated: {reason}")
+        log.warning(
+            "kubelet: pods run as plain processes of this user, without isolation: %s", reason
+        )
+        return None
 
     async def start(self) -> None:
         """List the pods, take the new ones, and return once the watch is live."""
@@ -229,3 +266,18 @@ class Kubelet:
         task = asyncio.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    # NodeStreams: pods/log and pods/exec ----------------------------------------------
+    def _runtime_of(self, pod: Mapping) -> PodRuntime:
+        runtime = self.pods.get(pod.get("metadata", {}).get("uid"))
+        if runtime is None:
+            raise NodeStreamError(404, f'pod "{pod["metadata"]["name"]}" does not exist')
+        return runtime
+
+    def container_log(
+        self, pod: Mapping, container: str, options: LogOptions
+    ) -> AsyncIterator[bytes]:
+        return self._runtime_of(pod).container_log(container, options)
+
+    async def exec(self, pod: Mapping, container: str, options: ExecOptions) -> ExecSession:
+        return await self._runtime_of(pod).exec(container, options)

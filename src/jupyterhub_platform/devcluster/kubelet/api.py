@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator, Callable, Mapping
+from ssl import SSLContext
 
 import aiohttp
 
@@ -25,14 +26,22 @@ class ApiError(Exception):
 
 
 class ApiClient:
-    def __init__(self, base_url: str):
+    """``token``: the bearer token the API server requires; ``ssl``: how to verify its TLS
+    certificate (both from the kubeconfig)."""
+
+    def __init__(self, base_url: str, token: str | None = None, *, ssl: SSLContext | None = None):
         self.base_url = base_url.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self._ssl = ssl
         self._session: aiohttp.ClientSession | None = None
 
     @property
     def session(self) -> aiohttp.ClientSession:
+        """The HTTP session. The token goes on API requests only: readiness probes share the
+        session and must never hand it to a pod."""
         if self._session is None:
-            self._session = aiohttp.ClientSession(timeout=_REQUEST_TIMEOUT)
+            connector = aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else True)
+            self._session = aiohttp.ClientSession(timeout=_REQUEST_TIMEOUT, connector=connector)
         return self._session
 
     async def close(self) -> None:
@@ -51,7 +60,7 @@ class ApiClient:
     ) -> dict:
         """Send one request; the decoded JSON answer, or :class:`ApiError`."""
         data = None if json is None else _dumps(json)
-        headers = {"Content-Type": content_type, "Accept": "application/json"}
+        headers = {"Content-Type": content_type, "Accept": "application/json", **self._headers}
         try:
             async with self.session.request(
                 method, self.base_url + path, data=data, params=params, headers=headers
@@ -81,7 +90,7 @@ class ApiClient:
         """
         try:
             async with self.session.get(
-                self.base_url + path, params=params, timeout=_WATCH_TIMEOUT
+                self.base_url + path, params=params, headers=self._headers, timeout=_WATCH_TIMEOUT
             ) as resp:
                 if resp.status >= 400:
                     raise ApiError(resp.status, _error_message(await resp.text()))

@@ -1,18 +1,19 @@
 """A container spec as a local process: command, environment, working directory (process mode).
 
-A process shares the machine's filesystem and network, so the translation rewrites what the
-container would have seen:
+A process sees the machine's filesystem (through its own mount namespace when the kubelet
+isolates pods), so the translation rewrites what the container would have seen:
 
 - mount paths (in env values, args and ``workingDir``) become the volumes' local directories;
-- bind-all addresses (``0.0.0.0``, ``::``, ``*``) become the pod's own loopback IP, so many pods
-  can listen on the same port;
+- for a pod on the host's network (no namespace of its own), bind-all addresses (``0.0.0.0``,
+  ``::``, ``*``) become the pod's own loopback IP, so many pods can listen on the same port;
 - ``HOME`` is the local directory of the volume mounted at the container's home (env ``HOME``,
   else ``/home/jovyan``), or a per-pod directory;
 - ``PATH`` starts with the directory of the running Python (so the platform's virtualenv provides
   ``jupyterhub-singleuser``, ``jupyter-lab``, ...), then the container's own ``PATH``, then the host's.
 
-The image is ignored, and so are ``securityContext`` and ``resources``: processes run as the
-kubelet's user without limits.
+The image and ``resources`` are ignored; the user, groups and capabilities of
+``securityContext`` are applied by isolation.py (as root) or not at all (then processes run as
+the kubelet's user).
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Mount:
     local: Path
     #: a subPath directory the kubelet creates, as Kubernetes does
     create: bool = False
+    read_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class ProcessSpec:
     log_path: Path
     #: directories that must exist before the process starts (HOME, cwd, subPath directories)
     make_dirs: tuple[Path, ...] = ()
+    mounts: tuple[Mount, ...] = ()
 
 
 def all_containers(pod: Mapping) -> list[Mapping]:
@@ -112,7 +115,8 @@ def container_mounts(container: Mapping, volumes: Mapping[str, Volume]) -> list[
             local = local / checked_relative(item["subPath"], "volumeMounts[].subPath")
             create = volume.kind in ("persistentVolumeClaim", "emptyDir", "other")
         mount_path = str(PurePosixPath(str(item.get("mountPath", "/"))))
-        mounts.append(Mount(mount_path=mount_path, local=local, create=create))
+        read_only = bool(item.get("readOnly")) or volume.kind in ("secret", "configMap")
+        mounts.append(Mount(mount_path=mount_path, local=local, create=create, read_only=read_only))
     return sorted(mounts, key=lambda m: len(m.mount_path), reverse=True)
 
 
@@ -264,11 +268,12 @@ def _resolve_executable(argv0: str, mounts: Sequence[Mount], search_path: str) -
     return found
 
 
-def _rewrite_args(args: Sequence[str], mounts: Sequence[Mount], pod_ip: str) -> list[str]:
+def _rewrite_args(args: Sequence[str], mounts: Sequence[Mount], bind_ip: str | None) -> list[str]:
     rewritten = []
     for i, arg in enumerate(args):
-        after_option = i > 0 and args[i - 1].startswith("-")
-        arg = rewrite_binds(arg, pod_ip, whole_value_bind=after_option or arg == "::")
+        if bind_ip is not None:
+            after_option = i > 0 and args[i - 1].startswith("-")
+            arg = rewrite_binds(arg, bind_ip, whole_value_bind=after_option or arg == "::")
         rewritten.append(rewrite_paths(arg, mounts))
     return rewritten
 
@@ -284,8 +289,13 @@ def build_process_spec(
     host_ip: str,
     bin_dir: str,
     host_env: Mapping[str, str],
+    own_network: bool = False,
 ) -> ProcessSpec:
-    """The local process for ``container`` of ``pod``; :class:`ContainerConfigError` if impossible."""
+    """The local process for ``container`` of ``pod``; :class:`ContainerConfigError` if impossible.
+
+    ``own_network``: the pod has its own network namespace, where 0.0.0.0 already means the
+    pod's addresses, so bind addresses are left as they are.
+    """
     name = checked_name(container.get("name"), "container name")
     mounts = container_mounts(container, volumes)
     env = resolve_env(pod, container, objects, pod_ip, host_ip)
@@ -299,11 +309,13 @@ def build_process_spec(
             f"container {name!r} has no command; process mode cannot run the entrypoint "
             f"of image {container.get('image')!r}, so set the container's command",
         )
-    argv = _rewrite_args(command + args, mounts, pod_ip)
+    bind_ip = None if own_network else pod_ip
+    argv = _rewrite_args(command + args, mounts, bind_ip)
 
     final_env = {k: host_env[k] for k in _HOST_ENV_PASSTHROUGH if k in host_env}
     for key, value in env.items():
-        final_env[key] = rewrite_paths(rewrite_binds(value, pod_ip), mounts)
+        value = value if bind_ip is None else rewrite_binds(value, bind_ip)
+        final_env[key] = rewrite_paths(value, mounts)
     final_env["HOME"] = str(home)
     final_env.setdefault("HOSTNAME", pod.get("metadata", {}).get("name", ""))
     final_env["PATH"] = _search_path(bin_dir, final_env.get("PATH", ""), host_env.get("PATH", ""))
@@ -325,4 +337,5 @@ def build_process_spec(
         cwd=cwd,
         log_path=layout.log_path(name),
         make_dirs=make_dirs,
+        mounts=tuple(mounts),
     )

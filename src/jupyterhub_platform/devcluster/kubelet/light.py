@@ -10,11 +10,12 @@ its base URL (``JUPYTERHUB_SERVICE_PREFIX``), ``/api`` and ``{prefix}api`` with 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 from aiohttp import web
 
+from ..nodeapi import LogOptions
 from .podnet import HOST_IP
 from .runtime import PodRuntime
 from .status import ContainerState, PodState, now_rfc3339
@@ -131,3 +132,12 @@ class LightPod(PodRuntime):
     async def stop_workloads(self, grace: float) -> None:
         if self.ip is not None:
             await self.server.remove(self.ip, self.target.port)
+
+    def container_log(self, container: str, options: LogOptions) -> AsyncIterator[bytes]:
+        """A light pod writes no output: its logs are empty."""
+        return _no_output()
+
+
+async def _no_output() -> AsyncIterator[bytes]:
+    return
+    yield b""  # (makes this an async generator that ends at once)

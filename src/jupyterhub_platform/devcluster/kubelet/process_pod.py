@@ -1,34 +1,64 @@
-"""Process mode: each container of a pod runs as a local process on the pod's loopback IP.
+"""Process mode: each container of a pod runs as a local process.
 
 Init containers run to completion one after the other, then all containers start together
 (sidecars share the pod IP and the volume directories, like containers sharing a pod's network
 and mounts). Containers are not restarted: an exit is recorded as ``terminated`` and the pod
 phase follows (Succeeded when all exit 0, else Failed), which is what Jobs and KubeSpawner's
 poll need.
+
+When the kubelet isolates pods (isolation.py), the pod first gets a sandbox (namespaces, its own
+IP) and every container runs there as its securityContext's user; otherwise the pod gets a
+loopback IP and its containers run as plain processes of the kubelet's user. Either way each
+container's stdout and stderr are kept whole in its log (containerlog.py), and ``pods/exec``
+runs commands in the container's environment.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 
 from .. import procs
+from ..nodeapi import (
+    ExecOptions,
+    ExecSession,
+    ExecStartFailed,
+    LogOptions,
+    NodeStreamError,
+    command_text,
+)
 from .api import ApiError
+from .containerlog import ContainerLog
 from .containers import ProcessSpec, all_containers, build_process_spec, referenced_objects
+from .execsession import ProcessExec, exit_code
+from .forward import loopback_ports
+from .isolation import (
+    MountView,
+    PodSandbox,
+    SandboxError,
+    container_plan,
+    container_started,
+    helper_command,
+    primary_gid,
+)
 from .host_guard import refuse_on_host
-from .podnet import HOST_IP
+from .ownership import apply_fs_group
+from .podnet import GATEWAY_IP, HOST_IP
 from .probes import POLL_INTERVAL, probe_once, readiness_check
 from .runtime import PodRuntime
-from .status import ContainerState, PodState
+from .security import Identity, container_identity, pod_fs_group
+from .status import ContainerState, PodState, log_refusal
 from .volumes import (
     ContainerConfigError,
     ObjectData,
     PodLayout,
     checked_name,
+    checked_uid,
     materialize,
     object_data,
     plan_volumes,
@@ -38,11 +68,13 @@ from .volumes import (
 _LOG_TAIL_LINES = 20
 # a ready container is only watched for its exit, which may be noticed a little later
 EXIT_POLL_INTERVAL = 0.5
-
-
-def exit_code(returncode: int) -> int:
-    """Popen's return code as a container exit code (a signal N is 128+N, as in a shell)."""
-    return 128 - returncode if returncode < 0 else returncode
+# how long an exited container's output may take to drain before its status is written
+_LOG_DRAIN_SECONDS = 2.0
+# the environment of the root helper itself (the container gets its own from the plan)
+_HELPER_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
+# volumes whose ownership fsGroup manages, and which of them are read-only
+_OWNED_KINDS = ("persistentVolumeClaim", "emptyDir", "secret", "configMap", "other")
+_READ_ONLY_KINDS = ("secret", "configMap")
 
 
 def container_ports(pod: Mapping) -> list[int]:
@@ -57,39 +89,69 @@ def container_ports(pod: Mapping) -> list[int]:
 class ProcessPod(PodRuntime):
     def __init__(self, pod: Mapping, ctx):
         super().__init__(pod, ctx)
-        self.layout = PodLayout(ctx.state_dir, self.namespace, self.name)
+        self.layout: PodLayout | None = None
         self.processes: dict[str, procs.ManagedProcess] = {}
+        self.logs: dict[str, ContainerLog] = {}
+        self.specs: dict[str, ProcessSpec | ContainerConfigError] = {}
+        self.identities: dict[str, Identity] = {}
+        self.views: dict[str, MountView] = {}
+        #: host PIDs of the isolated containers' own processes (exec joins their mounts)
+        self.container_pids: dict[str, int] = {}
+        self.sandbox: PodSandbox | None = None
+        self.sessions: set[ProcessExec] = set()
+
+    @property
+    def isolated(self) -> bool:
+        return self.ctx.isolation is not None
 
     async def run(self) -> None:
         await self.scheduled()
         spec = self.pod.get("spec", {})
-        pod_ip = await self.allocate_ip(container_ports(self.pod))
+        try:
+            self.layout = PodLayout(
+                self.ctx.state_dir,
+                checked_name(self.namespace, "metadata.namespace"),
+                checked_name(self.name, "metadata.name"),
+                checked_uid(self.uid),
+            )
+        except ContainerConfigError as exc:
+            await self.sandbox_failed(exc.message)
+            return
+        pod_ip = await self._network()
         if pod_ip is None:
             return
+        # while init containers run, the others wait with the kubelet's PodInitializing
+        waiting = "PodInitializing" if spec.get("initContainers") else "ContainerCreating"
         self.state = PodState(
             pod_ip=pod_ip,
-            host_ip=HOST_IP,
+            host_ip=GATEWAY_IP if self.isolated else HOST_IP,
             init=[
                 ContainerState(c["name"], c.get("image", ""))
                 for c in spec.get("initContainers") or []
             ],
             containers=[
-                ContainerState(c["name"], c.get("image", "")) for c in spec.get("containers") or []
+                ContainerState(c["name"], c.get("image", ""), reason=waiting)
+                for c in spec.get("containers") or []
             ],
         )
         await self.patch_status()
         try:
-            specs = await self._prepare(pod_ip)
+            self.specs = await self._prepare(pod_ip)
+            if self.sandbox is not None:
+                await self._connect_services()
         except ContainerConfigError as exc:
             self.state.failure = (exc.reason, exc.message)
             await self.event(exc.reason, exc.message, type="Warning")
             await self.patch_status()
             return
+        except (SandboxError, OSError) as exc:  # e.g. a forwarded port the pod cannot get
+            await self.sandbox_failed(f"Failed to set up the pod: {exc}")
+            return
 
         for container, status in zip(
             spec.get("initContainers") or [], self.state.init, strict=True
         ):
-            if not await self._start(container, status, specs):
+            if not await self._start(container, status):
                 await self.patch_status()
                 return
             await self.patch_status()
@@ -101,10 +163,32 @@ class ProcessPod(PodRuntime):
             for container, status in zip(
                 spec.get("containers") or [], self.state.containers, strict=True
             )
-            if await self._start(container, status, specs)
+            if await self._start(container, status)
         ]
         await self.patch_status()
         await asyncio.gather(*(self._watch(c, s, readiness=True) for c, s in started))
+
+    async def _network(self) -> str | None:
+        """The pod's IP: a sandbox with its own network namespace, or a loopback address."""
+        if not self.isolated:
+            return await self.allocate_ip(container_ports(self.pod))
+        try:
+            self.sandbox = await PodSandbox.create(self.layout, self.name)
+            ip = await self.sandbox.connect(self.ctx.isolation.addresses)
+            self.sandbox.write_etc(self.name)
+            return ip
+        except (SandboxError, OSError, asyncio.TimeoutError) as exc:
+            await self.sandbox_failed(f"Failed to create pod sandbox: {exc}")
+            return None
+
+    async def _connect_services(self) -> None:
+        """Forward the host services the containers are given (and the API server) into the pod."""
+        values = [
+            v for s in self.specs.values() if isinstance(s, ProcessSpec) for v in s.env.values()
+        ]
+        ports = loopback_ports(values) | {self.ctx.api_port}
+        ports -= set(container_ports(self.pod))
+        await self.sandbox.forward(ports)
 
     async def _fetch_objects(self) -> ObjectData:
         objects = {}
@@ -123,31 +207,44 @@ class ProcessPod(PodRuntime):
 
     async def _prepare(self, pod_ip: str) -> dict[str, ProcessSpec | ContainerConfigError]:
         """Volumes on disk and a process spec (or the reason there is none) per container."""
-        checked_name(self.namespace, "metadata.namespace")
-        checked_name(self.name, "metadata.name")
-        shutil.rmtree(self.layout.pod_dir, ignore_errors=True)  # a previous pod of that name
         volumes = plan_volumes(self.pod, self.layout)
         objects = await self._fetch_objects()
         materialize(volumes, objects)
         specs: dict[str, ProcessSpec | ContainerConfigError] = {}
         for container in all_containers(self.pod):
             try:
-                specs[container["name"]] = build_process_spec(
+                spec = build_process_spec(
                     self.pod,
                     container,
                     layout=self.layout,
                     volumes=volumes,
                     objects=objects,
                     pod_ip=pod_ip,
-                    host_ip=HOST_IP,
+                    host_ip=GATEWAY_IP if self.isolated else HOST_IP,
                     bin_dir=os.path.dirname(sys.executable),
                     host_env=os.environ,
+                    own_network=self.isolated,
                 )
+                for directory in spec.make_dirs:
+                    directory.mkdir(parents=True, exist_ok=True)
+                if self.isolated:
+                    identity = container_identity(self.pod, container, primary_gid)
+                    self.identities[spec.name] = identity
+                    self.views[spec.name] = self.ctx.isolation.view(spec, spec.mounts, self.layout)
+                    if spec.env.get("HOME") == str(self.layout.home_dir):
+                        os.chown(self.layout.home_dir, identity.uid, identity.gid)
+                specs[container["name"]] = spec
             except ContainerConfigError as exc:
                 specs[container["name"]] = exc
+        fs_group = pod_fs_group(self.pod)
+        if self.isolated and fs_group is not None:
+            owned = [v for v in volumes.values() if v.kind in _OWNED_KINDS]
+            for volume in owned:
+                read_only = volume.kind in _READ_ONLY_KINDS
+                await asyncio.to_thread(apply_fs_group, volume.path, fs_group, read_only=read_only)
         return specs
 
-    async def _start(self, container: Mapping, status: ContainerState, specs: Mapping) -> bool:
+    async def _start(self, container: Mapping, status: ContainerState) -> bool:
         """Start one container's process; on failure record why and post a Warning."""
         refused = await refuse_on_host(self, container, status, init=status in self.state.init)
         if refused is not None:  # host privileges asked for: not run here (host_guard)
@@ -157,29 +254,49 @@ class ProcessPod(PodRuntime):
         await self.event(
             "Pulled", f'Container image "{image}" already present on machine', container=name
         )
-        spec = specs[name]
+        spec = self.specs[name]
+        log = self.logs[name] = ContainerLog(self.layout.log_path(name))
         try:
             if isinstance(spec, ContainerConfigError):
                 raise spec
             readiness_check(container)  # surfaces a bad probe before the process starts
-            for directory in spec.make_dirs:
-                directory.mkdir(parents=True, exist_ok=True)
-            proc = procs.ManagedProcess(
-                spec.argv,
-                name=f"{self.key}/{name}",
-                log_path=spec.log_path,
-                env=spec.env,
-                cwd=spec.cwd,
-            )
+            proc = await self._spawn(spec)
         except ContainerConfigError as exc:
+            log.record_nothing()
             return await self._cannot_run(name, status, exc.reason, exc.message)
-        except OSError as exc:
+        except (OSError, SandboxError) as exc:
+            log.record_nothing()
             return await self._cannot_run(name, status, "ContainerCannotRun", f"exec: {exc}")
+        log.record(proc.popen.stdout, proc.popen.stderr)
         self.processes[name] = proc
         status.run(f"process://{proc.pid}")
         await self.event("Created", f"Created container: {name}", container=name)
         await self.event("Started", f"Started container {name}", container=name)
         return True
+
+    async def _spawn(self, spec: ProcessSpec) -> procs.ManagedProcess:
+        label = f"{self.key}/{spec.name}"
+        if not self.isolated:
+            return procs.ManagedProcess(
+                spec.argv, name=label, env=spec.env, cwd=spec.cwd, capture=True
+            )
+        plan = container_plan(
+            spec,
+            self.identities[spec.name],
+            self.views[spec.name],
+            sandbox_pid=self.sandbox.init_pid,
+        )
+        command = helper_command(plan, report_start=True)
+        try:
+            proc = procs.ManagedProcess(
+                command.argv, name=label, env=_HELPER_ENV, capture=True, pass_fds=command.pass_fds
+            )
+        finally:
+            command.close_child_ends()
+        pid = await container_started(command.started)
+        if pid is not None:  # else its setup failed: it exits with the reason in its log
+            self.container_pids[spec.name] = pid
+        return proc
 
     async def _cannot_run(
         self, name: str, status: ContainerState, reason: str, message: str
@@ -209,7 +326,10 @@ class ProcessPod(PodRuntime):
 
     async def _exited(self, name: str, status: ContainerState, proc: procs.ManagedProcess) -> None:
         code = exit_code(proc.returncode)
-        tail = proc.log_tail(_LOG_TAIL_LINES)
+        log = self.logs[name]
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(log.ended.wait(), _LOG_DRAIN_SECONDS)
+        tail = log.tail_text(_LOG_TAIL_LINES)
         status.terminate(code, "Completed" if code == 0 else "Error", tail)
         if code != 0:
             last = tail.splitlines()[-1] if tail else "(no output)"
@@ -222,7 +342,60 @@ class ProcessPod(PodRuntime):
             )
         await self.patch_status()
 
+    # pods/log and pods/exec --------------------------------------------------------------
+    def container_log(self, container: str, options: LogOptions) -> AsyncIterator[bytes]:
+        refusal = log_refusal(self.container_state(container), container, self.name,
+                              previous=options.previous)  # fmt: skip
+        log = self.logs.get(container)
+        if refusal is None and log is None:
+            refusal = f'container "{container}" in pod "{self.name}" is waiting to start: ContainerCreating'
+        if refusal is not None:
+            raise NodeStreamError(400, refusal)
+        return log.serve(options)
+
+    async def exec(self, container: str, options: ExecOptions) -> ExecSession:
+        state = self.container_state(container)
+        proc = self.processes.get(container)
+        spec = self.specs.get(container)
+        if state is None or state.state != "running" or proc is None or not proc.running():
+            raise NodeStreamError(500, f'container not found ("{container}")')
+        assert isinstance(spec, ProcessSpec)
+        program = options.command[0]
+        found = (
+            shutil.which(program, path=spec.env.get("PATH", "")) if "/" not in program else program
+        )
+        if found is None or not os.access(found, os.X_OK):
+            raise ExecStartFailed(
+                f'exec {command_text(options.command)}: exec: "{program}": executable file '
+                "not found in $PATH"
+            )
+        if not self.isolated:
+            session = await ProcessExec.start(
+                [found, *options.command[1:]], options, env=spec.env, cwd=str(spec.cwd)
+            )
+        else:
+            target = self.container_pids.get(container)
+            if target is None:
+                raise NodeStreamError(500, f'container not found ("{container}")')
+            plan = container_plan(
+                spec, self.identities[container], None, sandbox_pid=self.sandbox.init_pid,
+                argv=options.command, tty=options.tty, join_mounts_of=target,
+            )  # fmt: skip
+            command = helper_command(plan)
+            try:
+                session = await ProcessExec.start(
+                    command.argv, options, env=_HELPER_ENV, cwd=None, pass_fds=command.pass_fds
+                )
+            finally:
+                command.close_child_ends()
+        self.sessions.add(session)
+        session.on_close = self.sessions.discard
+        return session
+
     async def stop_workloads(self, grace: float) -> None:
+        for session in list(self.sessions):
+            await session.kill()
+        self.sessions.clear()
         running = list(self.processes.values())
         for proc in running:
             proc.signal_group(signal.SIGTERM)
@@ -233,4 +406,11 @@ class ProcessPod(PodRuntime):
         except procs.WaitTimeout:
             pass
         await asyncio.gather(*(proc.astop(0) for proc in running))
-        remove_pod_dirs(self.layout)
+        if self.sandbox is not None:
+            await self.sandbox.destroy()
+        for log in self.logs.values():
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(log.ended.wait(), _LOG_DRAIN_SECONDS)
+            await log.close()
+        if self.layout is not None:
+            remove_pod_dirs(self.layout)

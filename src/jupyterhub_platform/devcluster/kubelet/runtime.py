@@ -10,14 +10,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from ..nodeapi import ExecOptions, ExecSession, LogOptions, NodeStreamError
 from .api import ApiClient, ApiError
 from .events import SCHEDULER, EventRecorder
 from .podnet import HOST_IP, AddressUnavailable, PodNetwork
-from .status import PodState, render_status
+from .status import ContainerState, PodState, render_status
+
+if TYPE_CHECKING:
+    from .isolation import Isolation
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +38,10 @@ class KubeletContext:
     node_name: str
     #: no scheduler binds pods (the server has no nodes): the kubelet posts ``Scheduled`` itself
     scheduler: bool
+    #: pods get namespaces and their own users (the kubelet runs as root); None: plain processes
+    isolation: Isolation | None = None
+    #: the API server's port on 127.0.0.1 (forwarded into namespaced pods)
+    api_port: int = 0
 
 
 class PodRuntime:
@@ -102,12 +111,30 @@ class PodRuntime:
         try:
             return self.ctx.network.allocate(ports)
         except AddressUnavailable as exc:
-            self.state = PodState(
-                pod_ip="", host_ip=HOST_IP, failure=("FailedCreatePodSandBox", str(exc))
-            )
-            await self.event("FailedCreatePodSandBox", str(exc), type="Warning")
-            await self.patch_status()
+            await self.sandbox_failed(str(exc))
             return None
+
+    async def sandbox_failed(self, message: str) -> None:
+        """The pod cannot get a sandbox (network): it fails, as FailedCreatePodSandBox."""
+        self.state = PodState(
+            pod_ip="", host_ip=HOST_IP, failure=("FailedCreatePodSandBox", message)
+        )
+        await self.event("FailedCreatePodSandBox", message, type="Warning")
+        await self.patch_status()
+
+    def container_state(self, name: str) -> ContainerState | None:
+        if self.state is None:
+            return None
+        return next((c for c in self.state.init + self.state.containers if c.name == name), None)
+
+    def container_log(self, container: str, options: LogOptions) -> AsyncIterator[bytes]:
+        """``pods/log`` for one container; :class:`NodeStreamError` when there is none."""
+        raise NodeStreamError(
+            400, f'container "{container}" in pod "{self.name}" is waiting to start: no logs yet'
+        )
+
+    async def exec(self, container: str, options: ExecOptions) -> ExecSession:
+        raise NodeStreamError(500, f'container not found ("{container}")')
 
     async def patch_status(self) -> None:
         """Write the whole current status; a pod that is already gone is not an error."""

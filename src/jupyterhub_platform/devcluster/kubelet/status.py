@@ -132,3 +132,18 @@ def render_status(pod: PodState) -> dict:
     if pod.failure:
         status["reason"], status["message"] = pod.failure
     return status
+
+
+def log_refusal(
+    state: ContainerState | None, container: str, pod: str, *, previous: bool
+) -> str | None:
+    """Why the kubelet serves no log for ``container`` now (its own messages), or None."""
+    if previous:
+        # containers are never restarted here, so there is no previous instance
+        return f'previous terminated container "{container}" in pod "{pod}" not found'
+    if state is None or state.state == "waiting":
+        reason = state.reason if state is not None else "ContainerCreating"
+        return f'container "{container}" in pod "{pod}" is waiting to start: {reason}'
+    if state.state == "terminated" and not state.container_id:
+        return f'container "{container}" in pod "{pod}" is terminated'
+    return None

@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 
 # Kubernetes object names (DNS-1123 subdomains); checked before a name becomes a path component.
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+_UID_RE = re.compile(r"^[0-9a-fA-F][-0-9a-fA-F]{0,63}$")
 
 #: The data of the Secrets and ConfigMaps a pod references, keyed by (kind, name), decoded.
 ObjectData = Mapping[tuple[str, str], Mapping[str, bytes]]
@@ -54,17 +55,32 @@ def checked_relative(value: object, what: str) -> PurePosixPath:
     return path
 
 
+def checked_uid(value: object) -> str:
+    """A pod UID as the server sets it (a UUID), so it is safe as a path component."""
+    if not isinstance(value, str) or not _UID_RE.match(value):
+        raise ContainerConfigError(
+            "CreateContainerConfigError", f"metadata.uid: invalid UID {value!r}"
+        )
+    return value
+
+
 @dataclass(frozen=True)
 class PodLayout:
-    """Where one pod's local state lives under the kubelet's state directory."""
+    """Where one pod's local state lives under the kubelet's state directory.
+
+    Everything a pod owns is keyed by its UID, as the real kubelet keys ``/var/lib/kubelet/pods``
+    and ``/var/log/pods``: a pod deleted and recreated at once under the same name is another
+    pod, and the old one's teardown never touches the new one's directories.
+    """
 
     state_dir: Path
     namespace: str
     pod: str
+    uid: str
 
     @property
     def pod_dir(self) -> Path:
-        return self.state_dir / "pods" / self.namespace / self.pod
+        return self.state_dir / "pods" / f"{self.namespace}_{self.pod}_{self.uid}"
 
     @property
     def volumes_dir(self) -> Path:
@@ -75,8 +91,14 @@ class PodLayout:
         """HOME for containers whose home directory is not on a volume."""
         return self.pod_dir / "home"
 
+    @property
+    def etc_dir(self) -> Path:
+        """The pod's ``hosts``, ``hostname`` and ``resolv.conf`` (namespaced pods only)."""
+        return self.pod_dir / "etc"
+
     def log_path(self, container: str) -> Path:
-        return self.pod_dir / f"{container}.log"
+        """The container's log, as ``/var/log/pods/<ns>_<pod>_<uid>/<container>/0.log``."""
+        return self.pod_dir / container / "0.log"
 
     def pvc_dir(self, claim: str) -> Path:
         return self.state_dir / "volumes" / self.namespace / "pvc" / claim
@@ -93,6 +115,9 @@ class Volume:
 
 
 _KINDS = ("persistentVolumeClaim", "emptyDir", "secret", "configMap", "hostPath")
+# New claims and emptyDirs start 0777, as local-path provisioners and the kubelet create them;
+# fsGroup then gives them their group (see ownership.py).
+_WORLD_WRITABLE = ("persistentVolumeClaim", "emptyDir")
 
 
 def plan_volumes(pod: Mapping, layout: PodLayout) -> dict[str, Volume]:
@@ -176,7 +201,10 @@ def materialize(volumes: Mapping[str, Volume], objects: ObjectData) -> None:
                     f'"{volume.path}" does not exist on this machine',
                 )
             continue
-        volume.path.mkdir(parents=True, exist_ok=True)
+        if not volume.path.exists():
+            volume.path.mkdir(parents=True)
+            if volume.kind in _WORLD_WRITABLE:
+                os.chmod(volume.path, 0o777)
         if volume.kind in ("secret", "configMap"):
             for rel, (content, mode) in volume_files(volume, objects).items():
                 target = volume.path / rel
@@ -186,6 +214,6 @@ def materialize(volumes: Mapping[str, Volume], objects: ObjectData) -> None:
 
 
 def remove_pod_dirs(layout: PodLayout) -> None:
-    """Remove a pod's per-pod directories (emptyDir, secrets, home); logs and PVCs stay."""
-    for path in (layout.volumes_dir, layout.home_dir):
+    """Remove a pod's per-pod directories (emptyDir, secrets, home); its logs and PVCs stay."""
+    for path in (layout.volumes_dir, layout.home_dir, layout.etc_dir):
         shutil.rmtree(path, ignore_errors=True)
