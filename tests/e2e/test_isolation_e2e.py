@@ -20,6 +20,8 @@ from jupyterhub_platform.devcluster.kubelet.isolation import unavailable_reason
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
+HOME = "/home/jovyan"  # singleuser.storage.homeMountPath
+
 PROBE = """
 import json, os, sys
 def attempt(path):
@@ -58,7 +60,10 @@ async def test_a_users_server_runs_as_its_uid_and_reaches_no_other_home_nor_secr
     resp = await bob.server("PUT", "/contents/private.txt", json=note)
     assert resp.status in (200, 201), await resp.text()
     (bob_pod,) = await user_pods(k8s, "bob")
-    claim = bob_pod.spec.volumes[0].persistent_volume_claim.claim_name
+    home = next(m.name for m in bob_pod.spec.containers[0].volume_mounts if m.mount_path == HOME)
+    (claim,) = [
+        v.persistent_volume_claim.claim_name for v in bob_pod.spec.volumes if v.name == home
+    ]
     bob_file = (
         platform.state_dir / "cluster" / "volumes" / "default" / "pvc" / claim / "private.txt"
     )
@@ -66,7 +71,7 @@ async def test_a_users_server_runs_as_its_uid_and_reaches_no_other_home_nor_secr
 
     (alice_pod,) = await user_pods(k8s, "alice")
     assert alice_pod.spec.containers[0].security_context.run_as_user == 1000
-    args = [str(bob_file), str(platform.secrets_path), str(platform.cluster.kubeconfig_path)]
+    args = [str(bob_file), str(platform.secrets.path), str(platform.cluster.kubeconfig_path)]
     output = await exec_in(k8s, alice_pod.metadata.name, ["python", "-c", PROBE, *args])
     seen = json.loads(output.removeprefix("seen "))  # (JSON alone, the client would decode it)
     assert seen["uid"] == 1000 and 100 in seen["groups"]  # singleuser.uid and fsGid
