@@ -177,9 +177,11 @@ def tests(session: nox.Session, matrix: str) -> None:
 
 @nox.session(python=PYTHON["jh6"][0])
 def lint(session: nox.Session) -> None:
-    """ruff over the code and the tests."""
+    """ruff's checks and its formatter over the code, the tests and the CI scripts."""
     session.install(RUFF)
-    session.run("ruff", "check", "src", "tests", "benchmarks", "noxfile.py")
+    paths = ("src", "tests", "benchmarks", "noxfile.py", ".ci")
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
 
 
 @nox.session(python=PYTHON["jh6"][0])

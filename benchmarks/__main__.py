@@ -29,7 +29,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     unknown = sorted(set(args.names) - set(available))
     if unknown:
-        parser.error(f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(available)}")
+        parser.error(
+            f"unknown benchmark(s) {', '.join(unknown)}; available: {', '.join(available)}"
+        )
     failed = False
     for name in args.names or available:
         module = importlib.import_module(f"benchmarks.bench_{name}")

@@ -70,7 +70,9 @@ async def requests_per_second(hub: Hub, tokens: list[str], seconds: float) -> fl
         async def client(session: aiohttp.ClientSession, token: str) -> None:
             nonlocal done
             while time.monotonic() < deadline:
-                async with session.get(f"{hub.url}/hub/api/user", headers={TOKEN_HEADER: token}) as r:
+                async with session.get(
+                    f"{hub.url}/hub/api/user", headers={TOKEN_HEADER: token}
+                ) as r:
                     await r.read()
                     if r.status != 200:
                         raise RuntimeError(f"authenticated request answered {r.status}")
@@ -90,10 +92,14 @@ async def run() -> list[Figure]:
         await standin.start()
         hubs: list[Hub] = []
         try:
-            verified = await start_hub(tmp / "verified", lambda url: settings(standin, "cloudflare-access"))
+            verified = await start_hub(
+                tmp / "verified", lambda url: settings(standin, "cloudflare-access")
+            )
             hubs.append(verified)
             baseline_class = install_baseline(tmp / "trusting")
-            trusting = await start_hub(tmp / "trusting", lambda url: settings(standin, baseline_class))
+            trusting = await start_hub(
+                tmp / "trusting", lambda url: settings(standin, baseline_class)
+            )
             hubs.append(trusting)
             emails = ["alice@example.org", "bob@example.org"]
             tokens = [await standin.mint(email=emails[i % len(emails)]) for i in range(CLIENTS)]

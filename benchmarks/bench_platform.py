@@ -32,12 +32,15 @@ async def run() -> list[Figure]:
         started = time.monotonic()
         dev = ManagedProcess(
             [sys.executable, "-m", "jupyterhub_platform.cli", "dev", "--state-dir", str(state)],
-            name="dev", log_path=log,
+            name="dev",
+            log_path=log,
         )
         try:
             match = await wait_for(
                 lambda: dev.running() and URL_LINE.search(log.read_text()),
-                timeout=180, interval=0.1, what="the dev command's URL",
+                timeout=180,
+                interval=0.1,
+                what="the dev command's URL",
             )
             platform_ready = time.monotonic() - started
             url = match.group(1)
@@ -53,5 +56,7 @@ async def run() -> list[Figure]:
             await dev.astop()
     return [
         Figure("`jupyterhub-platform dev` until it prints its URL", platform_ready, "s"),
-        Figure("`jupyterhub-platform dev` until a JupyterLab answers through the proxy", lab_ready, "s"),
+        Figure(
+            "`jupyterhub-platform dev` until a JupyterLab answers through the proxy", lab_ready, "s"
+        ),
     ]

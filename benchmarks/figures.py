@@ -25,7 +25,9 @@ def print_report(figures: list[Figure]) -> None:
     for fig in figures:
         line = f"   {fig.name}: {fig.value:,.2f} {fig.unit}"
         if fig.ratio is not None:
-            line += f"  | {fig.baseline_name}: {fig.baseline:,.2f} {fig.unit}  | ratio {fig.ratio:.2f}x"
+            line += (
+                f"  | {fig.baseline_name}: {fig.baseline:,.2f} {fig.unit}  | ratio {fig.ratio:.2f}x"
+            )
             if fig.target:
                 line += f" (target {fig.target})"
         print(line, flush=True)

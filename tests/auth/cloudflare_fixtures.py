@@ -88,8 +88,12 @@ class Browser:
     async def __aexit__(self, *exc) -> None:
         await self.session.close()
 
-    async def get(self, path: str, *, follow: bool = True, **kwargs) -> tuple[int, str, aiohttp.ClientResponse]:
+    async def get(
+        self, path: str, *, follow: bool = True, **kwargs
+    ) -> tuple[int, str, aiohttp.ClientResponse]:
         headers = {TOKEN_HEADER: self.token} if self.token else {}
         headers.update(kwargs.pop("headers", {}))
-        async with self.session.get(self.hub.url + path, headers=headers, allow_redirects=follow, **kwargs) as r:
+        async with self.session.get(
+            self.hub.url + path, headers=headers, allow_redirects=follow, **kwargs
+        ) as r:
             return r.status, await r.text(), r

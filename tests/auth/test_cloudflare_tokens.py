@@ -59,7 +59,9 @@ async def test_forged_claims_are_refused(cloudflare, caplog, spec, reason):
 
 async def test_small_clock_skew_is_tolerated(cloudflare):
     auth = make_authenticator(cloudflare)
-    assert await auth.verify_token(await cloudflare.mint(iat_offset=-100, ttl=90))  # expired 10 s ago
+    assert await auth.verify_token(
+        await cloudflare.mint(iat_offset=-100, ttl=90)
+    )  # expired 10 s ago
     assert await auth.verify_token(await cloudflare.mint(nbf_offset=10))
 
 
@@ -79,7 +81,9 @@ async def test_tampered_none_and_hs256_are_refused(cloudflare, caplog):
     public_pem = jwt.PyJWK(jwk).key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     signing_input = reassemble(genuine, header={**header, "alg": "HS256"}).rsplit(".", 1)[0]
     mac = hmac.new(public_pem, signing_input.encode(), hashlib.sha256).digest()
-    assert (await rejected(auth, f"{signing_input}.{b64(mac)}", caplog)).reason == "algorithm not allowed"
+    assert (
+        await rejected(auth, f"{signing_input}.{b64(mac)}", caplog)
+    ).reason == "algorithm not allowed"
 
     assert (await rejected(auth, "not-a-jwt", caplog)).reason == "malformed token"
 
@@ -90,7 +94,9 @@ async def test_remembered_token_still_expires(cloudflare, caplog):
     assert await auth.verify_token(token)
     assert auth.verified.get(token) is not None  # remembered: the next request skips the RSA check
     assert await auth.verify_token(token)
-    await wait_for(lambda: not auth.verified.get(token), timeout=10, what="the remembered token's exp")
+    await wait_for(
+        lambda: not auth.verified.get(token), timeout=10, what="the remembered token's exp"
+    )
     assert (await rejected(auth, token, caplog)).reason == "token expired"
 
 
@@ -141,7 +147,9 @@ async def test_certs_down_cached_keys_work_fresh_kid_fails_closed(cloudflare, ca
     with caplog.at_level(logging.WARNING):
         assert await auth.verify_token(token)  # cached key
         fresh = await cloudflare.mint(email="alice@example.org")
-        assert (await rejected(auth, fresh, caplog)).reason == "signing key not in the provider's key set"
+        assert (
+            await rejected(auth, fresh, caplog)
+        ).reason == "signing key not in the provider's key set"
     assert "serving cached keys" in caplog.text
 
     await cloudflare.outage(certs=False)

@@ -124,7 +124,12 @@ async def test_provider_token_verifies_and_forgeries_fail(provider):
         ("two parts", id_token.rsplit(".", 1)[0], {}, jwks.MalformedToken),
         ("header not an object", assemble([1], payload, signature), {}, jwks.MalformedToken),
         ("header not base64url", "%%%." + id_token.split(".", 1)[1], {}, jwks.MalformedToken),
-        ("payload not JSON", f"{id_token.split('.')[0]}.{b64(b'{oops')}.{signature}", {}, jwks.BadSignature),
+        (
+            "payload not JSON",
+            f"{id_token.split('.')[0]}.{b64(b'{oops')}.{signature}",
+            {},
+            jwks.BadSignature,
+        ),
     ]
     now[0] = 100.0  # past min_refetch_interval: the first unknown kid may trigger a refetch
     for name, token, kwargs, expected in cases:

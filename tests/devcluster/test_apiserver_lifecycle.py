@@ -37,13 +37,15 @@ async def test_graceful_pod_deletion(core):
     created = await scheduled_pod(core, "slow")
     since = created.metadata.resource_version
     deleted = await core.delete_namespaced_pod(
-        "slow", "default", body=client.V1DeleteOptions(grace_period_seconds=1))
+        "slow", "default", body=client.V1DeleteOptions(grace_period_seconds=1)
+    )
     assert deleted.metadata.deletion_timestamp is not None
     assert deleted.metadata.deletion_grace_period_seconds == 1
     assert (await core.read_namespaced_pod("slow", "default")).metadata.deletion_timestamp
     seen = []
-    async with watch.Watch().stream(core.list_namespaced_pod, "default", resource_version=since,
-                                    timeout_seconds=5) as stream:
+    async with watch.Watch().stream(
+        core.list_namespaced_pod, "default", resource_version=since, timeout_seconds=5
+    ) as stream:
         async for event in stream:
             seen.append(event["type"])
             if event["type"] == "DELETED":
@@ -63,7 +65,9 @@ async def test_zero_grace_and_unscheduled_pods_go_at_once(core, devcluster):
 
 
 async def test_finalizers_hold_deletion(core):
-    cm = client.V1ConfigMap(metadata=client.V1ObjectMeta(name="held", finalizers=["example.com/hold"]))
+    cm = client.V1ConfigMap(
+        metadata=client.V1ObjectMeta(name="held", finalizers=["example.com/hold"])
+    )
     await core.create_namespaced_config_map("default", cm)
     deleted = await core.delete_namespaced_config_map("held", "default", _preload_content=False)
     assert (await deleted.json())["metadata"]["deletionTimestamp"]
@@ -74,49 +78,71 @@ async def test_finalizers_hold_deletion(core):
 
 
 def owned(name: str, owner, kind: str = "Pod") -> client.V1ConfigMap:
-    ref = client.V1OwnerReference(api_version="v1", kind=kind, name=owner.metadata.name,
-                                  uid=owner.metadata.uid)
+    ref = client.V1OwnerReference(
+        api_version="v1", kind=kind, name=owner.metadata.name, uid=owner.metadata.uid
+    )
     return client.V1ConfigMap(metadata=client.V1ObjectMeta(name=name, owner_references=[ref]))
 
 
 async def test_garbage_collection_background(core):
     owner = await core.create_namespaced_pod("default", pod("owner"))
     await core.create_namespaced_config_map("default", owned("dep", owner))
-    await core.create_namespaced_secret("default", client.V1Secret(metadata=owned("sec", owner).metadata))
+    await core.create_namespaced_secret(
+        "default", client.V1Secret(metadata=owned("sec", owner).metadata)
+    )
     await core.delete_namespaced_pod("owner", "default", grace_period_seconds=0)
-    await wait_for(lambda: gone(core.read_namespaced_config_map, "dep", "default"), timeout=5,
-                   what="dependent config map to be collected")
-    await wait_for(lambda: gone(core.read_namespaced_secret, "sec", "default"), timeout=5,
-                   what="dependent secret to be collected")
+    await wait_for(
+        lambda: gone(core.read_namespaced_config_map, "dep", "default"),
+        timeout=5,
+        what="dependent config map to be collected",
+    )
+    await wait_for(
+        lambda: gone(core.read_namespaced_secret, "sec", "default"),
+        timeout=5,
+        what="dependent secret to be collected",
+    )
 
 
 async def test_garbage_collection_orphan_and_absent_owner(core):
     owner = await core.create_namespaced_pod("default", pod("keeper"))
     await core.create_namespaced_config_map("default", owned("orphan", owner))
-    await core.delete_namespaced_pod("keeper", "default", grace_period_seconds=0,
-                                     propagation_policy="Orphan")
+    await core.delete_namespaced_pod(
+        "keeper", "default", grace_period_seconds=0, propagation_policy="Orphan"
+    )
     orphan = await core.read_namespaced_config_map("orphan", "default")
     assert not orphan.metadata.owner_references
     # created with an owner that no longer exists: collected right away
     await core.create_namespaced_config_map("default", owned("late", owner))
-    await wait_for(lambda: gone(core.read_namespaced_config_map, "late", "default"), timeout=5,
-                   what="object with an absent owner to be collected")
+    await wait_for(
+        lambda: gone(core.read_namespaced_config_map, "late", "default"),
+        timeout=5,
+        what="object with an absent owner to be collected",
+    )
 
 
 async def test_garbage_collection_foreground(core):
     owner = await core.create_namespaced_config_map(
-        "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="parent")))
+        "default", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="parent"))
+    )
     await core.create_namespaced_config_map("default", owned("child", owner, kind="ConfigMap"))
     await core.delete_namespaced_config_map("parent", "default", propagation_policy="Foreground")
-    await wait_for(lambda: gone(core.read_namespaced_config_map, "child", "default"), timeout=5,
-                   what="child to go first")
-    await wait_for(lambda: gone(core.read_namespaced_config_map, "parent", "default"), timeout=5,
-                   what="parent to go once its children are gone")
+    await wait_for(
+        lambda: gone(core.read_namespaced_config_map, "child", "default"),
+        timeout=5,
+        what="child to go first",
+    )
+    await wait_for(
+        lambda: gone(core.read_namespaced_config_map, "parent", "default"),
+        timeout=5,
+        what="parent to go once its children are gone",
+    )
 
 
 async def test_namespace_deletion_empties_it(core):
     await core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name="doomed")))
-    await core.create_namespaced_config_map("doomed", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c")))
+    await core.create_namespaced_config_map(
+        "doomed", client.V1ConfigMap(metadata=client.V1ObjectMeta(name="c"))
+    )
     await core.delete_namespace("doomed")
     await wait_for(lambda: gone(core.read_namespace, "doomed"), timeout=5, what="namespace removal")
     status, body = await api_error(core.delete_namespace("default"))
@@ -124,10 +150,15 @@ async def test_namespace_deletion_empties_it(core):
 
 
 def job(name: str, **spec) -> client.V1Job:
-    template = client.V1PodTemplateSpec(spec=client.V1PodSpec(
-        restart_policy="Never", containers=[client.V1Container(name="work", image="busybox:1.36")]))
-    return client.V1Job(metadata=client.V1ObjectMeta(name=name),
-                        spec=client.V1JobSpec(template=template, **spec))
+    template = client.V1PodTemplateSpec(
+        spec=client.V1PodSpec(
+            restart_policy="Never",
+            containers=[client.V1Container(name="work", image="busybox:1.36")],
+        )
+    )
+    return client.V1Job(
+        metadata=client.V1ObjectMeta(name=name), spec=client.V1JobSpec(template=template, **spec)
+    )
 
 
 async def job_pods(core, name: str):
@@ -136,7 +167,9 @@ async def job_pods(core, name: str):
 
 
 async def finish_pod(core, pod_obj, phase: str) -> None:
-    await core.patch_namespaced_pod_status(pod_obj.metadata.name, "default", {"status": {"phase": phase}})
+    await core.patch_namespaced_pod_status(
+        pod_obj.metadata.name, "default", {"status": {"phase": phase}}
+    )
 
 
 async def test_job_runs_a_pod_to_completion(core, k8s):
@@ -156,8 +189,11 @@ async def test_job_runs_a_pod_to_completion(core, k8s):
     assert status.succeeded == 1 and status.start_time and status.completion_time
     # deleting a Job orphans its pods unless asked otherwise, like the real server
     await batch.delete_namespaced_job("once", "default", propagation_policy="Background")
-    await wait_for(lambda: gone(core.read_namespaced_pod, job_pod.metadata.name, "default"),
-                   timeout=5, what="job pod collection")
+    await wait_for(
+        lambda: gone(core.read_namespaced_pod, job_pod.metadata.name, "default"),
+        timeout=5,
+        what="job pod collection",
+    )
 
 
 async def test_job_backoff_limit(core, k8s):
@@ -165,6 +201,7 @@ async def test_job_backoff_limit(core, k8s):
     await batch.create_namespaced_job("default", job("flaky", backoff_limit=1))
     failed_names = set()
     for _ in range(2):
+
         async def fresh_pod():
             return [p for p in await job_pods(core, "flaky") if p.metadata.name not in failed_names]
 
@@ -187,5 +224,8 @@ async def test_job_ttl_after_finished(core, k8s):
     await batch.create_namespaced_job("default", job("brief", ttl_seconds_after_finished=0))
     [job_pod] = await wait_for(lambda: job_pods(core, "brief"), timeout=5, what="job pod")
     await finish_pod(core, job_pod, "Succeeded")
-    await wait_for(lambda: gone(batch.read_namespaced_job, "brief", "default"), timeout=5,
-                   what="finished job to expire")
+    await wait_for(
+        lambda: gone(batch.read_namespaced_job, "brief", "default"),
+        timeout=5,
+        what="finished job to expire",
+    )

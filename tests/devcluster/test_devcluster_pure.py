@@ -24,7 +24,9 @@ from jupyterhub_platform.devcluster.validation import validation_causes
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
     max_leaves=10,
 )
 json_objects = st.dictionaries(st.text(max_size=3), json_values, max_size=4)
@@ -52,44 +54,83 @@ def test_merge_patch_does_not_mutate_inputs(target, patch):
 
 def test_merge_patch_semantics():
     assert merge_patch({"a": {"b": 1, "c": 2}, "l": [1]}, {"a": {"b": None, "d": 3}, "l": [2]}) == {
-        "a": {"c": 2, "d": 3}, "l": [2]}
+        "a": {"c": 2, "d": 3},
+        "l": [2],
+    }
 
 
 def test_strategic_merge_patch_merges_keyed_lists():
-    status = {"conditions": [{"type": "PodScheduled", "status": "True"},
-                             {"type": "Ready", "status": "False"}],
-              "tolerations": [{"key": "a"}]}
-    patch = {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Initialized", "status": "True"}],
-             "tolerations": [{"key": "b"}]}
+    status = {
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": "False"},
+        ],
+        "tolerations": [{"key": "a"}],
+    }
+    patch = {
+        "conditions": [
+            {"type": "Ready", "status": "True"},
+            {"type": "Initialized", "status": "True"},
+        ],
+        "tolerations": [{"key": "b"}],
+    }
     assert strategic_merge_patch(status, patch) == {
-        "conditions": [{"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "True"},
-                       {"type": "Initialized", "status": "True"}],
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Ready", "status": "True"},
+            {"type": "Initialized", "status": "True"},
+        ],
         "tolerations": [{"key": "b"}],  # no merge key: replaced
     }
-    spec = {"containers": [{"name": "a", "image": "x", "env": [{"name": "K", "value": "1"}]},
-                           {"name": "b", "image": "y"}]}
-    patched = strategic_merge_patch(spec, {"containers": [
-        {"name": "a", "env": [{"name": "K", "$patch": "delete"}, {"name": "L", "value": "2"}]},
-        {"name": "b", "$patch": "delete"}]})
-    assert patched == {"containers": [{"name": "a", "image": "x", "env": [{"name": "L", "value": "2"}]}]}
-    assert strategic_merge_patch({"a": {"b": 1}}, {"a": {"$patch": "replace", "c": 2}}) == {"a": {"c": 2}}
+    spec = {
+        "containers": [
+            {"name": "a", "image": "x", "env": [{"name": "K", "value": "1"}]},
+            {"name": "b", "image": "y"},
+        ]
+    }
+    patched = strategic_merge_patch(
+        spec,
+        {
+            "containers": [
+                {
+                    "name": "a",
+                    "env": [{"name": "K", "$patch": "delete"}, {"name": "L", "value": "2"}],
+                },
+                {"name": "b", "$patch": "delete"},
+            ]
+        },
+    )
+    assert patched == {
+        "containers": [{"name": "a", "image": "x", "env": [{"name": "L", "value": "2"}]}]
+    }
+    assert strategic_merge_patch({"a": {"b": 1}}, {"a": {"$patch": "replace", "c": 2}}) == {
+        "a": {"c": 2}
+    }
 
 
 def test_json_patch_operations():
     doc = {"a": [1, 2], "b": {"c": "x"}, "s/l": 1}
-    out = json_patch(doc, [
-        {"op": "add", "path": "/a/-", "value": 3},
-        {"op": "add", "path": "/a/0", "value": 0},
-        {"op": "replace", "path": "/b/c", "value": "y"},
-        {"op": "copy", "from": "/b/c", "path": "/d"},
-        {"op": "move", "from": "/s~1l", "path": "/moved"},
-        {"op": "test", "path": "/d", "value": "y"},
-        {"op": "remove", "path": "/a/1"},
-    ])
+    out = json_patch(
+        doc,
+        [
+            {"op": "add", "path": "/a/-", "value": 3},
+            {"op": "add", "path": "/a/0", "value": 0},
+            {"op": "replace", "path": "/b/c", "value": "y"},
+            {"op": "copy", "from": "/b/c", "path": "/d"},
+            {"op": "move", "from": "/s~1l", "path": "/moved"},
+            {"op": "test", "path": "/d", "value": "y"},
+            {"op": "remove", "path": "/a/1"},
+        ],
+    )
     assert out == {"a": [0, 2, 3], "b": {"c": "y"}, "d": "y", "moved": 1}
     assert doc == {"a": [1, 2], "b": {"c": "x"}, "s/l": 1}
-    for bad in ([{"op": "test", "path": "/b/c", "value": "z"}], [{"op": "remove", "path": "/nope"}],
-                [{"op": "add", "path": "/a/9", "value": 1}], [{"op": "jump", "path": "/a"}], {"op": "add"}):
+    for bad in (
+        [{"op": "test", "path": "/b/c", "value": "z"}],
+        [{"op": "remove", "path": "/nope"}],
+        [{"op": "add", "path": "/a/9", "value": 1}],
+        [{"op": "jump", "path": "/a"}],
+        {"op": "add"},
+    ):
         with pytest.raises(PatchError):
             json_patch(doc, bad)
 
@@ -116,9 +157,18 @@ def test_field_selector_values():
 
 def test_request_paths():
     target = parse_target("", "v1", ["namespaces", "ns", "pods", "p", "status"])
-    assert (target.rtype.kind, target.namespace, target.name, target.subresource) == ("Pod", "ns", "p", "status")
+    assert (target.rtype.kind, target.namespace, target.name, target.subresource) == (
+        "Pod",
+        "ns",
+        "p",
+        "status",
+    )
     ns_status = parse_target("", "v1", ["namespaces", "ns", "status"])
-    assert (ns_status.rtype.kind, ns_status.name, ns_status.subresource) == ("Namespace", "ns", "status")
+    assert (ns_status.rtype.kind, ns_status.name, ns_status.subresource) == (
+        "Namespace",
+        "ns",
+        "status",
+    )
     everywhere = parse_target("", "v1", ["pods"])
     assert everywhere.namespace is None and everywhere.name is None
     job = parse_target("batch", "v1", ["namespaces", "ns", "jobs"])
@@ -129,18 +179,28 @@ def test_request_paths():
 
 
 def test_validation_reports_each_problem():
-    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "labels": {"a": 1}},
-           "spec": {"containers": [{"image": "x"}], "restartPolicy": "Sometimes"}}
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "p", "labels": {"a": 1}},
+        "spec": {"containers": [{"image": "x"}], "restartPolicy": "Sometimes"},
+    }
     fields = {c["field"]: c["reason"] for c in validation_causes(pod)}
-    assert fields == {"metadata.labels.a": "FieldValueTypeInvalid",
-                      "spec.containers[0].name": "FieldValueRequired"}
+    assert fields == {
+        "metadata.labels.a": "FieldValueTypeInvalid",
+        "spec.containers[0].name": "FieldValueRequired",
+    }
     # semantic checks run once the schema is satisfied
     pod["metadata"]["labels"]["a"] = "1"
     pod["spec"]["containers"][0]["name"] = "c"
     [cause] = validation_causes(pod)
     assert cause["field"] == "spec.restartPolicy" and cause["reason"] == "FieldValueNotSupported"
-    ok = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "svc"},
-          "spec": {"ports": [{"port": 80, "targetPort": "http"}]}}
+    ok = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": "svc"},
+        "spec": {"ports": [{"port": 80, "targetPort": "http"}]},
+    }
     assert validation_causes(ok) == []
     ok["metadata"]["name"] = "a.b"  # services need RFC 1123 labels
     assert [c["field"] for c in validation_causes(ok)] == ["metadata.name"]

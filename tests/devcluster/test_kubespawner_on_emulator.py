@@ -45,16 +45,25 @@ async def spawner_factory(devcluster, monkeypatch):
     KubeSpawner caches its client configuration (``load_config`` is lru-cached) and shares its
     pod/event reflectors at class level; both must be reset between independent emulators.
     """
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(devcluster.kubeconfig_path))
+    monkeypatch.setattr(
+        kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(devcluster.kubeconfig_path)
+    )
     load_config.cache_clear()
     KubeSpawner.reflectors = {}
 
     def make(**traits) -> KubeSpawner:
         config = Config()
-        config.KubeSpawner.update({"start_timeout": 20, "image": "quay.io/jupyter/base-notebook:2025",
-                                   **traits})
-        return KubeSpawner(config=config, hub=Hub(), user=FakeUser(), api_token="token",
-                           oauth_client_id="unused", _mock=True)
+        config.KubeSpawner.update(
+            {"start_timeout": 20, "image": "quay.io/jupyter/base-notebook:2025", **traits}
+        )
+        return KubeSpawner(
+            config=config,
+            hub=Hub(),
+            user=FakeUser(),
+            api_token="token",
+            oauth_client_id="unused",
+            _mock=True,
+        )
 
     yield make
     for reflector in list(KubeSpawner.reflectors.values()):
@@ -74,11 +83,23 @@ async def mark_running(core, name: str, ip: str = "10.1.2.3") -> None:
             return None
 
     await wait_for(exists, timeout=10, what=f"pod {name}")
-    status = {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
-              "conditions": [{"type": "Ready", "status": "True"}],
-              "containerStatuses": [{"name": "notebook", "ready": True, "restartCount": 0,
-                                     "image": "img", "imageID": "", "started": True,
-                                     "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}}}]}
+    status = {
+        "phase": "Running",
+        "podIP": ip,
+        "podIPs": [{"ip": ip}],
+        "conditions": [{"type": "Ready", "status": "True"}],
+        "containerStatuses": [
+            {
+                "name": "notebook",
+                "ready": True,
+                "restartCount": 0,
+                "image": "img",
+                "imageID": "",
+                "started": True,
+                "state": {"running": {"startedAt": "2025-01-01T00:00:00Z"}},
+            }
+        ],
+    }
     await core.patch_namespaced_pod_status(name, "default", {"status": status})
 
 
@@ -106,8 +127,9 @@ async def test_start_poll_stop(spawner_factory, core):
 
 
 async def test_start_with_pvc(spawner_factory, core):
-    spawner = spawner_factory(storage_pvc_ensure=True, storage_capacity="1Gi",
-                              pvc_name_template="claim-{username}")
+    spawner = spawner_factory(
+        storage_pvc_ensure=True, storage_capacity="1Gi", pvc_name_template="claim-{username}"
+    )
     await start_with_fake_kubelet(spawner, core)
     pvc = await core.read_namespaced_persistent_volume_claim("claim-alice", "default")
     assert pvc.spec.resources.requests["storage"] == "1Gi" and pvc.status.phase == "Bound"
@@ -122,8 +144,11 @@ async def test_services_and_secret_are_collected_with_the_pod(spawner_factory, c
         (tmp_path / name).write_text(f"not a real {name}")
     spawner = spawner_factory(services_enabled=True)
     spawner.internal_ssl = True
-    spawner.cert_paths = {"keyfile": str(tmp_path / "key"), "certfile": str(tmp_path / "cert"),
-                          "cafile": str(tmp_path / "ca")}
+    spawner.cert_paths = {
+        "keyfile": str(tmp_path / "key"),
+        "certfile": str(tmp_path / "cert"),
+        "cafile": str(tmp_path / "ca"),
+    }
     spawner.internal_trust_bundles = {"hub-ca": str(tmp_path / "ca")}
     url = await start_with_fake_kubelet(spawner, core)
     assert url.startswith("https://")
@@ -143,17 +168,24 @@ async def test_services_and_secret_are_collected_with_the_pod(spawner_factory, c
     await wait_for(collected, timeout=5, what="service and secret garbage collection")
 
 
-async def test_reflector_recovers_from_expiry_and_timeouts(spawner_factory, core, devcluster, caplog):
+async def test_reflector_recovers_from_expiry_and_timeouts(
+    spawner_factory, core, devcluster, caplog
+):
     spawner = spawner_factory()
     await spawner._start_watching_pods()
     reflector = spawner.pod_reflector
     reflector.timeout_seconds = 1  # from the next watch on, time out every second
     caplog.set_level(logging.DEBUG)
     # the controllers hold one subscription; the reflector's watch is the second
-    await wait_for(lambda: devcluster.store.subscriber_count >= 2, timeout=5, what="reflector watch")
+    await wait_for(
+        lambda: devcluster.store.subscriber_count >= 2, timeout=5, what="reflector watch"
+    )
     devcluster.store.expire_watches()  # the open watch ends with an ERROR 410 event
-    await wait_for(lambda: any("Error when watching resources" in r.getMessage() for r in caplog.records),
-                   timeout=5, what="the reflector to notice the 410")
+    await wait_for(
+        lambda: any("Error when watching resources" in r.getMessage() for r in caplog.records),
+        timeout=5,
+        what="the reflector to notice the 410",
+    )
     url = await start_with_fake_kubelet(spawner, core)
     assert url == "http://10.1.2.3:8888"
     # after watch timeouts the reflector has reconnected and still follows changes
@@ -162,12 +194,20 @@ async def test_reflector_recovers_from_expiry_and_timeouts(spawner_factory, core
         return len([r for r in caplog.records if r.getMessage() == "Connecting pods watcher"])
 
     before = watches_started()
-    await wait_for(lambda: watches_started() >= before + 2, timeout=10,
-                   what="two reconnects after 1-second watch timeouts")
-    await core.patch_namespaced_pod(spawner.pod_name, "default", {"metadata": {"labels": {"seen": "yes"}}})
+    await wait_for(
+        lambda: watches_started() >= before + 2,
+        timeout=10,
+        what="two reconnects after 1-second watch timeouts",
+    )
+    await core.patch_namespaced_pod(
+        spawner.pod_name, "default", {"metadata": {"labels": {"seen": "yes"}}}
+    )
     key = f"default/{spawner.pod_name}"
-    await wait_for(lambda: reflector.pods[key]["metadata"]["labels"].get("seen") == "yes",
-                   timeout=10, what="reflector to see the label change")
+    await wait_for(
+        lambda: reflector.pods[key]["metadata"]["labels"].get("seen") == "yes",
+        timeout=10,
+        what="reflector to see the label change",
+    )
     assert not reflector.watch_task.done()
     await spawner.stop()
 

@@ -20,6 +20,7 @@ from jupyterhub_platform.devcluster.procs import wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
+
 async def started(user: HubUser, profile: str) -> None:
     """Log in and start ``profile``; return once the hub reports the server ready."""
     assert await user.login() == 302

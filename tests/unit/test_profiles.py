@@ -100,7 +100,10 @@ def test_good_file_loads_with_defaults(tmp_path):
 def test_bad_file_names_file_line_field_and_reason(tmp_path, edit, line, field, reason):
     errors = load_errors(tmp_path, edit(GOOD))
     assert any(
-        e.file == str(tmp_path / "p.yaml") and e.line == line and e.field == field and reason in e.reason
+        e.file == str(tmp_path / "p.yaml")
+        and e.line == line
+        and e.field == field
+        and reason in e.reason
         for e in errors
     ), [str(e) for e in errors]
     assert str(errors[0]).startswith(f"{tmp_path / 'p.yaml'}:")
@@ -118,7 +121,9 @@ def test_cross_file_problems_point_at_the_second_file(tmp_path):
     with pytest.raises(ProfileLoadError) as info:
         load_catalogue([tmp_path])
     messages = [str(e) for e in info.value.errors]
-    assert any(m.startswith(f"{tmp_path / 'b.yaml'}:1: slug: 'lab' is also used by") for m in messages)
+    assert any(
+        m.startswith(f"{tmp_path / 'b.yaml'}:1: slug: 'lab' is also used by") for m in messages
+    )
     assert any("more than one default profile" in m and ":10: default:" in m for m in messages)
 
 

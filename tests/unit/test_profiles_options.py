@@ -155,7 +155,12 @@ def test_custom_image_must_match_the_whole_pattern(catalogue):
         (("admins",), {"image": "a", "image--unlisted-choice": "x/a:1"}, 400, "conflict"),
         (("big",), {"profile": "own"}, 400, "needs an image"),
         (("big",), {"profile": "staff-only", "image--unlisted-choice": "x/a:1"}, 403, "profile"),
-        (("staff",), {"profile": "staff-only", "image--unlisted-choice": "x/a:1"}, 400, "takes no custom image"),
+        (
+            ("staff",),
+            {"profile": "staff-only", "image--unlisted-choice": "x/a:1"},
+            400,
+            "takes no custom image",
+        ),
     ],
 )
 def test_bad_requests_are_400_forbidden_ones_403(catalogue, groups, user_options, status, words):
@@ -183,7 +188,9 @@ user_options = st.dictionaries(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(options=user_options, groups=st.sets(st.sampled_from(GROUPS)))
 def test_any_input_is_a_refusal_or_an_entitled_selection(catalogue, options, groups):
     entitlements = entitlements_from_rules(catalogue.rules(), groups)
@@ -268,7 +275,9 @@ def test_form_preselects_the_last_choices(catalogue):
     parser.feed(rendered(catalogue, GROUPS, last))
     selected = [a["value"] for t, a in parser.tags if t == "option" and "selected" in a]
     assert selected[:2] == ["custom", "big"]
-    custom = next(a for t, a in parser.tags if a.get("name") == "profile-option-lab--image--unlisted-choice")
+    custom = next(
+        a for t, a in parser.tags if a.get("name") == "profile-option-lab--image--unlisted-choice"
+    )
     assert custom["value"] == "x/mine:7"
     checked = [a["value"] for t, a in parser.tags if t == "input" and "checked" in a]
     assert checked == ["lab"]

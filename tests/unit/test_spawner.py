@@ -133,8 +133,13 @@ async def test_every_shipped_profile_and_choice_builds_a_valid_hygienic_pod():
 
 async def test_kinds_set_their_entry_point():
     spawner = make_spawner()
-    assert env(await manifest(spawner, {"profile": "vscode"}))["JUPYTERHUB_DEFAULT_URL"] == "/vscode/"
-    assert env(await manifest(spawner, {"profile": "desktop"}))["JUPYTERHUB_DEFAULT_URL"] == "/desktop/"
+    assert (
+        env(await manifest(spawner, {"profile": "vscode"}))["JUPYTERHUB_DEFAULT_URL"] == "/vscode/"
+    )
+    assert (
+        env(await manifest(spawner, {"profile": "desktop"}))["JUPYTERHUB_DEFAULT_URL"]
+        == "/desktop/"
+    )
     pod = await manifest(spawner, {"profile": "streamlit"})
     assert env(pod)["JUPYTERHUB_DEFAULT_URL"] == "/streamlit/"
     assert env(pod)["JUPYTER_CONFIG_PATH"].endswith("/streamlit-config")
@@ -189,7 +194,9 @@ async def test_chart_settings_keep_applying():
     config.KubeSpawner.volumes = [
         {"name": "volume-{user_server}", "persistentVolumeClaim": {"claimName": "{pvc_name}"}}
     ]
-    config.KubeSpawner.volume_mounts = [{"name": "volume-{user_server}", "mountPath": "/home/jovyan"}]
+    config.KubeSpawner.volume_mounts = [
+        {"name": "volume-{user_server}", "mountPath": "/home/jovyan"}
+    ]
     config.KubeSpawner.extra_containers = [
         {
             "name": "chart-extra",
@@ -341,7 +348,9 @@ option_values = st.one_of(
 )
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(
     options=st.dictionaries(
         st.one_of(st.sampled_from(KNOWN_KEYS + ("image_spec", "cmd")), st.text(max_size=10)),
@@ -352,7 +361,10 @@ option_values = st.one_of(
 )
 @example(options={}, groups=set())
 @example(
-    options={"profile": "jupyterlab", "image--unlisted-choice": "quay.io/jupyter/r-notebook:2025-01-06"},
+    options={
+        "profile": "jupyterlab",
+        "image--unlisted-choice": "quay.io/jupyter/r-notebook:2025-01-06",
+    },
     groups={"researchers"},
 )
 @example(options={"size": "ml-gpu"}, groups={"gpu-users"})
@@ -393,7 +405,9 @@ async def test_jupyterhub_gets_the_form_and_parses_it():
     assert options == {"profile": "vscode", "image": "default", "size": "highmem"}
     # checked right away: JupyterHub's form handler turns this into a 403 page, before spawning
     with pytest.raises(OptionError) as info:
-        spawner.run_options_from_form({"profile": ["jupyterlab"], "profile-option-jupyterlab--size": ["ml-gpu"]})
+        spawner.run_options_from_form(
+            {"profile": ["jupyterlab"], "profile-option-jupyterlab--size": ["ml-gpu"]}
+        )
     assert info.value.status_code == 403
 
 
@@ -491,13 +505,21 @@ def test_startup_failures_are_named(sidecar, words):
 
 
 def test_healthy_or_starting_pods_are_not_failures():
-    starting = {"name": "vnc", "ready": False, "state": {"waiting": {"reason": "ContainerCreating"}}}
+    starting = {
+        "name": "vnc",
+        "ready": False,
+        "state": {"waiting": {"reason": "ContainerCreating"}},
+    }
     assert startup_failure(pod_with(NOTEBOOK_READY, starting)) is None
     assert startup_failure(None) is None
 
 
 def test_a_crashed_server_container_fails_the_start_too():
-    crashed = {"name": "notebook", "ready": False, "state": {"terminated": {"exitCode": 1, "reason": "Error"}}}
+    crashed = {
+        "name": "notebook",
+        "ready": False,
+        "state": {"terminated": {"exitCode": 1, "reason": "Error"}},
+    }
     assert startup_failure(pod_with(crashed)) == "the server's container 'notebook' exited (Error)"
 
 

@@ -76,12 +76,22 @@ def _pod(obj: dict, now: float) -> None:
 def _job(obj: dict, now: float) -> None:
     spec = obj.setdefault("spec", {})
     uid, name = obj["metadata"]["uid"], obj["metadata"]["name"]
-    for key, value in (("backoffLimit", 6), ("completions", 1), ("parallelism", 1),
-                       ("completionMode", "NonIndexed"), ("suspend", False),
-                       ("podReplacementPolicy", "TerminatingOrFailed"), ("manualSelector", False)):
+    for key, value in (
+        ("backoffLimit", 6),
+        ("completions", 1),
+        ("parallelism", 1),
+        ("completionMode", "NonIndexed"),
+        ("suspend", False),
+        ("podReplacementPolicy", "TerminatingOrFailed"),
+        ("manualSelector", False),
+    ):
         spec.setdefault(key, value)
-    labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
-              "controller-uid": uid, "job-name": name}
+    labels = {
+        "batch.kubernetes.io/controller-uid": uid,
+        "batch.kubernetes.io/job-name": name,
+        "controller-uid": uid,
+        "job-name": name,
+    }
     template = spec.setdefault("template", {})
     template.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
     spec.setdefault("selector", {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}})
@@ -148,8 +158,14 @@ def _volume_snapshot(obj: dict, now: float) -> None:
 
 
 _CREATE_DEFAULTS = {
-    "Pod": _pod, "Job": _job, "Service": _service, "PersistentVolumeClaim": _pvc,
-    "Namespace": _namespace, "Event": _event, "Secret": _secret, "VolumeSnapshot": _volume_snapshot,
+    "Pod": _pod,
+    "Job": _job,
+    "Service": _service,
+    "PersistentVolumeClaim": _pvc,
+    "Namespace": _namespace,
+    "Event": _event,
+    "Secret": _secret,
+    "VolumeSnapshot": _volume_snapshot,
 }
 
 

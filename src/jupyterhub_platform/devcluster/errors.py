@@ -74,7 +74,10 @@ def bad_request(message: str) -> ApiError:
 
 def forbidden(rtype: ResourceType, name: str, message: str) -> ApiError:
     return ApiError(
-        403, "Forbidden", f'{rtype.qualified} "{name}" is forbidden: {message}', _details(rtype, name)
+        403,
+        "Forbidden",
+        f'{rtype.qualified} "{name}" is forbidden: {message}',
+        _details(rtype, name),
     )
 
 
@@ -87,10 +90,16 @@ def path_not_found(path: str) -> ApiError:
 
 
 def method_not_allowed(method: str, path: str) -> ApiError:
-    return ApiError(405, "MethodNotAllowed", f"the server does not allow this method on the requested resource: {method} {path}")
+    return ApiError(
+        405,
+        "MethodNotAllowed",
+        f"the server does not allow this method on the requested resource: {method} {path}",
+    )
 
 
 def unsupported_media_type(content_type: str) -> ApiError:
     return ApiError(
-        415, "UnsupportedMediaType", f"the body of the request was in an unknown format: {content_type}"
+        415,
+        "UnsupportedMediaType",
+        f"the body of the request was in an unknown format: {content_type}",
     )

@@ -37,13 +37,23 @@ def merge_patch(target: Any, patch: Any) -> Any:
 # Field name -> merge key(s), first key present in the items wins.
 MERGE_KEYS: dict[str, tuple[str, ...]] = {
     "conditions": ("type",),
-    "containers": ("name",), "initContainers": ("name",), "ephemeralContainers": ("name",),
-    "containerStatuses": ("name",), "initContainerStatuses": ("name",),
+    "containers": ("name",),
+    "initContainers": ("name",),
+    "ephemeralContainers": ("name",),
+    "containerStatuses": ("name",),
+    "initContainerStatuses": ("name",),
     "ephemeralContainerStatuses": ("name",),
-    "env": ("name",), "volumes": ("name",), "volumeMounts": ("mountPath",),
-    "volumeDevices": ("devicePath",), "imagePullSecrets": ("name",),
-    "ports": ("containerPort", "port"), "podIPs": ("ip",), "hostIPs": ("ip",),
-    "hostAliases": ("ip",), "ownerReferences": ("uid",), "taints": ("key",),
+    "env": ("name",),
+    "volumes": ("name",),
+    "volumeMounts": ("mountPath",),
+    "volumeDevices": ("devicePath",),
+    "imagePullSecrets": ("name",),
+    "ports": ("containerPort", "port"),
+    "podIPs": ("ip",),
+    "hostIPs": ("ip",),
+    "hostAliases": ("ip",),
+    "ownerReferences": ("uid",),
+    "taints": ("key",),
     "addresses": ("type",),
 }
 _DIRECTIVE_PREFIXES = ("$setElementOrder/", "$deleteFromPrimitiveList/", "$retainKeys")
@@ -187,7 +197,9 @@ def json_patch(doc: Any, operations: Any) -> Any:
         elif kind in ("move", "copy"):
             if "from" not in op:
                 raise PatchError(f"JSON patch operation {kind!r} at {path!r} has no 'from'")
-            value = _remove(doc, op["from"]) if kind == "move" else copy.deepcopy(_get(doc, op["from"]))
+            value = (
+                _remove(doc, op["from"]) if kind == "move" else copy.deepcopy(_get(doc, op["from"]))
+            )
             doc = _add(doc, path, value)
         elif kind == "test":
             if _get(doc, path) != op["value"]:

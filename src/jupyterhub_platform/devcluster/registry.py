@@ -30,8 +30,15 @@ from .validation import pod_update_causes, validation_causes
 log = logging.getLogger(__name__)
 
 # Metadata only the server writes; client values are ignored.
-_SERVER_METADATA = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                    "generation", "selfLink", "managedFields")
+_SERVER_METADATA = (
+    "uid",
+    "creationTimestamp",
+    "deletionTimestamp",
+    "deletionGracePeriodSeconds",
+    "generation",
+    "selfLink",
+    "managedFields",
+)
 PROPAGATION_POLICIES = ("Orphan", "Background", "Foreground")
 FOREGROUND_FINALIZER = "foregroundDeletion"
 PROTECTED_NAMESPACES = frozenset({"default", "kube-system", "kube-public"})
@@ -43,9 +50,13 @@ def _spec_like(obj: dict) -> dict:
     return {k: v for k, v in obj.items() if k not in ("metadata", "status", "apiVersion", "kind")}
 
 
+def _without_resource_version(obj: dict) -> dict:
+    metadata = {k: v for k, v in obj["metadata"].items() if k != "resourceVersion"}
+    return {**obj, "metadata": metadata}
+
+
 def _same_content(a: dict, b: dict) -> bool:
-    strip = lambda o: {**o, "metadata": {k: v for k, v in o["metadata"].items() if k != "resourceVersion"}}  # noqa: E731
-    return strip(a) == strip(b)
+    return _without_resource_version(a) == _without_resource_version(b)
 
 
 class Registry:
@@ -98,7 +109,9 @@ class Registry:
             raise errors.not_found(NAMESPACE, namespace or "")
         if ns["metadata"].get("deletionTimestamp"):
             raise errors.forbidden(
-                rtype, "", f"unable to create new content in namespace {namespace} because it is being terminated"
+                rtype,
+                "",
+                f"unable to create new content in namespace {namespace} because it is being terminated",
             )
 
     # writes ------------------------------------------------------------------------------
@@ -141,8 +154,15 @@ class Registry:
             self._next_cluster_ip += 1
         spec["clusterIPs"] = [spec["clusterIP"]]
 
-    def replace(self, rtype: ResourceType, namespace: str | None, name: str, body: object,
-                *, subresource: str | None = None) -> dict:
+    def replace(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: object,
+        *,
+        subresource: str | None = None,
+    ) -> dict:
         current = self.get(rtype, namespace, name)
         obj = self._check_type(rtype, body)
         if obj["metadata"].get("name") not in (None, name):
@@ -158,8 +178,16 @@ class Registry:
         self._validate(rtype, obj)
         return self._update(rtype, current, obj, subresource)
 
-    def patch(self, rtype: ResourceType, namespace: str | None, name: str, content_type: str,
-              patch: object, *, subresource: str | None = None) -> dict:
+    def patch(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        content_type: str,
+        patch: object,
+        *,
+        subresource: str | None = None,
+    ) -> dict:
         current = self.get(rtype, namespace, name)
         try:
             obj = apply_patch(copy.deepcopy(current), content_type, patch)
@@ -178,7 +206,9 @@ class Registry:
         if wanted and wanted != current["metadata"]["resourceVersion"]:
             raise errors.conflict(rtype, current["metadata"]["name"])
 
-    def _update(self, rtype: ResourceType, current: dict, obj: dict, subresource: str | None) -> dict:
+    def _update(
+        self, rtype: ResourceType, current: dict, obj: dict, subresource: str | None
+    ) -> dict:
         if subresource == "status":
             new = {**copy.deepcopy(current), "status": obj.get("status") or {}}
         else:
@@ -201,8 +231,9 @@ class Registry:
                 meta["generation"] = current["metadata"].get("generation", 1) + 1
             if self._releases_last_finalizer(current, new):
                 self.store.put(rtype, new)
-                return self.store.remove(rtype, current["metadata"].get("namespace"),
-                                         current["metadata"]["name"])
+                return self.store.remove(
+                    rtype, current["metadata"].get("namespace"), current["metadata"]["name"]
+                )
         if _same_content(new, current):
             return current
         return self.store.put(rtype, new)
@@ -212,8 +243,10 @@ class Registry:
         """A deleting object whose last finalizer goes (and whose grace period is over) goes too."""
         meta = current["metadata"]
         return bool(
-            meta.get("deletionTimestamp") and meta.get("finalizers")
-            and not new["metadata"].get("finalizers") and not meta.get("deletionGracePeriodSeconds")
+            meta.get("deletionTimestamp")
+            and meta.get("finalizers")
+            and not new["metadata"].get("finalizers")
+            and not meta.get("deletionGracePeriodSeconds")
         )
 
     def write_status(self, rtype: ResourceType, obj: dict, status: dict) -> dict:
@@ -221,16 +254,24 @@ class Registry:
         return self.store.put(rtype, {**copy.deepcopy(obj), "status": status})
 
     # deletion ----------------------------------------------------------------------------
-    def delete(self, rtype: ResourceType, namespace: str | None, name: str, *,
-               grace: int | None = None, propagation: str | None = None,
-               preconditions: dict | None = None) -> dict:
+    def delete(
+        self,
+        rtype: ResourceType,
+        namespace: str | None,
+        name: str,
+        *,
+        grace: int | None = None,
+        propagation: str | None = None,
+        preconditions: dict | None = None,
+    ) -> dict:
         current = self.get(rtype, namespace, name)
         meta = current["metadata"]
         for key in ("uid", "resourceVersion"):
             wanted = (preconditions or {}).get(key)
             if wanted and wanted != meta[key]:
                 raise errors.ApiError(
-                    409, "Conflict",
+                    409,
+                    "Conflict",
                     f"Precondition failed: {key} in precondition: {wanted}, {key} in object meta: {meta[key]}",
                     {"name": name, "kind": rtype.plural},
                 )
@@ -252,19 +293,32 @@ class Registry:
     @staticmethod
     def _pod_grace(pod: dict, requested: int | None) -> int:
         """The real rule: unscheduled or finished pods go at once, others get their grace period."""
-        if not pod["spec"].get("nodeName") or pod.get("status", {}).get("phase") in ("Succeeded", "Failed"):
+        if not pod["spec"].get("nodeName") or pod.get("status", {}).get("phase") in (
+            "Succeeded",
+            "Failed",
+        ):
             return 0
-        grace = pod["spec"].get("terminationGracePeriodSeconds", 30) if requested is None else requested
+        grace = (
+            pod["spec"].get("terminationGracePeriodSeconds", 30) if requested is None else requested
+        )
         current = pod["metadata"].get("deletionGracePeriodSeconds")
         return max(0, grace if current is None else min(grace, current))
 
-    def _mark_deleting(self, rtype: ResourceType, current: dict, grace: int, finalizers: list[str]) -> dict:
+    def _mark_deleting(
+        self, rtype: ResourceType, current: dict, grace: int, finalizers: list[str]
+    ) -> dict:
         meta = current["metadata"]
-        if (meta.get("deletionTimestamp") and meta.get("deletionGracePeriodSeconds") == grace
-                and finalizers == (meta.get("finalizers") or [])):
+        if (
+            meta.get("deletionTimestamp")
+            and meta.get("deletionGracePeriodSeconds") == grace
+            and finalizers == (meta.get("finalizers") or [])
+        ):
             return current
-        new_meta = {**meta, "deletionGracePeriodSeconds": grace,
-                    "deletionTimestamp": timestamp(self.clock() + grace)}
+        new_meta = {
+            **meta,
+            "deletionGracePeriodSeconds": grace,
+            "deletionTimestamp": timestamp(self.clock() + grace),
+        }
         if finalizers:
             new_meta["finalizers"] = finalizers
         return self.store.put(rtype, {**current, "metadata": new_meta})
@@ -274,7 +328,9 @@ class Registry:
         meta = obj["metadata"]
         if meta.get("finalizers"):
             if meta.get("deletionGracePeriodSeconds"):
-                return self.store.put(rtype, {**obj, "metadata": {**meta, "deletionGracePeriodSeconds": 0}})
+                return self.store.put(
+                    rtype, {**obj, "metadata": {**meta, "deletionGracePeriodSeconds": 0}}
+                )
             return None
         return self.store.remove(rtype, meta.get("namespace"), meta["name"])
 
@@ -287,8 +343,11 @@ class Registry:
 
     def dependents(self, owner_uid: str) -> list[tuple[ResourceType, dict]]:
         return [
-            (rtype, obj) for rtype, obj in self.store.all_objects()
-            if any(ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or [])
+            (rtype, obj)
+            for rtype, obj in self.store.all_objects()
+            if any(
+                ref.get("uid") == owner_uid for ref in obj["metadata"].get("ownerReferences") or []
+            )
         ]
 
     def orphan_dependents(self, owner_uid: str) -> None:
@@ -305,17 +364,26 @@ class Registry:
             raise errors.forbidden(NAMESPACE, name, "this namespace may not be deleted")
         if ns["metadata"].get("deletionTimestamp"):
             return ns
-        meta = {**ns["metadata"], "deletionTimestamp": timestamp(self.clock()),
-                "deletionGracePeriodSeconds": 0}
-        return self.store.put(NAMESPACE, {**ns, "metadata": meta, "status": {"phase": "Terminating"}})
+        meta = {
+            **ns["metadata"],
+            "deletionTimestamp": timestamp(self.clock()),
+            "deletionGracePeriodSeconds": 0,
+        }
+        return self.store.put(
+            NAMESPACE, {**ns, "metadata": meta, "status": {"phase": "Terminating"}}
+        )
 
-    def delete_collection(self, rtype: ResourceType, namespace: str | None, selector: Selector,
-                          **options) -> list[dict]:
+    def delete_collection(
+        self, rtype: ResourceType, namespace: str | None, selector: Selector, **options
+    ) -> list[dict]:
         deleted = []
         for obj in self.list(rtype, namespace, selector):
             try:
-                deleted.append(self.delete(rtype, obj["metadata"].get("namespace"),
-                                           obj["metadata"]["name"], **options))
+                deleted.append(
+                    self.delete(
+                        rtype, obj["metadata"].get("namespace"), obj["metadata"]["name"], **options
+                    )
+                )
             except errors.ApiError as exc:
                 log.info("deletecollection skipped %s: %s", obj["metadata"]["name"], exc)
         return deleted

@@ -86,7 +86,7 @@ def parse_field_selector(
             raise SelectorError(f"invalid selector: {term!r}; can't understand {term!r}")
         path = resolve(match["key"])
         if path is None:
-            raise SelectorError(f'field label not supported: {match["key"]}')
+            raise SelectorError(f"field label not supported: {match['key']}")
         op = "!=" if match["op"] == "!=" else "="
         requirements.append(Requirement(path, op, (match["value"].strip(),)))
     return tuple(requirements)

@@ -93,15 +93,37 @@ def _causes_of(error: jsonschema.ValidationError) -> list[dict]:
     if error.validator == "additionalProperties":
         known = error.schema.get("properties", {})
         return [
-            {"reason": "FieldValueInvalid", "message": f'unknown field "{p}"', "field": _join(field, p)}
+            {
+                "reason": "FieldValueInvalid",
+                "message": f'unknown field "{p}"',
+                "field": _join(field, p),
+            }
             for p in error.instance
             if p not in known
         ]
     if error.validator == "type":
-        return [{"reason": "FieldValueTypeInvalid", "message": f"Invalid value: {error.message}", "field": field}]
+        return [
+            {
+                "reason": "FieldValueTypeInvalid",
+                "message": f"Invalid value: {error.message}",
+                "field": field,
+            }
+        ]
     if error.validator == "enum":
-        return [{"reason": "FieldValueNotSupported", "message": f"Unsupported value: {error.message}", "field": field}]
-    return [{"reason": "FieldValueInvalid", "message": f"Invalid value: {error.message}", "field": field}]
+        return [
+            {
+                "reason": "FieldValueNotSupported",
+                "message": f"Unsupported value: {error.message}",
+                "field": field,
+            }
+        ]
+    return [
+        {
+            "reason": "FieldValueInvalid",
+            "message": f"Invalid value: {error.message}",
+            "field": field,
+        }
+    ]
 
 
 def _name_causes(obj: dict) -> list[dict]:
@@ -110,39 +132,61 @@ def _name_causes(obj: dict) -> list[dict]:
     if not name:
         if generate:
             return []
-        return [{"reason": "FieldValueRequired", "field": "metadata.name",
-                 "message": "Required value: name or generateName is required"}]
+        return [
+            {
+                "reason": "FieldValueRequired",
+                "field": "metadata.name",
+                "message": "Required value: name or generateName is required",
+            }
+        ]
     label = obj.get("kind") in _LABEL_NAMED_KINDS
     pattern, limit = (_DNS_LABEL, 63) if label else (_DNS_SUBDOMAIN, 253)
     if len(name) <= limit and pattern.match(name):
         return []
     what = "RFC 1123 label" if label else "RFC 1123 subdomain"
-    return [{"reason": "FieldValueInvalid", "field": "metadata.name",
-             "message": f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
-                        "alphanumeric characters, '-' or '.', and must start and end with an "
-                        "alphanumeric character"}]
+    return [
+        {
+            "reason": "FieldValueInvalid",
+            "field": "metadata.name",
+            "message": f'Invalid value: "{name}": a lowercase {what} must consist of lower case '
+            "alphanumeric characters, '-' or '.', and must start and end with an "
+            "alphanumeric character",
+        }
+    ]
 
 
-_POD_ENUMS = {"restartPolicy": ("Always", "OnFailure", "Never"),
-              "dnsPolicy": ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None")}
+_POD_ENUMS = {
+    "restartPolicy": ("Always", "OnFailure", "Never"),
+    "dnsPolicy": ("ClusterFirst", "ClusterFirstWithHostNet", "Default", "None"),
+}
 
 
 def _not_supported(field: str, value: object, allowed: tuple[str, ...]) -> dict:
     choices = ", ".join(f'"{a}"' for a in allowed)
-    return {"reason": "FieldValueNotSupported", "field": field,
-            "message": f'Unsupported value: "{value}": supported values: {choices}'}
+    return {
+        "reason": "FieldValueNotSupported",
+        "field": field,
+        "message": f'Unsupported value: "{value}": supported values: {choices}',
+    }
 
 
 def _pod_spec_causes(spec: dict | None, base: str) -> list[dict]:
     """Checks the schema cannot express: required images, enumerated policies."""
-    causes = [_not_supported(f"{base}.{key}", (spec or {})[key], allowed)
-              for key, allowed in _POD_ENUMS.items()
-              if (spec or {}).get(key) is not None and spec[key] not in allowed]
+    causes = [
+        _not_supported(f"{base}.{key}", (spec or {})[key], allowed)
+        for key, allowed in _POD_ENUMS.items()
+        if (spec or {}).get(key) is not None and spec[key] not in allowed
+    ]
     for group in ("initContainers", "containers"):
         for i, container in enumerate((spec or {}).get(group) or []):
             if isinstance(container, dict) and not container.get("image"):
-                causes.append({"reason": "FieldValueRequired", "message": "Required value",
-                               "field": f"{base}.{group}[{i}].image"})
+                causes.append(
+                    {
+                        "reason": "FieldValueRequired",
+                        "message": "Required value",
+                        "field": f"{base}.{group}[{i}].image",
+                    }
+                )
     return causes
 
 
@@ -161,8 +205,12 @@ def validation_causes(obj: dict) -> list[dict]:
     return causes
 
 
-_POD_MUTABLE = ("activeDeadlineSeconds", "tolerations", "terminationGracePeriodSeconds",
-                "schedulingGates")
+_POD_MUTABLE = (
+    "activeDeadlineSeconds",
+    "tolerations",
+    "terminationGracePeriodSeconds",
+    "schedulingGates",
+)
 _POD_IMMUTABLE_MESSAGE = (
     "Forbidden: pod updates may not change fields other than `spec.containers[*].image`,"
     "`spec.initContainers[*].image`,`spec.activeDeadlineSeconds`,`spec.tolerations` (only "

@@ -244,7 +244,9 @@ class _Reader:
         except ValueError as e:
             self.fail(path, f"unbalanced braces ({e}); write literal braces as {{{{ and }}}}")
             return _INVALID
-        unknown = sorted(f for f in fields if f.split(".")[0].split("[")[0] not in KUBESPAWNER_FIELDS)
+        unknown = sorted(
+            f for f in fields if f.split(".")[0].split("[")[0] not in KUBESPAWNER_FIELDS
+        )
         if unknown:
             self.fail(
                 path,

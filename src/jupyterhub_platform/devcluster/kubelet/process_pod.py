@@ -37,6 +37,7 @@ from .containerlog import ContainerLog
 from .containers import ProcessSpec, all_containers, build_process_spec, referenced_objects
 from .execsession import ProcessExec, exit_code
 from .forward import loopback_ports
+from .host_guard import refuse_on_host
 from .isolation import (
     MountView,
     PodSandbox,
@@ -46,7 +47,6 @@ from .isolation import (
     helper_command,
     primary_gid,
 )
-from .host_guard import refuse_on_host
 from .ownership import apply_fs_group
 from .podnet import GATEWAY_IP, HOST_IP
 from .probes import POLL_INTERVAL, probe_once, readiness_check
