@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -18,9 +19,34 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
+_LOWEST_PORT = 10000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on ``host`` right now (the OS picks it)."""
+    """A TCP port that is free on ``host`` right now, below the ephemeral range when possible.
+
+    The port is handed to another program that binds it later. Ports the OS picks for
+    ``bind(0)`` come from the ephemeral range, which every outgoing connection draws from too,
+    so under load one of them can take the port first; a random free port below that range
+    only collides with another caller's random pick.
+    """
+    low, _ = _ephemeral_range()
+    candidates = random.sample(range(_LOWEST_PORT, low), 20) if low - _LOWEST_PORT > 1000 else []
+    for port in candidates:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
@@ -134,6 +160,15 @@ class ProcessGroupSet:
     def stop_all(self, grace: float = 5.0) -> None:
         while self._procs:
             self._procs.pop().stop(grace)
+
+
+def has_exited(pid: int) -> bool:
+    """Whether ``pid`` is gone or a zombie (works for processes that are not our children)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
 
 
 class WaitTimeout(TimeoutError):

@@ -58,6 +58,8 @@ PRIVATE_DIRS = ("/tmp", "/var/tmp", "/dev/shm")
 _F_SETPIPE_SZ = 1031
 _PLAN_PIPE_BYTES = 1024 * 1024
 _SANDBOX_START_SECONDS = 10.0
+#: how long the kubelet waits for a destroyed pod's processes to be gone (they die with SIGKILL)
+_SANDBOX_EXIT_SECONDS = 30.0
 
 
 class SandboxError(Exception):
@@ -405,6 +407,16 @@ class PodSandbox:
             self.forwarder = None
         self.process.signal_group(signal.SIGKILL)
         await self.process.astop(0)
+        # PID 1 finishes exiting only once the kernel has killed and reaped every process of
+        # the pod (it waits for them, in state S): then nothing of the pod is left.
+        try:
+            await procs.wait_for(
+                lambda: procs.has_exited(self.init_pid),
+                timeout=_SANDBOX_EXIT_SECONDS,
+                what=f"the pod {self.layout.namespace}/{self.layout.pod}'s processes to exit",
+            )
+        except procs.WaitTimeout as exc:
+            log.warning("kubelet: %s", exc)
         if self.veth:
             with contextlib.suppress(SandboxError):
                 await _ip(["link", "del", self.veth])  # usually gone with the namespace already
