@@ -106,7 +106,10 @@ def test_bad_policy_file_stops_the_hub_naming_file_and_field(tmp_path):
     bad.write_text("groups: {a: {admin: maybe}}")
     c = Config()
     c.PlatformPolicy.policy_file = str(bad)
-    with pytest.raises(SystemExit, match=r"policy.yaml: groups\.a\.admin: expected true or false"):
+    with pytest.raises(
+        SystemExit,
+        match=r"policy.yaml:1: groups\.a\.admin: must be true or false, got the string .maybe.",
+    ):
         PolicyBridge(config=c)
 
 

@@ -137,3 +137,16 @@ def test_policy_explain_reads_the_policy_from_the_values(capsys):
     out = capsys.readouterr().out
     assert f"policy:          {VALUES}: hub.extraFiles.platform-policy.stringData" in out
     assert "admin:           yes" in out
+
+
+def test_a_policy_in_a_literal_block_is_reported_at_its_line_in_the_values(tmp_path, capsys):
+    values = tmp_path / "values.yaml"
+    text = VALUES.read_text()
+    anchor = "      stringData: |\n"
+    assert anchor in text
+    at = text.index(anchor) + len(anchor)
+    first_line = text[:at].count("\n") + 1  # the policy's first line in the values file
+    values.write_text(text[:at] + "        colour: red\n" + text[at:])
+    assert check(values) == 1
+    err = capsys.readouterr().err
+    assert f"{values}:{first_line}: colour: unknown field (allowed: defaults," in err

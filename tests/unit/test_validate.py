@@ -193,3 +193,15 @@ def test_invalid_within_prefixes_every_problem():
 def test_config_error_without_line_or_field():
     assert str(ConfigError("f.yaml", None, "", "empty")) == "f.yaml: empty"
     assert str(ConfigError("f.yaml", 3, "a.b[0]", "bad")) == "f.yaml:3: a.b[0]: bad"
+
+
+def test_a_literal_block_knows_where_its_text_starts():
+    doc = parse_located("a: 1\nb: |\n  x: 1\n  y: 2\nc: 'q'\n", "v.yaml")
+    assert doc.text_start(("b",)) == 3
+    assert doc.text_start(("c",)) is None and doc.text_start(("a",)) is None
+
+
+def test_text_whose_lines_are_not_the_files_names_no_line():
+    doc = parse_located("a:\n  b: 1\n", "v.yaml: x.stringData", first_line=None)
+    assert doc.data == {"a": {"b": 1}} and doc.line(("a", "b")) is None
+    assert str(doc.error(("a", "b"), "bad")) == "v.yaml: x.stringData: a.b: bad"

@@ -164,10 +164,3 @@ class Policy:
             else:
                 result[slug] = MappingProxyType(options)
         return MappingProxyType(result)
-
-    @classmethod
-    def load(cls, path, profile_rules: Iterable[ProfileRule] = ()) -> Policy:
-        """Read and validate the policy file at ``path`` (None: the empty policy)."""
-        from .loader import load_policy  # the loader builds Policies, so it imports this module
-
-        return load_policy(path, profile_rules)

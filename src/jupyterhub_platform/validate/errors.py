@@ -29,9 +29,15 @@ class ConfigError(ValueError):
         self.file, self.line, self.field, self.reason = file, line, field, reason
         super().__init__(str(self))
 
+    @property
+    def where(self) -> str:
+        """``file:line``, or the file alone when the line is not known."""
+        return f"{self.file}:{self.line}" if self.line else self.file
+
     def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.reason}" if self.field else f"{where}: {self.reason}"
+        if self.field:
+            return f"{self.where}: {self.field}: {self.reason}"
+        return f"{self.where}: {self.reason}"
 
 
 class Invalid(ValueError):

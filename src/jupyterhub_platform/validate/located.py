@@ -19,8 +19,10 @@ class LocatedData:
         data: Any,
         lines: dict[FieldPath, int],
         error: type[ConfigError] = ConfigError,
+        literal_starts: dict[FieldPath, int] | None = None,
     ):
         self.file, self.data, self._lines, self.error_type = file, data, lines, error
+        self._literal_starts = literal_starts or {}
 
     def line(self, path: FieldPath) -> int | None:
         """Line of ``path``, or of its nearest ancestor when the field is missing."""
@@ -28,6 +30,11 @@ class LocatedData:
             if path[:end] in self._lines:
                 return self._lines[path[:end]]
         return None
+
+    def text_start(self, path: FieldPath) -> int | None:
+        """The line where the text of the literal block scalar (``|``) at ``path`` begins, so a
+        document embedded in it (a policy in chart values) can report lines of this file."""
+        return self._literal_starts.get(path)
 
     def error(self, path: FieldPath, reason: str) -> ConfigError:
         return self.error_type(self.file, self.line(path), field_name(path), reason)
@@ -49,18 +56,23 @@ def load_located(path: Path | str, error: type[ConfigError] = ConfigError) -> Lo
 
 
 def parse_located(
-    text: str, file: str, error: type[ConfigError] = ConfigError, first_line: int = 1
+    text: str, file: str, error: type[ConfigError] = ConfigError, first_line: int | None = 1
 ) -> LocatedData:
     """Parse one YAML document with the safe loader; duplicate and non-string keys are errors.
 
-    ``first_line`` is the file line of the text's first line (for YAML embedded in a file).
+    ``first_line`` is the file line of the text's first line (for YAML embedded in a file);
+    None when the text's lines are not the file's (errors then name no line).
     """
+    if first_line is None:
+        doc = parse_located(text, file, error)
+        return LocatedData(file, doc.data, {}, error)
     loader = yaml.SafeLoader(text)
     offset = first_line - 1
     try:
         node = loader.get_single_node()
         lines: dict[FieldPath, int] = {}
-        data = _convert(loader, node, (), lines, offset) if node is not None else None
+        literals: dict[FieldPath, int] = {}
+        data = _convert(loader, node, (), (lines, literals), offset) if node is not None else None
     except _KeyProblem as e:
         raise error(file, e.line, field_name(e.path), e.reason) from None
     except yaml.MarkedYAMLError as e:
@@ -71,7 +83,7 @@ def parse_located(
         raise error(file, None, "", f"invalid YAML: {e}") from None
     finally:
         loader.dispose()
-    return LocatedData(file, data, lines, error)
+    return LocatedData(file, data, lines, error, literals)
 
 
 class _KeyProblem(Exception):
@@ -79,8 +91,11 @@ class _KeyProblem(Exception):
         self.line, self.path, self.reason = line, path, reason
 
 
-def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, lines: dict, offset: int):
+def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, where: tuple, offset: int):
+    lines, literals = where
     lines.setdefault(path, node.start_mark.line + 1 + offset)
+    if isinstance(node, yaml.ScalarNode) and node.style == "|":
+        literals[path] = node.start_mark.line + 2 + offset  # the line after the "|"
     if isinstance(node, yaml.MappingNode):
         out: dict[str, Any] = {}
         for key_node, value_node in node.value:
@@ -91,10 +106,10 @@ def _convert(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, lines: d
             if key in out:
                 raise _KeyProblem(line, path + (key,), "duplicate key")
             lines[path + (key,)] = line
-            out[key] = _convert(loader, value_node, path + (key,), lines, offset)
+            out[key] = _convert(loader, value_node, path + (key,), where, offset)
         return out
     if isinstance(node, yaml.SequenceNode):
         return [
-            _convert(loader, item, path + (i,), lines, offset) for i, item in enumerate(node.value)
+            _convert(loader, item, path + (i,), where, offset) for i, item in enumerate(node.value)
         ]
     return loader.construct_object(node, deep=True)
