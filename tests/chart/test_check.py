@@ -30,6 +30,7 @@ def check(*argv, chart=None) -> int:
 
 
 @pytest.mark.parametrize("files", [[VALUES], [VALUES, CLOUDFLARE]])
+@pytest.mark.processes
 def test_the_shipped_values_pass(files, z2jh_chart, capsys):
     argv = [files[0], *[a for f in files[1:] for a in ("-f", f)]]
     assert check(*argv, chart=z2jh_chart) == 0, capsys.readouterr().err
@@ -67,6 +68,7 @@ def test_trait_service_and_scope_mistakes_are_named_with_a_suggestion(tmp_path, 
         assert line in err
 
 
+@pytest.mark.processes
 def test_a_schema_refusal_names_the_file_that_causes_it(tmp_path, z2jh_chart, capsys):
     fine = overlay(tmp_path, "singleuser: {defaultUrl: /lab}\n", "fine.yaml")
     bad = overlay(tmp_path, "singleuser: {storage: {type: nfs}}\n", "bad.yaml")

@@ -11,11 +11,11 @@ import re
 import aiohttp
 import pytest
 
-from jupyterhub_platform.auth.harness import shipped_policy_file
 from jupyterhub_platform.devcluster.idp import DEMO_USERS
 from jupyterhub_platform.policy import load_policy
 from jupyterhub_platform.profiles import load_catalogue
 from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir
+from jupyterhub_platform.testing import shipped_policy_file
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 

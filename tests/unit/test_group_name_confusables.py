@@ -14,9 +14,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from jupyterhub_platform.auth.harness import shipped_policy_file
 from jupyterhub_platform.policy import PolicyError, load_policy, policy_from_text
 from jupyterhub_platform.policy.cli import main as policy_main
+from jupyterhub_platform.testing import shipped_policy_file
 
 SHIPPED = shipped_policy_file()
 POLICY = load_policy(SHIPPED)

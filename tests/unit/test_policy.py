@@ -11,7 +11,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jupyterhub_platform.auth.harness import shipped_policy_file
 from jupyterhub_platform.policy import (
     Policy,
     PolicyError,
@@ -21,6 +20,7 @@ from jupyterhub_platform.policy import (
 )
 from jupyterhub_platform.policy.cli import main as policy_main
 from jupyterhub_platform.policy.scopes import scope_problem
+from jupyterhub_platform.testing import shipped_policy_file
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = shipped_policy_file()  # the policy inline in chart-values/values.yaml

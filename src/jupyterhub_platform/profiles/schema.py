@@ -199,16 +199,20 @@ def _image_choice(key: str, value: Any) -> ImageChoice:
     fields = {"display_name", "description", "image", "default", "allowed_groups"}
     p = Problems()
     m = v.fields(value, p, fields, ("image",))
-    choice = ImageChoice(
+    choice = ImageChoice(image=p.field(m, "image", _image, default=""), **_choice(key, m, p))
+    p.raise_any()
+    return choice
+
+
+def _choice(key: str, m: dict, p: Problems) -> dict[str, Any]:
+    """The fields every choice (image or size) has."""
+    return dict(
         key=key,
         display_name=p.field(m, "display_name", v.string, default=key),
         description=p.field(m, "description", v.text, default=""),
-        image=p.field(m, "image", _image, default=""),
         default=p.field(m, "default", v.boolean, default=False),
         allowed_groups=p.field(m, "allowed_groups", _groups),
     )
-    p.raise_any()
-    return choice
 
 
 def _custom_image(value: Any) -> CustomImage:
@@ -276,15 +280,7 @@ def _size(key: str, value: Any, bounds: dict) -> Size:
         bound = bounds.get(name)
         if bound is not None and limit > bound:
             p.add(f"limit exceeds resources.bounds.{name}", (name,))
-    size = Size(
-        key=key,
-        display_name=p.field(m, "display_name", v.string, default=key),
-        description=p.field(m, "description", v.text, default=""),
-        resources=res,
-        gpu=gpu,
-        default=p.field(m, "default", v.boolean, default=False),
-        allowed_groups=p.field(m, "allowed_groups", _groups),
-    )
+    size = Size(resources=res, gpu=gpu, **_choice(key, m, p))
     p.raise_any()
     return size
 
