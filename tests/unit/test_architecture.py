@@ -184,3 +184,38 @@ def test_there_is_no_import_circle():
 
 def test_the_cycle_finder_finds_one():
     assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+STARTED_BY_NAME = frozenset(
+    {
+        ROOT,
+        f"{ROOT}.cli",  # the console script
+        f"{ROOT}.auth.oidc",  # jupyterhub.authenticators entry points
+        f"{ROOT}.auth.cloudflare",
+        f"{ROOT}.services",  # the services' home, empty until they move in
+        f"{ROOT}.devcluster.kubelet.sandbox_helper",  # run as a script by the kubelet
+    }
+)
+"""Modules nothing imports because they are started by name (entry points, scripts)."""
+
+
+def test_every_module_outside_testing_serves_the_package():
+    """A module only tests import belongs in ``testing`` (or under tests/), not in production."""
+    subcommands = {f"{ROOT}.{path}" for path in _subcommand_modules()}
+    imported = set().union(*GRAPH.values())
+    unused = {
+        m
+        for m in GRAPH
+        if m not in imported
+        and m not in STARTED_BY_NAME | subcommands
+        and not m.endswith(".__main__")
+        and f"{m}.__main__" not in GRAPH  # run with python -m
+        and package_of(m) != "testing"
+    }
+    assert unused == set()
+
+
+def _subcommand_modules() -> set[str]:
+    from jupyterhub_platform.cli import SUBCOMMANDS
+
+    return {module.removeprefix(f"{ROOT}.") for module, _ in SUBCOMMANDS.values()}
