@@ -17,14 +17,14 @@ from pathlib import Path
 import jwt
 
 from benchmarks.figures import Figure
-from jupyterhub_platform.auth.harness import (
+from jupyterhub_platform.auth.jwks import JWKSCache, fetch_json
+from jupyterhub_platform.testing import (
     CLIENT_ID,
     Provider,
     generic_settings,
     oidc_settings,
     start_hub,
 )
-from jupyterhub_platform.auth.jwks import JWKSCache, fetch_json
 
 VERIFICATIONS = 3000
 LOGINS = 15

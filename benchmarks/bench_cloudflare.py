@@ -18,9 +18,9 @@ import aiohttp
 
 from benchmarks.figures import Figure
 from jupyterhub_platform.auth.cloudflare import TOKEN_HEADER
-from jupyterhub_platform.auth.harness import REPO, Hub, shipped_policy_file, start_hub
-from jupyterhub_platform.devcluster.cloudflare_standin import CloudflareStandIn
+from jupyterhub_platform.testing import CloudflareStandIn, Hub, shipped_policy_file, start_hub
 
+REPO = Path(__file__).resolve().parents[1]
 CLIENTS = 8
 ROUNDS = 4
 ROUND_SECONDS = 5.0

@@ -4,14 +4,33 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import process_audit
 import pytest
 from skips import MISSING_MARK, missing
 
+from jupyterhub_platform.chart.binaries import ensure_helm
 from jupyterhub_platform.chart.locate import ChartNotFound, find_chart
-from jupyterhub_platform.devcluster.binaries import ensure_helm
 
 ROOT = Path(__file__).resolve().parents[1]
 CHART_VALUES = ROOT / "chart-values"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    process_audit.configure(config)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    process_audit.mark_implied(items)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    process_audit.collected(session)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    outcome = yield
+    process_audit.check(item, outcome.get_result())
 
 
 def pytest_terminal_summary(terminalreporter) -> None:

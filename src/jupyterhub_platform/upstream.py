@@ -102,14 +102,46 @@ INTERNALS = (
         "auth/sessions.py: a server's cookie is named by its OAuth client id",
         "self.oauth_client_id",
     ),
-    # Applying one chosen profile (spawner/profile_spawner.py)
-    Internal("kubespawner:KubeSpawner", "_load_profile", "spawner/profile_spawner.py"),
+    # The OIDC nonce cookie, encrypted like oauthenticator's state cookie (auth/oidc.py)
     Internal(
-        "kubespawner:KubeSpawner", "_get_initialized_profile_list", "spawner/profile_spawner.py"
+        "jupyterhub.handlers.base:BaseHandler",
+        "_set_cookie",
+        "auth/oidc.py: the nonce cookie (encrypted by default)",
+        "encrypted=True",
     ),
-    Internal("kubespawner:KubeSpawner", "_start", "spawner/profile_spawner.py: failing fast"),
+    # Every class the hub loads from entry points, for `check` (chart/values_check.py)
+    Internal("jupyterhub.app:JupyterHub", "_load_classes", "chart/values_check.py"),
+    # Applying one chosen profile (spawner/profile_spawner.py: load_user_options)
+    Internal(
+        "kubespawner:KubeSpawner",
+        "_load_profile",
+        "spawner/profile_spawner.py: applies the chosen entry's overrides",
+        "def _load_profile(self, slug, profile_list)",
+    ),
+    Internal(
+        "kubespawner:KubeSpawner",
+        "_get_initialized_profile_list",
+        "spawner/profile_spawner.py: initialises the one chosen entry",
+        "def _get_initialized_profile_list(self, profile_list",
+    ),
+    Internal(
+        "kubespawner:KubeSpawner",
+        "load_user_options",
+        "spawner/profile_spawner.py: replaced whole; KubeSpawner's applies profiles the same way",
+        "self._load_profile(",
+    ),
+    # Failing fast while the pod starts (spawner/profile_spawner.py: _start, is_pod_running)
+    Internal(
+        "kubespawner:KubeSpawner",
+        "_start",
+        "spawner/profile_spawner.py: wrapped; its wait for the pod polls is_pod_running",
+        "self.is_pod_running(",
+    ),
     Internal("jupyterhub.spawner:Spawner", "_log_name", "spawner/profile_spawner.py: log lines"),
 )
+
+PRIVATE_NAMES = frozenset(i.name for i in INTERNALS if i.name.startswith("_"))
+"""The upstream private names the package may use (checked against its source by a test)."""
 
 
 def problems() -> list[str]:

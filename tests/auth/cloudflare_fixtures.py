@@ -14,15 +14,14 @@ import pytest
 from traitlets.config import Config
 
 from jupyterhub_platform.auth.cloudflare import TOKEN_HEADER, CloudflareAccessAuthenticator
-from jupyterhub_platform.auth.harness import Hub, shipped_policy_file
-from jupyterhub_platform.devcluster.cloudflare_standin import CloudflareStandIn
+from jupyterhub_platform.testing import CloudflareStandIn, Hub, shipped_policy_file
 
 
 def cloudflare_settings(standin: CloudflareStandIn, **traits) -> dict[str, dict]:
     """Hub config for ``cloudflare-access`` against ``standin`` with the example policy."""
     policy = {"policy_file": str(shipped_policy_file())}
     settings = {**standin.hub_config_overrides(), "PlatformPolicy": policy}
-    settings["CloudflareAccessAuthenticator"].update({"certs_min_refetch_interval": 0.5, **traits})
+    settings["CloudflareAccessAuthenticator"].update({"keys_min_refetch_interval": 0.5, **traits})
     return settings
 
 

@@ -1,8 +1,10 @@
 """Fixtures: a real OIDC provider process and real hubs + proxies logging in through it.
 
-Until the e2e harness's ``platform`` fixture exists, the hub here is a plain ``jupyterhub``
-process with the ``platform-oidc`` authenticator and the shipped example policy, behind a real
-configurable-http-proxy; no spawning happens, so no cluster is needed.
+The hubs here are plain ``jupyterhub`` processes from :mod:`jupyterhub_platform.testing` (the
+authenticator under test and the shipped policy, behind a real configurable-http-proxy) that
+never spawn, so no cluster is needed; tests that need the whole platform on the stock chart use
+the e2e ``platform`` fixture instead (``test_cloudflare_platform.py``). These fixtures start
+processes: tests using them carry the ``processes`` marker (``tests/process_audit.py``).
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import asyncio
 
 import pytest
 
-from jupyterhub_platform.auth.harness import Hub, Provider, oidc_settings, start_hub
+from jupyterhub_platform.testing import Hub, Provider, oidc_settings, start_hub
 
 
 @pytest.fixture

@@ -15,15 +15,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from jupyterhub_platform.devcluster.procs import free_port
-
-
-def new_key() -> rsa.RSAPrivateKey:
-    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-
-
-def public_jwk(key: rsa.RSAPrivateKey, kid: str) -> dict:
-    jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(key.public_key()))
-    return {**jwk, "kid": kid, "use": "sig", "alg": "RS256"}
+from jupyterhub_platform.testing import new_rsa_key, public_jwk
 
 
 class StaticIssuer:
@@ -31,7 +23,7 @@ class StaticIssuer:
 
     def __init__(self, client_id: str):
         self.client_id = client_id
-        self.key = new_key()
+        self.key = new_rsa_key()
         self.kid = "test-key-1"
         self.port = free_port()
         self.issuer = f"http://127.0.0.1:{self.port}"

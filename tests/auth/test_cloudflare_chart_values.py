@@ -10,10 +10,11 @@ import pytest
 from traitlets.config import Config
 
 from jupyterhub_platform.auth.cloudflare import CloudflareAccessAuthenticator
-from jupyterhub_platform.auth.harness import REPO, VALUES, shipped_policy_file
 from jupyterhub_platform.chart.values import load_values_file, merge_all
+from jupyterhub_platform.testing import shipped_policy_file, shipped_values
 
-OVERLAY = REPO / "chart-values" / "cloudflare-access.yaml"
+VALUES = shipped_values()
+OVERLAY = VALUES.parent / "cloudflare-access.yaml"
 
 
 def merged() -> dict:

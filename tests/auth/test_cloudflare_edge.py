@@ -10,8 +10,10 @@ from cloudflare_fixtures import make_authenticator
 from yarl import URL
 
 from jupyterhub_platform.auth.cloudflare import TOKEN_COOKIE, TOKEN_HEADER
-from jupyterhub_platform.devcluster.cloudflare_standin import CloudflareStandIn
 from jupyterhub_platform.devcluster.procs import free_port
+from jupyterhub_platform.testing import CloudflareStandIn
+
+pytestmark = pytest.mark.processes  # the stand-in's edge and an upstream server
 
 cf_hub_factory = fixtures.cf_hub_factory
 

@@ -11,8 +11,11 @@ import sys
 
 import aiohttp
 import cloudflare_fixtures as fixtures
+import pytest
 
 from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, wait_serving
+
+pytestmark = pytest.mark.processes  # the stand-in
 
 cloudflare = fixtures.cloudflare
 
@@ -45,7 +48,7 @@ async def test_control_api_is_off_without_a_token_file(tmp_path):
         [
             sys.executable,
             "-m",
-            "jupyterhub_platform.devcluster.cloudflare_standin",
+            "jupyterhub_platform.devcluster.cloudflare",
             "--port",
             str(port),
         ],

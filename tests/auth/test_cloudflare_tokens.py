@@ -108,7 +108,7 @@ async def test_scheduled_rotation_overlap_then_retirement(cloudflare, caplog):
     kids = await cloudflare.rotate(keep_previous=True)
     new = await cloudflare.mint(email="alice@example.org")
     assert jwt.get_unverified_header(new)["kid"] == kids["current"]
-    # unknown kid -> refetch (at most every certs_min_refetch_interval) -> picked up
+    # unknown kid -> refetch (at most every keys_min_refetch_interval) -> picked up
     await wait_for(lambda: _verifies(auth, new), timeout=10, what="the new key picked up")
     assert await auth.verify_token(old)  # the previous key stays valid during the overlap
     assert auth.jwks.kids == {kids["current"], kids["previous"]}
@@ -120,7 +120,7 @@ async def test_scheduled_rotation_overlap_then_retirement(cloudflare, caplog):
 
 
 async def test_manual_rotation_revokes_the_old_key(cloudflare, caplog):
-    auth = make_authenticator(cloudflare, certs_min_refetch_interval=0.0)
+    auth = make_authenticator(cloudflare, keys_min_refetch_interval=0.0)
     old = await cloudflare.mint(email="alice@example.org")
     assert await auth.verify_token(old)
     await cloudflare.rotate(keep_previous=False)
@@ -130,7 +130,7 @@ async def test_manual_rotation_revokes_the_old_key(cloudflare, caplog):
 
 
 async def test_unknown_kid_refetches_are_rate_limited(cloudflare, caplog):
-    auth = make_authenticator(cloudflare, certs_min_refetch_interval=3600)
+    auth = make_authenticator(cloudflare, keys_min_refetch_interval=3600)
     assert await auth.verify_token(await cloudflare.mint())
     before = (await cloudflare.stats())["calls"]["certs"]
     for _ in range(5):
@@ -139,7 +139,7 @@ async def test_unknown_kid_refetches_are_rate_limited(cloudflare, caplog):
 
 
 async def test_certs_down_cached_keys_work_fresh_kid_fails_closed(cloudflare, caplog):
-    auth = make_authenticator(cloudflare, certs_min_refetch_interval=0.0)
+    auth = make_authenticator(cloudflare, keys_min_refetch_interval=0.0)
     token = await cloudflare.mint(email="alice@example.org")
     assert await auth.verify_token(token)
     await cloudflare.outage(certs=True)

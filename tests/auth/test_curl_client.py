@@ -14,9 +14,9 @@ from tornado.httpclient import AsyncHTTPClient
 
 from jupyterhub_platform.auth.cloudflare_get_identity import IdentityUnavailable, fetch_identity
 from jupyterhub_platform.auth.discovery import DiscoveryUnavailable
-from jupyterhub_platform.auth.harness import CLIENT_ID
 from jupyterhub_platform.auth.jwks import fetch_json
 from jupyterhub_platform.devcluster.procs import free_port
+from jupyterhub_platform.testing import CLIENT_ID
 
 CLIENTS = {
     "simple": "tornado.simple_httpclient.SimpleAsyncHTTPClient",

@@ -15,8 +15,8 @@ from test_id_tokens import authenticator
 from tornado import web
 
 from jupyterhub_platform.auth.discovery import DiscoveryUnavailable, LazyDiscovery, retry_delay
-from jupyterhub_platform.auth.harness import CLIENT_ID
 from jupyterhub_platform.devcluster.procs import free_port, wait_for
+from jupyterhub_platform.testing import CLIENT_ID
 
 ISSUER = "https://idp.example.org"
 DOCUMENT = {

@@ -15,13 +15,13 @@ import logging
 import jwt
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from oidc_test_issuer import StaticIssuer, new_key
+from oidc_test_issuer import StaticIssuer
 from traitlets.config import Config
 
 from jupyterhub_platform.auth import jwks
-from jupyterhub_platform.auth.harness import CLIENT_ID, shipped_policy_file
 from jupyterhub_platform.auth.jwks import JWKSCache, fetch_json
 from jupyterhub_platform.auth.oidc import OIDCAuthenticator
+from jupyterhub_platform.testing import CLIENT_ID, new_rsa_key, shipped_policy_file
 
 
 def b64(data: bytes) -> str:
@@ -110,13 +110,15 @@ async def test_provider_token_verifies_and_forgeries_fail(provider):
         ("HS256 signed with the public key", hs256_token, {}, jwks.DisallowedAlgorithm),
         (
             "unknown kid",
-            jwt.encode(payload, new_key(), algorithm="RS256", headers={"kid": "attacker"}),
+            jwt.encode(payload, new_rsa_key(), algorithm="RS256", headers={"kid": "attacker"}),
             {},
             jwks.UnknownKey,
         ),
         (
             "known kid, other key",
-            jwt.encode(payload, new_key(), algorithm="RS256", headers={"kid": provider_jwk["kid"]}),
+            jwt.encode(
+                payload, new_rsa_key(), algorithm="RS256", headers={"kid": provider_jwk["kid"]}
+            ),
             {},
             jwks.BadSignature,
         ),
@@ -141,7 +143,9 @@ async def test_provider_token_verifies_and_forgeries_fail(provider):
         await cache.verify(id_token, issuer=provider.issuer, audience="another-client")
     with pytest.raises(jwks.WrongIssuer):
         await verify(cache, id_token, "http://evil.example")
-    another_kid = jwt.encode(payload, new_key(), algorithm="RS256", headers={"kid": "attacker-2"})
+    another_kid = jwt.encode(
+        payload, new_rsa_key(), algorithm="RS256", headers={"kid": "attacker-2"}
+    )
     with pytest.raises(jwks.UnknownKey):
         await verify(cache, another_kid, provider.issuer)
     # one fetch to load the keys, one refetch for the first unknown kid, none for the second
@@ -253,13 +257,13 @@ async def test_kid_less_token_after_key_rotation_accepted_after_one_refetch():
         )
         await verify(cache, issuer.mint(with_kid=False), issuer.issuer, nonce="the-nonce")
 
-        issuer.key, issuer.kid = new_key(), "test-key-2"  # rotated
+        issuer.key, issuer.kid = new_rsa_key(), "test-key-2"  # rotated
         now[0] = 100.0
         rotated = issuer.mint(with_kid=False)
         assert (await verify(cache, rotated, issuer.issuer, nonce="the-nonce"))["sub"] == "alice"
         assert fetch.calls == 2
 
-        forged = issuer.mint(key=new_key(), with_kid=False)  # within the refetch interval
+        forged = issuer.mint(key=new_rsa_key(), with_kid=False)  # within the refetch interval
         with pytest.raises(jwks.BadSignature):
             await verify(cache, forged, issuer.issuer)
         assert fetch.calls == 2  # a stream of kid-less forgeries costs no refetches

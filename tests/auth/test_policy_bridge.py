@@ -12,7 +12,6 @@ from jupyterhub.spawner import LocalProcessSpawner
 from tornado import web
 from traitlets.config import Config
 
-from jupyterhub_platform.auth.harness import shipped_policy_file
 from jupyterhub_platform.auth.policy_bridge import (
     ENTITLEMENTS_KEY,
     PolicyBridge,
@@ -20,6 +19,7 @@ from jupyterhub_platform.auth.policy_bridge import (
 )
 from jupyterhub_platform.policy import PlatformPolicy
 from jupyterhub_platform.spawner import ProfileSpawner
+from jupyterhub_platform.testing import shipped_policy_file
 
 KEYCLOAK = {
     "sub": "1f2e",
@@ -106,7 +106,10 @@ def test_bad_policy_file_stops_the_hub_naming_file_and_field(tmp_path):
     bad.write_text("groups: {a: {admin: maybe}}")
     c = Config()
     c.PlatformPolicy.policy_file = str(bad)
-    with pytest.raises(SystemExit, match=r"policy.yaml: groups\.a\.admin: expected true or false"):
+    with pytest.raises(
+        SystemExit,
+        match=r"policy.yaml:1: groups\.a\.admin: must be true or false, got the string .maybe.",
+    ):
         PolicyBridge(config=c)
 
 
@@ -139,6 +142,7 @@ def test_with_a_profile_spawner_bad_profile_files_stop_the_hub(tmp_path, spawner
     PolicyBridge(parent=hub_with(LocalProcessSpawner, c))  # other spawners: not checked
 
 
+@pytest.mark.processes
 def test_platform_policy_is_a_section_the_hub_lists():
     assert issubclass(PolicyBridge, PlatformPolicy)
     helped = subprocess.run(

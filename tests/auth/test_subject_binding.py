@@ -10,8 +10,8 @@ import pytest
 from oidc_test_issuer import StaticIssuer
 from test_id_tokens import authenticator
 
-from jupyterhub_platform.auth.harness import CLIENT_ID, claims
 from jupyterhub_platform.auth.subject_binding import BINDING_KEY, Identity, may_log_in
+from jupyterhub_platform.testing import CLIENT_ID, claims
 
 
 def test_only_the_bound_identity_may_log_in():

@@ -14,8 +14,8 @@ from test_id_tokens import authenticator
 from tornado import web
 
 from jupyterhub_platform.auth.client_auth import ClientAuthMethodError, choose_method
-from jupyterhub_platform.auth.harness import CLIENT_ID, Provider, oidc_settings
 from jupyterhub_platform.devcluster.procs import free_port, wait_for
+from jupyterhub_platform.testing import CLIENT_ID, Provider, oidc_settings
 
 
 @pytest.mark.parametrize(

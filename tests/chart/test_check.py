@@ -30,6 +30,7 @@ def check(*argv, chart=None) -> int:
 
 
 @pytest.mark.parametrize("files", [[VALUES], [VALUES, CLOUDFLARE]])
+@pytest.mark.processes
 def test_the_shipped_values_pass(files, z2jh_chart, capsys):
     argv = [files[0], *[a for f in files[1:] for a in ("-f", f)]]
     assert check(*argv, chart=z2jh_chart) == 0, capsys.readouterr().err
@@ -67,6 +68,7 @@ def test_trait_service_and_scope_mistakes_are_named_with_a_suggestion(tmp_path, 
         assert line in err
 
 
+@pytest.mark.processes
 def test_a_schema_refusal_names_the_file_that_causes_it(tmp_path, z2jh_chart, capsys):
     fine = overlay(tmp_path, "singleuser: {defaultUrl: /lab}\n", "fine.yaml")
     bad = overlay(tmp_path, "singleuser: {storage: {type: nfs}}\n", "bad.yaml")
@@ -137,3 +139,16 @@ def test_policy_explain_reads_the_policy_from_the_values(capsys):
     out = capsys.readouterr().out
     assert f"policy:          {VALUES}: hub.extraFiles.platform-policy.stringData" in out
     assert "admin:           yes" in out
+
+
+def test_a_policy_in_a_literal_block_is_reported_at_its_line_in_the_values(tmp_path, capsys):
+    values = tmp_path / "values.yaml"
+    text = VALUES.read_text()
+    anchor = "      stringData: |\n"
+    assert anchor in text
+    at = text.index(anchor) + len(anchor)
+    first_line = text[:at].count("\n") + 1  # the policy's first line in the values file
+    values.write_text(text[:at] + "        colour: red\n" + text[at:])
+    assert check(values) == 1
+    err = capsys.readouterr().err
+    assert f"{values}:{first_line}: colour: unknown field (allowed: defaults," in err

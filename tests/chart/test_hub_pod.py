@@ -36,6 +36,7 @@ def rendered(z2jh_chart, helm):
     return rendered
 
 
+@pytest.mark.processes
 def test_the_mounts_are_the_pods(rendered):
     hub = rendered()
     files = hub_pod.mounted_files(hub).files
@@ -46,6 +47,7 @@ def test_the_mounts_are_the_pods(rendered):
     assert hub_pod.mounted_files(hub).workdir == hub_pod.SRV
 
 
+@pytest.mark.processes
 def test_the_one_rewrite_is_the_prefix_in_the_stock_files_and_the_values_paths(rendered, tmp_path):
     mounted = hub_pod.mounted_files(rendered())
     etc = str(tmp_path / "etc" / "jupyterhub")
@@ -69,6 +71,7 @@ def test_the_one_rewrite_is_the_prefix_in_the_stock_files_and_the_values_paths(r
         assert local[f"{etc}/{path}"] == mounted.files[f"{ETC}/{path}"]
 
 
+@pytest.mark.processes
 def test_a_file_mounted_outside_the_prefix_is_refused(rendered):
     hub = rendered("hub.extraFiles.motd.mountPath=/etc/motd", "hub.extraFiles.motd.stringData=hi")
     with pytest.raises(
@@ -77,6 +80,7 @@ def test_a_file_mounted_outside_the_prefix_is_refused(rendered):
         hub_pod.local_files(hub_pod.mounted_files(hub), "/tmp/x")
 
 
+@pytest.mark.processes
 def test_hub_existing_secret_needs_its_content(rendered):
     hub = rendered("hub.existingSecret=site-secrets")
     with pytest.raises(HubPodError, match="Secret 'site-secrets' .*--existing-secret FILE"):
@@ -85,6 +89,7 @@ def test_hub_existing_secret_needs_its_content(rendered):
     assert files[f"{ETC}/existing-secret/token"] == "s3cret"
 
 
+@pytest.mark.processes
 def test_the_container_env_from_the_deployment(rendered):
     hub = rendered(
         "hub.extraEnv.FROM_VALUES=yes",
@@ -103,6 +108,7 @@ def test_the_container_env_from_the_deployment(rendered):
     )
 
 
+@pytest.mark.processes
 def test_service_links_point_at_the_local_stand_ins(rendered):
     env = hub_pod.service_link_env(
         rendered(),
@@ -121,6 +127,7 @@ def test_service_links_point_at_the_local_stand_ins(rendered):
     }
 
 
+@pytest.mark.processes
 def test_the_command_is_the_charts_run_by_this_python(rendered):
     assert hub_pod.hub_args(rendered(), "/venv/bin/python", "/state/etc") == [
         "/venv/bin/python", "-m", "jupyterhub", "--config", "/state/etc/jupyterhub_config.py", "--upgrade-db",
@@ -164,6 +171,7 @@ def test_the_overlay_says_everything_the_local_platform_changes(tmp_path):
     }  # fmt: skip
 
 
+@pytest.mark.processes
 def test_prepare_hub_renders_lays_out_and_keeps_secrets_private(z2jh_chart, helm, tmp_path):
     layout = HubLayout(tmp_path / "hub")
     stale = layout.etc / "left-over.py"

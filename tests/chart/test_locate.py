@@ -42,6 +42,7 @@ def test_not_a_chart_says_how_to_fetch_one(z2jh_chart, tmp_path):
         check_chart_dir(broken)
 
 
+@pytest.mark.processes
 def test_fetch_chart_gets_the_release_or_says_what_to_do(helm, tmp_path):
     """This machine may not reach hub.jupyter.org; either outcome must be usable."""
     try:

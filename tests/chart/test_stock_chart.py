@@ -77,6 +77,7 @@ def stock_hub(helm, chart, tmp_path, files, *sets):
 
 
 @pytest.mark.parametrize("combination", list(COMBINATIONS))
+@pytest.mark.processes
 def test_shipped_values_run_on_the_stock_hub_config(combination, z2jh_chart, helm, tmp_path):
     hub = stock_hub(helm, z2jh_chart, tmp_path, COMBINATIONS[combination])
     assert hub.argv[:3] == [sys.executable, "-m", "jupyterhub"]
@@ -113,6 +114,7 @@ def test_shipped_values_run_on_the_stock_hub_config(combination, z2jh_chart, hel
             assert homes == [f"volume-probe--{slug}"], (slug, container["name"])
 
 
+@pytest.mark.processes
 def test_a_bad_profile_file_stops_the_stock_hub_at_start_up(z2jh_chart, helm, tmp_path):
     profiles = tmp_path / "profiles"
     profiles.mkdir()

@@ -13,6 +13,7 @@ from jupyterhub_platform.devcluster.cluster import DevCluster
 from jupyterhub_platform.devcluster.procs import ManagedProcess, wait_for
 
 
+@pytest.mark.processes
 async def test_cli_serves_until_sigterm(tmp_path):
     state = tmp_path / "state"
     proc = ManagedProcess(

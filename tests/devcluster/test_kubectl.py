@@ -11,7 +11,7 @@ import subprocess
 import pytest
 from kubelet_helpers import NS, PY, container, gone, pod_body, running_and_ready, wait_pod
 
-from jupyterhub_platform.devcluster.binaries import ensure_kubectl
+from jupyterhub_platform.chart.binaries import ensure_kubectl
 from jupyterhub_platform.devcluster.procs import wait_for
 
 pytestmark = pytest.mark.kubelet("process")

@@ -21,6 +21,7 @@ from jupyterhub_platform.devcluster.platform import LocalPlatform
 from jupyterhub_platform.devcluster.procs import wait_for
 
 
+@pytest.hookimpl(tryfirst=True)  # before the root conftest reads the marker
 def pytest_collection_modifyitems(items):
     for item in items:
         if Path(str(item.fspath)).parent == Path(__file__).parent:

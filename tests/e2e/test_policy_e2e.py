@@ -11,11 +11,11 @@ import re
 import aiohttp
 import pytest
 
-from jupyterhub_platform.auth.harness import shipped_policy_file
 from jupyterhub_platform.devcluster.idp import DEMO_USERS
-from jupyterhub_platform.policy import Policy
+from jupyterhub_platform.policy import load_policy
 from jupyterhub_platform.profiles import load_catalogue
 from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir
+from jupyterhub_platform.testing import shipped_policy_file
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
@@ -26,7 +26,7 @@ OFFERED = re.compile(r'<input type="radio" name="profile" id="profile-[^"]+" val
 def expected(username: str):
     user = next(u for u in DEMO_USERS if u.username == username)
     catalogue = load_catalogue([bundled_profiles_dir()])
-    return Policy.load(POLICY_FILE, catalogue.rules()).resolve(user.groups)
+    return load_policy(POLICY_FILE, catalogue.rules()).resolve(user.groups)
 
 
 async def admin_view(platform, name: str) -> dict:

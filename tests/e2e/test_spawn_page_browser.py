@@ -16,17 +16,10 @@ import pytest_asyncio
 from hub_user import ARTIFACTS, require_programs
 from playwright.async_api import async_playwright
 
+from jupyterhub_platform.testing.browser import CHROMIUM, launch_options
+
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = ARTIFACTS.parent / "browser"
 START_TIMEOUT_MS = 120_000
 
@@ -35,7 +28,7 @@ START_TIMEOUT_MS = 120_000
 async def browser():
     require_programs(CHROMIUM)
     async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        chromium = await playwright.chromium.launch(**launch_options())
         try:
             yield chromium
         finally:

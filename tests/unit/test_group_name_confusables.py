@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 
 import pytest
-import yaml
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from jupyterhub_platform.auth.harness import shipped_policy_file
-from jupyterhub_platform.policy import PolicyError, load_policy, parse_policy
+from jupyterhub_platform.policy import PolicyError, load_policy, policy_from_text
 from jupyterhub_platform.policy.cli import main as policy_main
+from jupyterhub_platform.testing import shipped_policy_file
 
 SHIPPED = shipped_policy_file()
 POLICY = load_policy(SHIPPED)
@@ -148,7 +147,7 @@ groups:
   platform-admins: {admin: true}
   staff: {}
 """
-    policy = parse_policy(yaml.safe_load(text), "p.yaml")
+    policy = policy_from_text(text, "p.yaml")
     assert policy.resolve(["CORP-ADMINS"]).admin
     assert not policy.resolve(["ext-platform-admins"]).login_allowed
     assert policy.resolve(["ext-staff"]).groups == {"staff"}
@@ -161,9 +160,9 @@ group_names:
 groups: {staff: {}}
 """
     with pytest.raises(PolicyError) as info:
-        parse_policy(yaml.safe_load(text), "p.yaml")
+        policy_from_text(text, "p.yaml")
     assert str(info.value) == (
-        "p.yaml: group_names.map[0].allow_privileged: ['staff'] are not groups of this policy "
+        "p.yaml:3: group_names.map[0].allow_privileged: ['staff'] are not groups of this policy "
         "that grant admin or roles"
     )
 
@@ -174,7 +173,7 @@ group_names:
   map: [{match: "(?i)ops-(\\\\w+)", replace: "\\\\1"}]
 groups: {staff: {}}
 """
-    policy = parse_policy(yaml.safe_load(text), "p.yaml")
+    policy = policy_from_text(text, "p.yaml")
     assert policy.resolve(["OPS-staff"]).groups == {"staff"}
     assert policy.resolve(["ops-ſtaff"]).groups == {"ops-ſtaff"}  # \w and (?i) are ASCII
 

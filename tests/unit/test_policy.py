@@ -11,10 +11,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from jupyterhub_platform.auth.harness import shipped_policy_file
-from jupyterhub_platform.policy import Policy, PolicyError, ProfileRule, load_policy, parse_policy
+from jupyterhub_platform.policy import (
+    Policy,
+    PolicyError,
+    ProfileRule,
+    load_policy,
+    policy_from_text,
+)
 from jupyterhub_platform.policy.cli import main as policy_main
 from jupyterhub_platform.policy.scopes import scope_problem
+from jupyterhub_platform.testing import shipped_policy_file
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = shipped_policy_file()  # the policy inline in chart-values/values.yaml
@@ -70,11 +76,7 @@ RULES = (
 
 
 def policy(text: str = POLICY, rules=RULES) -> Policy:
-    import yaml
-
-    from jupyterhub_platform.policy.loader import with_profile_rules
-
-    return with_profile_rules(parse_policy(yaml.safe_load(text), "policy.yaml"), rules)
+    return policy_from_text(text, "policy.yaml", rules)
 
 
 def error(text: str, rules=()) -> str:
@@ -192,11 +194,11 @@ def test_example_policy_loads_with_the_shipped_profiles():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("grups: {}", "policy.yaml: <top level>: unknown key(s) ['grups']"),
-        ("groups: {a: {adm: true}}", "groups.a: unknown key(s) ['adm']"),
+        ("grups: {}", "policy.yaml:1: grups: unknown field (allowed: defaults, group_names,"),
+        ("groups: {a: {adm: true}}", "groups.a.adm: unknown field (allowed: admin,"),
         (
             "groups: {a: {admin: yes please}}",
-            "groups.a.admin: expected true or false, got 'yes please'",
+            "groups.a.admin: must be true or false, got the string 'yes please'",
         ),
         ("groups: {a: {roles: [nope]}}", "groups.a.roles[0]: unknown role 'nope'"),
         ("groups: {a: {profiles: [a/b]}}", "groups.a.profiles[0]: 'a/b' is not"),
@@ -216,19 +218,46 @@ def test_example_policy_loads_with_the_shipped_profiles():
             "roles: {abc: {scopes: ['read:users!team=x']}}",
             "roles.abc.scopes[0]: unknown filter 'team'",
         ),
-        ("group_names: {map: [{match: '(', replace: x}]}", "group_names.map[0]: bad regex '('"),
+        (
+            "group_names: {map: [{match: '(', replace: x}]}",
+            "group_names.map[0].match: bad regex '('",
+        ),
         (
             "group_names: {map: [{match: 'a', replace: '\\\\1'}]}",
-            "group_names.map[0]: replace refers to group",
+            "group_names.map[0].replace: refers to group",
         ),
         (
             "defaults: {culling_policy: 3}",
-            "defaults.culling_policy: expected a non-empty string, got 3",
+            "defaults.culling_policy: must be a non-empty string, got int 3",
         ),
     ],
 )
 def test_invalid_policy_errors(text, expected):
     assert expected in error(text)
+
+
+def test_errors_carry_the_line_of_the_field():
+    text = POLICY.replace("credential_sets: [course]", "credential_sets: [course], colour: red")
+    assert error(text) == (
+        "policy.yaml:14: groups.students.colour: unknown field (allowed: admin, credential_sets, "
+        "culling_policy, login, profiles, roles)"
+    )
+    assert error("groups:\n  a:\n    roles:\n      - ghost\n").startswith(
+        "policy.yaml:4: groups.a.roles[0]: unknown role 'ghost'"
+    )
+    assert error("groups:\n  a: {profiles: [nope]}\n", RULES).startswith(
+        "policy.yaml:2: groups.a.profiles[0]: no profile 'nope'"
+    )
+
+
+def test_embedded_policy_lines_count_from_the_embedding_file():
+    with pytest.raises(PolicyError) as info:
+        policy_from_text("groups:\n  a: {admin: maybe}\n", "values.yaml", first_line=40)
+    assert (info.value.file, info.value.line, info.value.field) == (
+        "values.yaml",
+        41,
+        "groups.a.admin",
+    )
 
 
 def test_grants_must_name_existing_profiles_and_choices():
@@ -244,11 +273,11 @@ def test_grants_must_name_existing_profiles_and_choices():
 
 
 def test_file_errors(tmp_path):
-    with pytest.raises(PolicyError, match="cannot read the policy file"):
+    with pytest.raises(PolicyError, match="missing.yaml: cannot read file: No such file"):
         load_policy(tmp_path / "missing.yaml")
     bad = tmp_path / "bad.yaml"
     bad.write_text("groups: [")
-    with pytest.raises(PolicyError, match=f"{bad}: not valid YAML"):
+    with pytest.raises(PolicyError, match=f"{bad}:1: invalid YAML"):
         load_policy(bad)
 
 
@@ -313,4 +342,4 @@ def test_explain_refused_user_and_bad_file(tmp_path, capsys):
     bad = tmp_path / "p.yaml"
     bad.write_text("groups: {a: {roles: [ghost]}}")
     assert policy_main(["explain", "--policy", str(bad), "--groups", "a"]) == 1
-    assert f"{bad}: groups.a.roles[0]: unknown role 'ghost'" in capsys.readouterr().err
+    assert f"{bad}:1: groups.a.roles[0]: unknown role 'ghost'" in capsys.readouterr().err

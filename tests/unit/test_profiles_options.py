@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from jupyterhub_platform.policy.loader import parse_policy, with_profile_rules
+from jupyterhub_platform.policy.loader import policy_from_text
 from jupyterhub_platform.profiles.access import entitlements_from_rules, offers
 from jupyterhub_platform.profiles.catalogue import load_catalogue
 from jupyterhub_platform.profiles.form import form_view, render_form
@@ -104,9 +104,8 @@ def test_users_see_only_what_their_groups_allow(catalogue):
 
 
 def test_policy_grants_and_profile_rules_filter_the_same_way(catalogue):
-    policy = with_profile_rules(
-        parse_policy({"groups": {"eng": {"profiles": ["lab", "lab/image/b"]}}}, "policy.yaml"),
-        catalogue.rules(),
+    policy = policy_from_text(
+        "groups: {eng: {profiles: [lab, lab/image/b]}}", "policy.yaml", catalogue.rules()
     )
     (lab,) = offers(catalogue, policy.resolve(["eng"]))
     assert [c.key for c in lab.images] == ["a", "b"] and [s.key for s in lab.sizes] == ["small"]

@@ -527,17 +527,22 @@ async def test_start_fails_fast_on_a_sidecar_that_never_gets_ready(sidecar_dir):
     spawner = make_spawner(profile_dir=sidecar_dir, sidecar_ready_timeout=0.05)
     unready = {"name": "vnc", "ready": False, "state": {"running": {}}}
     pod = pod_with(NOTEBOOK_READY, unready)
+    now = [1000.0]
+    spawner.clock = lambda: now[0]
     assert spawner.is_pod_running(pod) is False  # outside start: KubeSpawner's answer only
-    spawner._watch_start = True
-    assert spawner.is_pod_running(pod) is False  # first sighting starts the clock
-    await asyncio.sleep(0.1)
-    with pytest.raises(StartFailed, match="'vnc' did not become ready within 0.05 seconds"):
-        spawner.is_pod_running(pod)
-    broken = {"name": "vnc", "ready": False, "state": {"waiting": {"reason": "ErrImagePull"}}}
-    with pytest.raises(StartFailed, match="'vnc' cannot start"):
-        spawner.is_pod_running(pod_with(NOTEBOOK_READY, broken))
-    ready = {"name": "vnc", "ready": True, "state": {"running": {}}}
-    assert spawner.is_pod_running(pod_with(NOTEBOOK_READY, ready)) is True
+    with spawner.watching_start():
+        assert spawner.is_pod_running(pod) is False  # first sighting starts the clock
+        now[0] += 0.04
+        assert spawner.is_pod_running(pod) is False  # not beyond the timeout yet
+        now[0] += 0.02
+        with pytest.raises(StartFailed, match="'vnc' did not become ready within 0.05 seconds"):
+            spawner.is_pod_running(pod)
+        broken = {"name": "vnc", "ready": False, "state": {"waiting": {"reason": "ErrImagePull"}}}
+        with pytest.raises(StartFailed, match="'vnc' cannot start"):
+            spawner.is_pod_running(pod_with(NOTEBOOK_READY, broken))
+        ready = {"name": "vnc", "ready": True, "state": {"running": {}}}
+        assert spawner.is_pod_running(pod_with(NOTEBOOK_READY, ready)) is True
+    assert spawner.is_pod_running(pod) is False  # after the start: no watching, no failure
 
 
 # -- start-up check ----------------------------------------------------------------------------

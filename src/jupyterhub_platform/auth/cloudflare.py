@@ -18,7 +18,6 @@ from __future__ import annotations
 import hashlib
 import time
 
-import jwt
 from jupyterhub.handlers.login import LogoutHandler
 from tornado import web
 from traitlets import Bool, Dict, Enum, Float, List, Unicode, Union, default, validate
@@ -32,14 +31,12 @@ from .cloudflare_identity import (
     groups_at,
     identity_from_claims,
 )
-from .jwks import JWKSCache, KeySetUnavailable, TokenRejected, check_algorithms
-from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge
+from .cloudflare_names import CERTS_PATH, LOGOUT_PATH, TOKEN_COOKIE, TOKEN_HEADER
+from .jwks import JWKSCache, KeySetUnavailable, TokenRejected, check_algorithms, peek_header
+from .jwt_traits import JWTVerifierTraits, renamed
+from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge, claim_paths
 from .sessions import end_browser_session
 
-TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
-TOKEN_COOKIE = "CF_Authorization"
-CERTS_PATH = "/cdn-cgi/access/certs"
-LOGOUT_PATH = "/cdn-cgi/access/logout"
 ALGORITHMS = check_algorithms(["RS256"])  # what Cloudflare Access signs with
 EVERY_REQUEST = 1e-9  # auth_refresh_age: JupyterHub refreshes at most once per request anyway
 ACCESS_TOKEN_KEY = "access_token"  # in auth_state: the latest verified Access token of the user
@@ -61,7 +58,7 @@ class CloudflareLogoutHandler(LogoutHandler):
         self.redirect(self.authenticator.team_domain + LOGOUT_PATH, permanent=False)
 
 
-class CloudflareAccessAuthenticator(PolicyBridge):
+class CloudflareAccessAuthenticator(JWTVerifierTraits, PolicyBridge):
     """Users authenticated by Cloudflare Access, their rights from the platform group policy."""
 
     team = Unicode(
@@ -86,21 +83,8 @@ class CloudflareAccessAuthenticator(PolicyBridge):
 
         Cloudflare recommends the header; the cookie is not guaranteed to be sent.""",
     )
-    leeway = Float(
-        30.0,
-        config=True,
-        help="""Seconds of clock skew tolerated when checking ``exp``, ``nbf`` and ``iat``.""",
-    )
-    certs_cache_ttl = Float(
-        3600.0,
-        config=True,
-        help="""Seconds Cloudflare's signing keys are cached before they are fetched again.""",
-    )
-    certs_min_refetch_interval = Float(
-        60.0,
-        config=True,
-        help="""Minimum seconds between certs fetches triggered by tokens with an unknown key id.""",
-    )
+    certs_cache_ttl = renamed("keys_cache_ttl")
+    certs_min_refetch_interval = renamed("keys_min_refetch_interval")
     username_from_email = Enum(
         USERNAME_RULES,
         default_value="email",
@@ -207,22 +191,19 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         check_service_tokens(self.service_tokens)
         self.jwks = JWKSCache(
             self.team_domain + CERTS_PATH,
-            ttl=self.certs_cache_ttl,
-            min_refetch_interval=self.certs_min_refetch_interval,
+            ttl=self.keys_cache_ttl,
+            min_refetch_interval=self.keys_min_refetch_interval,
             log=self.log,
         )
         self.identities = TTLCache(self.identity_cache_ttl)
-        self.verified = TTLCache(self.certs_cache_ttl)
+        self.verified = TTLCache(self.keys_cache_ttl)
         self.kept_tokens: dict[str, str] = {}  # user -> digest of the Access token in auth_state
         if not self.enable_auth_state:
             self.log.warning(
                 "CloudflareAccessAuthenticator: enable_auth_state is off, so users' API tokens "
                 "cannot be re-checked against Cloudflare Access and are refused"
             )
-        self.identity_paths = [
-            tuple(e.split(".")) if isinstance(e, str) else tuple(e)
-            for e in self.identity_groups_claim
-        ]
+        self.identity_paths = claim_paths(self.identity_groups_claim)
 
     def get_handlers(self, app):
         return [("/logout", CloudflareLogoutHandler), *super().get_handlers(app)]
@@ -240,7 +221,7 @@ class CloudflareAccessAuthenticator(PolicyBridge):
         """The verified claims; raises :class:`AccessDenied` (logged without the token).
 
         A browser sends the same token on every request until it expires, so a verified token is
-        remembered until its ``exp`` (at most ``certs_cache_ttl``), and only while its key is
+        remembered until its ``exp`` (at most ``keys_cache_ttl``), and only while its key is
         still in the key set: a revoked key revokes its remembered tokens at the next refetch.
         """
         remembered = self.verified.get(token)
@@ -266,11 +247,9 @@ class CloudflareAccessAuthenticator(PolicyBridge):
                 "signing keys unavailable",
                 "Cloudflare Access's signing keys cannot be fetched right now; please try again later.",
             ) from None
-        lifetime = min(self.certs_cache_ttl, claims["exp"] - time.time())
+        lifetime = min(self.keys_cache_ttl, claims["exp"] - time.time())
         if lifetime > 0:
-            self.verified.put(
-                token, (claims, jwt.get_unverified_header(token).get("kid")), ttl=lifetime
-            )
+            self.verified.put(token, (claims, peek_header(token).get("kid")), ttl=lifetime)
         return claims
 
     async def claims_from(self, handler) -> tuple[dict, str]:

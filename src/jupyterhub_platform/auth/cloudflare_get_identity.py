@@ -14,7 +14,7 @@ from collections.abc import Callable
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-GET_IDENTITY_PATH = "/cdn-cgi/access/get-identity"
+from .cloudflare_names import GET_IDENTITY_PATH, TOKEN_COOKIE
 
 
 class IdentityUnavailable(Exception):
@@ -35,7 +35,7 @@ async def fetch_identity(team_domain: str, token: str, timeout: float = 10.0) ->
     try:
         response = await AsyncHTTPClient().fetch(
             team_domain + GET_IDENTITY_PATH,
-            headers={"Cookie": f"CF_Authorization={token}", "Accept": "application/json"},
+            headers={"Cookie": f"{TOKEN_COOKIE}={token}", "Accept": "application/json"},
             request_timeout=timeout,
             connect_timeout=timeout,
             follow_redirects=False,

@@ -219,7 +219,7 @@ class JWKSCache:
         ``authorized_party``: the client id an ``azp`` claim must name (required when the token
         has several audiences, as OIDC Core 3.1.3.7 says). ``nonce``: the value the login sent.
         """
-        header = _peek_header(token)
+        header = peek_header(token)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg not in algorithms or alg not in ASYMMETRIC_ALGORITHMS:
             raise DisallowedAlgorithm(f"{alg!r} not in {list(algorithms)}")
@@ -266,7 +266,7 @@ def _decode(token: str, key: jwt.PyJWK, check: dict) -> dict:
         raise MalformedToken(str(exc)) from None
 
 
-def _peek_header(token: str) -> dict:
+def peek_header(token: str) -> dict:
     """The token's JOSE header, read only to choose the key and algorithm.
 
     ``jwt.get_unverified_header`` would parse (and validate character by character) the whole

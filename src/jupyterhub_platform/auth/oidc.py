@@ -30,6 +30,7 @@ from .client_auth import BASIC, METHODS, ClientAuthMethodError, choose_method
 from .discovery import DiscoveryError, DiscoveryUnavailable, LazyDiscovery, ProviderMetadata
 from .error_pages import page_error
 from .jwks import DEFAULT_ALGORITHMS, JWKSCache, KeySetUnavailable, TokenRejected, check_algorithms
+from .jwt_traits import JWTVerifierTraits, renamed
 from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge, groups_from_claims
 from .subject_binding import BINDING_KEY, Identity, may_log_in
 
@@ -84,7 +85,7 @@ class OIDCLogoutHandler(OAuthLogoutHandler):
         await super().render_logout_page()
 
 
-class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
+class OIDCAuthenticator(JWTVerifierTraits, PolicyBridge, GenericOAuthenticator):
     """OpenID Connect login with verified ID tokens and the platform group policy."""
 
     login_handler = OIDCLoginHandler
@@ -105,21 +106,8 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
         config=True,
         help="""ID-token signature algorithms accepted (asymmetric only; ``none`` and HS* are refused).""",
     )
-    leeway = Float(
-        30.0,
-        config=True,
-        help="""Seconds of clock skew tolerated when checking ``exp``, ``nbf`` and ``iat``.""",
-    )
-    jwks_cache_ttl = Float(
-        3600.0,
-        config=True,
-        help="""Seconds the provider's signing keys are cached before they are fetched again.""",
-    )
-    jwks_min_refetch_interval = Float(
-        60.0,
-        config=True,
-        help="""Minimum seconds between JWKS fetches triggered by tokens with an unknown key id.""",
-    )
+    jwks_cache_ttl = renamed("keys_cache_ttl")
+    jwks_min_refetch_interval = renamed("keys_min_refetch_interval")
     discovery_ttl = Float(
         3600.0,
         config=True,
@@ -268,8 +256,8 @@ class OIDCAuthenticator(PolicyBridge, GenericOAuthenticator):
             self.jwks = JWKSCache(
                 metadata.jwks_uri,
                 fetch=self._fetch_json,
-                ttl=self.jwks_cache_ttl,
-                min_refetch_interval=self.jwks_min_refetch_interval,
+                ttl=self.keys_cache_ttl,
+                min_refetch_interval=self.keys_min_refetch_interval,
                 log=self.log,
             )
 

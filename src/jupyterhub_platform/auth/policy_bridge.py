@@ -39,6 +39,17 @@ def claim_at(claims: Mapping, path: Sequence[str]) -> object:
     return value
 
 
+def claim_paths(
+    entries: Iterable[str | Sequence[str]], client_id: str = ""
+) -> list[tuple[str, ...]]:
+    """Claim settings (``"a.b"`` or ``["a", "b.c"]``) as key paths, ``{client_id}`` filled in."""
+    paths = []
+    for entry in entries:
+        keys = entry.split(".") if isinstance(entry, str) else list(entry)
+        paths.append(tuple(k.replace("{client_id}", client_id) for k in keys))
+    return paths
+
+
 def groups_from_claims(claims: Mapping, paths: Iterable[Sequence[str]]) -> list[str]:
     """Every group found at any of ``paths``; a single string counts as one group."""
     found: list[str] = []
@@ -168,11 +179,7 @@ class PolicyBridge(Authenticator, PlatformPolicy):
 
     def claim_paths(self, client_id: str = "") -> list[tuple[str, ...]]:
         """:attr:`groups_claim` as key paths, with ``{client_id}`` filled in."""
-        paths = []
-        for entry in self.groups_claim:
-            keys = entry.split(".") if isinstance(entry, str) else list(entry)
-            paths.append(tuple(k.replace("{client_id}", client_id) for k in keys))
-        return paths
+        return claim_paths(self.groups_claim, client_id)
 
     def apply_policy(self, auth_model: dict, idp_groups: Iterable[str]) -> dict:
         """Resolve ``idp_groups`` and record the outcome in ``auth_model`` (returned)."""

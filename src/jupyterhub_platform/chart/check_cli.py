@@ -84,7 +84,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def schema_findings(layers: Sequence[Layer], chart: Path) -> list[Finding]:
     """Render the chart with the values; on a refusal, name the first file that causes it."""
-    from jupyterhub_platform.devcluster.binaries import ensure_helm
+    from jupyterhub_platform.chart.binaries import ensure_helm
 
     helm = ensure_helm(say=lambda _msg: None)
     files = [Path(layer.source) for layer in layers]

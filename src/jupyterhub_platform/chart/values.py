@@ -11,12 +11,14 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from jupyterhub_platform.validate import load_located
 
 POLICY_FILE_PATH = "hub.config.PlatformPolicy.policy_file"
 """Where values say which file the hub's group policy is (``c.PlatformPolicy.policy_file``)."""
@@ -129,6 +131,8 @@ class PolicyInValues:
     text: str
     path: str
     """e.g. ``hub.extraFiles.platform-policy.stringData``."""
+    keys: tuple[str, ...] = ()
+    """The same path as keys (``("hub", "extraFiles", "platform-policy", "stringData")``)."""
 
     @property
     def is_data(self) -> bool:
@@ -146,9 +150,24 @@ def policy_in_values(values: Mapping[str, Any]) -> PolicyInValues:
     files = extra_files(values)
     for entry in files:
         if entry.mount_path == policy_file:
-            return PolicyInValues(entry.content, f"hub.extraFiles.{entry.key}.{entry.field}")
+            keys = ("hub", "extraFiles", entry.key, entry.field)
+            return PolicyInValues(entry.content, ".".join(keys), keys)
     mounts = ", ".join(f"{f.key} -> {f.mount_path}" for f in files) or "none"
     raise ValuesError(
         f"{POLICY_FILE_PATH} = {policy_file!r}, but no hub.extraFiles entry has that mountPath "
         f"(entries: {mounts})"
     )
+
+
+def policy_text_start(files: Sequence[str], policy: PolicyInValues) -> tuple[str, int | None]:
+    """The values file that gives ``policy`` (the last of ``files`` to set it: Helm's merge) and
+    the line where its text starts there, or None unless it is a literal block (``|``), the one
+    form whose lines are the file's."""
+    for file in reversed(files):
+        doc = load_located(file)
+        node: Any = doc.data
+        for key in policy.keys:
+            node = node.get(key) if isinstance(node, Mapping) else None
+        if node is not None:
+            return file, doc.text_start(policy.keys)
+    return files[-1], None

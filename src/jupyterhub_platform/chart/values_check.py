@@ -14,15 +14,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import yaml
 from traitlets import TraitError
 from traitlets.config import Configurable
 
 from jupyterhub_platform.policy.errors import PolicyError
-from jupyterhub_platform.policy.loader import parse_policy, with_profile_rules
+from jupyterhub_platform.policy.loader import policy_from_text
 from jupyterhub_platform.policy.scopes import FILTER_KINDS, scope_problem
 
-from .values import POLICY_FILE_PATH, ValuesError, get_path, policy_in_values
+from .values import POLICY_FILE_PATH, ValuesError, get_path, policy_in_values, policy_text_start
 
 ROLE_KEYS = ("name", "description", "scopes", "users", "services", "groups")
 CHART_SERVICE_KEYS = ("apiToken",)
@@ -327,12 +326,10 @@ def policy_findings(layers: Sequence[Layer], merged: Mapping[str, Any], rules) -
                 "use stringData: the chart re-writes data with sorted keys, which loses the order of groups the policy depends on",
             )
         )
+    file, start = policy_text_start([layer.source for layer in layers], policy)
+    name = file if start else f"{file}: {policy.path}"
     try:
-        data = yaml.safe_load(policy.text)
-    except yaml.YAMLError as exc:
-        return [*findings, Finding(source, policy.path, f"the policy is not valid YAML: {exc}")]
-    try:
-        with_profile_rules(parse_policy(data, policy.path), rules)
+        policy_from_text(policy.text, name, rules, start)
     except PolicyError as exc:
-        findings.append(Finding(source, "", str(exc)))
+        findings.append(Finding(exc.where, exc.field, exc.reason))
     return findings

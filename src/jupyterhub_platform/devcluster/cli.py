@@ -10,12 +10,12 @@ import sys
 import time
 from pathlib import Path
 
+from jupyterhub_platform.chart.binaries import BinaryUnavailable, ensure_helm
 from jupyterhub_platform.chart.hub_pod import HubPodError
 from jupyterhub_platform.chart.locate import ChartNotFound, fetch_chart
 from jupyterhub_platform.chart.render import ChartRenderError
 from jupyterhub_platform.chart.values import ValuesError
 
-from .binaries import BinaryUnavailable, ensure_helm
 from .idp import DEMO_USERS, IdPError
 from .platform import AUTH_MODES, LocalPlatform, PlatformError
 from .procs import ManagedProcess, WaitTimeout

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiohttp
 
-from .procs import ManagedProcess, ProcessGroupSet, wait_for
+from .procs import ManagedProcess, ProcessExited, ProcessGroupSet, wait_serving
 
 
 class IdPError(RuntimeError):
@@ -73,15 +73,35 @@ class IdPEndpoints:
 
 
 def start_idp(
-    group: ProcessGroupSet, *, host: str, port: int, log_path: Path
+    group: ProcessGroupSet,
+    *,
+    host: str,
+    port: int,
+    log_path: Path,
+    require_registration: bool = False,
 ) -> tuple[ManagedProcess, IdPEndpoints]:
-    """Start the provider in its own process group; it is not ready until :func:`seed_users`."""
-    proc = group.start(
-        [sys.executable, "-m", "oidc_provider_mock", "--host", host, "--port", str(port)],
-        name="idp",
-        log_path=log_path,
-    )
+    """Start the provider in its own process group; it is not ready until :func:`seed_users`.
+
+    ``require_registration``: only clients registered through its dynamic registration API may
+    log in, each with the client authentication method it registered.
+    """
+    argv = [sys.executable, "-m", "oidc_provider_mock", "--host", host, "--port", str(port)]
+    if require_registration:
+        argv += ["--require-registration", "true"]
+    proc = group.start(argv, name="idp", log_path=log_path)
     return proc, IdPEndpoints(f"http://{host}:{port}")
+
+
+async def put_claims(idp: IdPEndpoints, sub: str, claims: dict[str, object]) -> None:
+    """The claims the provider issues for subject ``sub`` from now on."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.put(f"{idp.base_url}/users/{sub}", json=claims) as resp,
+    ):
+        if resp.status >= 300:
+            raise IdPError(
+                f"setting OIDC user {sub} failed: HTTP {resp.status} {await resp.text()}"
+            )
 
 
 async def seed_users(
@@ -92,27 +112,11 @@ async def seed_users(
     timeout: float = 30,
 ) -> None:
     """Wait until the provider serves discovery, then store each user's claims."""
-    async with aiohttp.ClientSession() as session:
-
-        async def serving() -> bool:
-            if not proc.running():
-                raise IdPError(
-                    f"the OIDC provider exited (code {proc.returncode}); log:\n{proc.log_tail()}"
-                )
-            try:
-                async with session.get(idp.discovery_url) as resp:
-                    return resp.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for(
-            serving, timeout=timeout, interval=0.1, what=f"OIDC provider at {idp.base_url}"
+    try:
+        await wait_serving(
+            proc, idp.discovery_url, timeout=timeout, what=f"OIDC provider at {idp.base_url}"
         )
-        for user in users:
-            async with session.put(
-                f"{idp.base_url}/users/{user.username}", json=user.claims()
-            ) as resp:
-                if resp.status >= 300:
-                    raise IdPError(
-                        f"seeding OIDC user {user.username} failed: HTTP {resp.status} {await resp.text()}"
-                    )
+    except ProcessExited as exc:
+        raise IdPError(str(exc)) from None
+    for user in users:
+        await put_claims(idp, user.username, user.claims())

@@ -21,12 +21,12 @@ from typing import Any
 
 import aiohttp
 
+from jupyterhub_platform.chart.binaries import ensure_helm
 from jupyterhub_platform.chart.locate import find_chart
 from jupyterhub_platform.chart.values import load_values_file, merge_all, merge_values
 
 from . import idp, proxy
-from .binaries import ensure_helm
-from .cloudflare_standin import CloudflareStandIn
+from .cloudflare.process import StandInProcess
 from .local_values import (
     ADMIN_TOKEN_KEY,
     PROXY_TOKEN_KEY,
@@ -270,11 +270,11 @@ class LocalPlatform:
             )
             await self._wait_http(edge_proc, edge.ready_url, "the Cloudflare stand-in")
 
-    def _login(self) -> tuple[OIDCLogin | CloudflareLogin, CloudflareStandIn | None]:
+    def _login(self) -> tuple[OIDCLogin | CloudflareLogin, StandInProcess | None]:
         """How users log in: the development IdP, or Cloudflare's edge, stood in for locally
         (it signs users in and adds the Access JWT to every request it forwards)."""
         if self.auth == "cloudflare":
-            edge = CloudflareStandIn(self.logs_dir, upstream=self.hub_url)
+            edge = StandInProcess(self.logs_dir, upstream=self.hub_url)
             self.public_url = edge.url
             return CloudflareLogin(edge.url, edge.audience), edge
         self._idp_port = free_port(LOOPBACK)

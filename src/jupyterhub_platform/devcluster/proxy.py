@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .usercache import user_cache
+from ..chart.usercache import user_cache
 
 CHP_PACKAGE = "configurable-http-proxy@5"
 CHP_BIN = "configurable-http-proxy"

@@ -3,7 +3,7 @@
 from .config import PlatformPolicy
 from .entitlements import OPEN, Entitlements, ProfileRule
 from .errors import PolicyError
-from .loader import load_policy, parse_policy
+from .loader import load_policy, parse_policy, policy_from_text
 from .model import GroupGrant, Policy, ProfileGrant, RoleSpec
 
 __all__ = [
@@ -18,4 +18,5 @@ __all__ = [
     "RoleSpec",
     "load_policy",
     "parse_policy",
+    "policy_from_text",
 ]

@@ -7,17 +7,16 @@ The policy comes from a policy file (``--policy``) or from chart values (``--val
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
 from pathlib import Path
 
-import yaml
-
 from .config import ENV_VAR
 from .errors import PolicyError
 from .explain import explain, render
-from .loader import load_policy, parse_policy, with_profile_rules
+from .loader import load_policy, policy_from_text
 from .model import Policy
 
 
@@ -63,14 +62,15 @@ def _profile_rules(path: str | None):
 
 
 def _policy_from_values(files: list[str], rules) -> Policy:
-    from jupyterhub_platform.chart.values import load_values_file, merge_all, policy_in_values
+    from jupyterhub_platform.chart import values
 
-    found = policy_in_values(merge_all(load_values_file(Path(f)) for f in files))
-    try:
-        data = yaml.safe_load(found.text)
-    except yaml.YAMLError as exc:
-        raise ValueError(f"{found.path}: not valid YAML: {exc}") from None
-    return with_profile_rules(parse_policy(data, f"{files[-1]}: {found.path}"), rules)
+    found = values.policy_in_values(
+        values.merge_all(values.load_values_file(Path(f)) for f in files)
+    )
+    file, start = values.policy_text_start(files, found)
+    label = f"{file}: {found.path}"  # errors name the file's lines when the text has them
+    policy = policy_from_text(found.text, file if start else label, rules, start)
+    return dataclasses.replace(policy, source=label)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -14,6 +14,7 @@ from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
 
 from .entitlements import ProfileRule
+from .loader import load_policy
 from .model import Policy
 
 ENV_VAR = "JUPYTERHUB_PLATFORM_POLICY"
@@ -38,7 +39,7 @@ class PlatformPolicy(LoggingConfigurable):
 
     def load(self, profile_rules: Iterable[ProfileRule] = ()) -> Policy:
         """The validated policy merged with ``profile_rules``; raises PolicyError when invalid."""
-        policy = Policy.load(self.policy_file or None, profile_rules)
+        policy = load_policy(self.policy_file or None, profile_rules)
         self.log.info(
             "Group policy %s: %d group(s), %d role(s), %d profile rule(s)",
             policy.source,

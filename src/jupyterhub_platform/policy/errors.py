@@ -1,12 +1,9 @@
-"""The one error a bad policy file raises: it names the file, the field and the value."""
+"""The one error a bad policy file raises: it names the file, the line, the field and the value."""
 
 from __future__ import annotations
 
+from jupyterhub_platform.validate import ConfigError
 
-class PolicyError(ValueError):
+
+class PolicyError(ConfigError):
     """The policy file (or a profile rule handed to the policy) is invalid."""
-
-    def __init__(self, source: str, field: str, message: str):
-        self.source = source
-        self.field = field
-        super().__init__(f"{source}: {field}: {message}" if field else f"{source}: {message}")

@@ -129,7 +129,7 @@ class Policy:
             login_allowed=True,
             admin=any(g.admin for g in mine),
             roles=frozenset(r for g in mine for r in g.roles),
-            profiles=self._profiles(keys, grants),
+            profiles=self.profiles_for(keys, grants),
             credential_sets=frozenset(c for g in mine for c in g.credential_sets),
             culling_policy=culling or self.default_culling_policy,
         )
@@ -137,9 +137,16 @@ class Policy:
     def _member(self, keys: set[str], allowed: frozenset[str] | None) -> bool:
         return allowed is OPEN or any(self.normaliser.key(a) in keys for a in allowed)
 
-    def _profiles(
-        self, keys: set[str], grants: list[ProfileGrant]
+    def profiles_for(
+        self, keys: Iterable[str], grants: Iterable[ProfileGrant] = ()
     ) -> Mapping[str, Mapping[str, frozenset[str]]]:
+        """The profiles and choices open to groups with normalised ``keys`` given ``grants``.
+
+        A profile or choice is open when its rule leaves it open (OPEN), names one of the
+        groups, or a grant gives it; a profile with an option that has nothing left to pick is
+        not offered. With no grants this is the profile files' ``allowed_groups`` alone.
+        """
+        keys, grants = set(keys), list(grants)
         result: dict[str, Mapping[str, frozenset[str]]] = {}
         for rule in self.profile_rules:
             slug = rule.slug
@@ -164,10 +171,3 @@ class Policy:
             else:
                 result[slug] = MappingProxyType(options)
         return MappingProxyType(result)
-
-    @classmethod
-    def load(cls, path, profile_rules: Iterable[ProfileRule] = ()) -> Policy:
-        """Read and validate the policy file at ``path`` (None: the empty policy)."""
-        from .loader import load_policy  # the loader builds Policies, so it imports this module
-
-        return load_policy(path, profile_rules)

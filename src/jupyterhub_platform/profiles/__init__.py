@@ -5,12 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from jupyterhub_platform.policy.entitlements import ProfileRule
+from jupyterhub_platform.validate import load_located
 
 from .catalogue import Catalogue, bundled_profiles_dir, load_catalogue
 from .errors import ProfileError, ProfileLoadError
 from .model import Profile
 from .schema import parse_profile
-from .yamlfile import load_located
 
 
 def load_profile_rules(path: str | Path) -> tuple[ProfileRule, ...]:
@@ -18,7 +18,7 @@ def load_profile_rules(path: str | Path) -> tuple[ProfileRule, ...]:
     path = Path(path)
     if path.is_dir():
         return load_catalogue([path]).rules()
-    return Catalogue((parse_profile(load_located(path)),)).rules()
+    return Catalogue((parse_profile(load_located(path, ProfileError)),)).rules()
 
 
 __all__ = [

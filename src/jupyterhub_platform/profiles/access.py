@@ -4,36 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from types import MappingProxyType
 
-from jupyterhub_platform.policy.entitlements import OPEN, Entitlements, ProfileRule
+from jupyterhub_platform.policy.entitlements import Entitlements, ProfileRule
+from jupyterhub_platform.policy.model import Policy
 
 from .catalogue import Catalogue
 from .model import CUSTOM_CHOICE, IMAGE_OPTION, SIZE_OPTION, CustomImage, ImageChoice, Profile, Size
 
 
 def entitlements_from_rules(rules: Iterable[ProfileRule], groups: Iterable[str]) -> Entitlements:
-    """Entitlements from the profile files' ``allowed_groups`` alone (no policy file configured).
-
-    Same membership rule as the group policy: OPEN means anyone, otherwise one shared group;
-    a profile with an option that has nothing left to pick is not offered.
-    """
+    """Entitlements from the profile files' ``allowed_groups`` alone (no policy file configured):
+    the group policy's own membership rule (:meth:`Policy.profiles_for`) with no grants."""
     mine = frozenset(groups)
-
-    def member(allowed: frozenset[str] | None) -> bool:
-        return allowed is OPEN or bool(allowed & mine)
-
-    profiles = {}
-    for rule in rules:
-        if not member(rule.allowed_groups):
-            continue
-        options = {
-            option: frozenset(key for key, allowed in choices.items() if member(allowed))
-            for option, choices in rule.choices.items()
-        }
-        if all(options.values()):
-            profiles[rule.slug] = MappingProxyType(options)
-    return Entitlements(groups=mine, login_allowed=True, profiles=MappingProxyType(profiles))
+    profiles = Policy(profile_rules=tuple(rules)).profiles_for(mine)
+    return Entitlements(groups=mine, login_allowed=True, profiles=profiles)
 
 
 @dataclass(frozen=True)

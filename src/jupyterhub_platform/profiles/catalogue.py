@@ -10,11 +10,11 @@ from pathlib import Path
 from types import MappingProxyType
 
 from jupyterhub_platform.policy.entitlements import ProfileRule
+from jupyterhub_platform.validate import load_located
 
 from .errors import ProfileError, ProfileLoadError
 from .model import CUSTOM_CHOICE, IMAGE_OPTION, SIZE_OPTION, Profile
 from .schema import parse_profile
-from .yamlfile import load_located
 
 SUFFIXES = (".yaml", ".yml")
 
@@ -82,7 +82,7 @@ def load_catalogue(directories: Sequence[Path]) -> Catalogue:
     profiles: list[Profile] = []
     for path in profile_files(directories):
         try:
-            profiles.append(parse_profile(load_located(path)))
+            profiles.append(parse_profile(load_located(path, ProfileError)))
         except ProfileError as e:
             errors.append(e)
         except ProfileLoadError as e:

@@ -1,7 +1,9 @@
 """The profile file schema: turn one parsed YAML document into a :class:`~.model.Profile`.
 
 Every problem is collected with its file, line and field, so an admin sees all mistakes of a file
-at once. Unknown fields are errors: a typo must never silently drop a restriction.
+at once. Unknown fields are errors: a typo must never silently drop a restriction. The general
+checks (strings, slugs, CPU, memory, label names) are :mod:`jupyterhub_platform.validate`'s; this
+module owns the profile fields.
 """
 
 from __future__ import annotations
@@ -12,7 +14,10 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from .errors import ProfileError, ProfileLoadError
+from jupyterhub_platform.validate import Invalid, LocatedData, Problems
+from jupyterhub_platform.validate import checks as v
+
+from .errors import ProfileLoadError
 from .model import (
     CUSTOM_CHOICE,
     KINDS,
@@ -25,21 +30,11 @@ from .model import (
     Size,
     Volume,
 )
-from .yamlfile import FieldPath, LocatedData
 
-SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 IMAGE_REF = re.compile(r"[a-z0-9][a-z0-9._/:@-]{0,254}", re.IGNORECASE | re.ASCII)
-LABEL_KEY = re.compile(
-    r"([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
-)
-LABEL_VALUE = re.compile(r"([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?")
-CPU = re.compile(r"([0-9]+(?:\.[0-9]+)?)(m?)")
-MEMORY = re.compile(r"([0-9]+(?:\.[0-9]+)?)(Ki|Mi|Gi|Ti|k|M|G|T)?")
-MEMORY_UNITS = {
-    None: 1, "k": 10**3, "M": 10**6, "G": 10**9, "T": 10**12,
-    "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40,
-}  # fmt: skip
+URL_PATH = re.compile(r"/[^\s{}]*")
+ABSOLUTE_PATH = re.compile(r"/\S*")
 # Fields KubeSpawner fills into env values, volumes and extra containers (str.format).
 KUBESPAWNER_FIELDS = frozenset(
     {
@@ -61,521 +56,343 @@ PROFILE_FIELDS = {
 
 def parse_profile(doc: LocatedData) -> Profile:
     """Validate ``doc`` against the schema; :class:`ProfileLoadError` lists every problem."""
-    r = _Reader(doc)
-    profile = r.profile()
-    if r.errors or profile is None:
-        raise ProfileLoadError(r.errors)
-    return profile
+    try:
+        return _profile(doc.data, doc)
+    except Invalid as e:
+        raise ProfileLoadError(doc.errors(e)) from None
 
 
-class _Reader:
-    """Typed accessors over a :class:`LocatedData` that record errors instead of raising."""
+# -- values -------------------------------------------------------------------------------------
+def _image(value: Any) -> str:
+    return v.string(value, IMAGE_REF, "image reference")
 
-    def __init__(self, doc: LocatedData):
-        self.doc = doc
-        self.errors: list[ProfileError] = []
 
-    def fail(self, path: FieldPath, reason: str) -> None:
-        self.errors.append(self.doc.error(path, reason))
+def _url_path(value: Any) -> str:
+    return v.string(value, URL_PATH, "URL path (starting with '/')")
 
-    # -- generic values -------------------------------------------------------------------
-    def mapping(self, value: Any, path: FieldPath, allowed, required=()) -> dict | None:
-        if not isinstance(value, dict):
-            self.fail(path, f"must be a mapping, got {_kind(value)}")
-            return None
-        for key in value:
-            if key not in allowed:
-                self.fail(path + (key,), f"unknown field (allowed: {', '.join(sorted(allowed))})")
-        for key in required:
-            if key not in value:
-                self.fail(path + (key,), "required field is missing")
-        return value
 
-    def get(self, m: dict, path: FieldPath, key: str, check: Callable, default=None):
-        """``m[key]`` run through ``check(value, path)``; ``default`` when absent or invalid."""
-        if key not in m:
-            return default
-        result = check(m[key], path + (key,))
-        return default if result is _INVALID else result
+def _groups(value: Any) -> frozenset[str]:
+    return frozenset(v.strings(value))
 
-    def string(self, value: Any, path: FieldPath, pattern: re.Pattern | None = None, what=""):
-        if not isinstance(value, str) or not value.strip():
-            self.fail(path, f"must be a non-empty string, got {_kind(value)}")
-            return _INVALID
-        if pattern is not None and not pattern.fullmatch(value):
-            self.fail(path, f"{value!r} is not a valid {what or 'value'}")
-            return _INVALID
-        return value
 
-    def text(self, value: Any, path: FieldPath):
-        if not isinstance(value, str):
-            self.fail(path, f"must be a string, got {_kind(value)}")
-            return _INVALID
-        return value.strip()
+def _positive(value: Any) -> int:
+    return v.integer(value, 1)
 
-    def slug(self, value: Any, path: FieldPath):
-        return self.string(value, path, SLUG, "slug (lowercase letters, digits and '-', max 63)")
 
-    def boolean(self, value: Any, path: FieldPath):
-        if not isinstance(value, bool):
-            self.fail(path, f"must be true or false, got {_kind(value)}")
-            return _INVALID
-        return value
-
-    def integer(self, value: Any, path: FieldPath, minimum: int = 0):
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            self.fail(path, f"must be an integer >= {minimum}, got {value!r}")
-            return _INVALID
-        return value
-
-    def strings(self, value: Any, path: FieldPath):
-        if not isinstance(value, list):
-            self.fail(path, f"must be a list of strings, got {_kind(value)}")
-            return _INVALID
-        items = [self.string(v, path + (i,)) for i, v in enumerate(value)]
-        return _INVALID if _INVALID in items else tuple(items)
-
-    def groups(self, value: Any, path: FieldPath):
-        items = self.strings(value, path)
-        return _INVALID if items is _INVALID else frozenset(items)
-
-    def string_map(self, value: Any, path: FieldPath, key_pattern=None, value_pattern=None):
-        if not isinstance(value, dict):
-            self.fail(path, f"must be a mapping of strings, got {_kind(value)}")
-            return _INVALID
-        out = {}
-        for key, item in value.items():
-            if key_pattern is not None and not key_pattern.fullmatch(key):
-                self.fail(path + (key,), f"{key!r} is not a valid name")
-                continue
-            if not isinstance(item, str):
-                self.fail(path + (key,), f"must be a string (quote it in YAML), got {_kind(item)}")
-                continue
-            if value_pattern is not None and not value_pattern.fullmatch(item):
-                self.fail(path + (key,), f"{item!r} is not a valid value")
-                continue
-            out[key] = item
-        return MappingProxyType(out)
-
-    def cpu(self, value: Any, path: FieldPath):
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            cores = float(value)
-        elif isinstance(value, str) and (m := CPU.fullmatch(value.strip())):
-            cores = float(m.group(1)) / (1000 if m.group(2) else 1)
-        else:
-            self.fail(path, f"must be a CPU amount like 2, 0.5 or '500m', got {value!r}")
-            return _INVALID
-        if cores <= 0:
-            self.fail(path, "must be greater than 0")
-            return _INVALID
-        return cores
-
-    def memory(self, value: Any, path: FieldPath):
-        if isinstance(value, int) and not isinstance(value, bool):
-            amount = value
-        elif isinstance(value, str) and (m := MEMORY.fullmatch(value.strip())):
-            amount = int(float(m.group(1)) * MEMORY_UNITS[m.group(2)])
-        else:
-            self.fail(path, f"must be a memory amount like '8Gi' or '512Mi', got {value!r}")
-            return _INVALID
-        if amount <= 0:
-            self.fail(path, "must be greater than 0")
-            return _INVALID
-        return amount
-
-    def image(self, value: Any, path: FieldPath):
-        return self.string(value, path, IMAGE_REF, "image reference")
-
-    # -- profile parts --------------------------------------------------------------------
-    def profile(self) -> Profile | None:
-        required = ("slug", "display_name", "kind", "resources")
-        top = self.mapping(self.doc.data, (), PROFILE_FIELDS, required)
-        if top is None:
-            return None
-        kind = self.get(top, (), "kind", self.kind)
-        images, custom = self.images(top)
-        sizes = self.sizes(top)
-        values = dict(
-            slug=self.get(top, (), "slug", self.slug),
-            display_name=self.get(top, (), "display_name", self.string),
-            description=self.get(top, (), "description", self.text, ""),
-            kind=kind,
-            order=self.get(top, (), "order", self.integer, 100),
-            default=self.get(top, (), "default", self.boolean, False),
-            allowed_groups=self.get(top, (), "allowed_groups", self.groups),
-            node_selector=self.get(top, (), "node_selector", self.node_selector, {}),
-            tolerations=self.get(top, (), "tolerations", self.tolerations, ()),
-            env=self.get(top, (), "env", self.env, {}),
-            volumes=self.get(top, (), "volumes", self.volumes, ()),
-            sidecars=self.get(top, (), "sidecars", self.sidecars, ()),
-            default_url=self.get(top, (), "default_url", self.url_path),
-            command=self.get(top, (), "command", self.strings),
-            culling_policy=self.get(top, (), "culling_policy", self.string),
-            credential_sets=self.get(top, (), "credential_sets", self.strings, ()),
+def _expandable(value: Any) -> str:
+    """A string KubeSpawner will ``str.format``: only its placeholders, literal braces doubled."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
+    except ValueError as e:
+        raise Invalid(f"unbalanced braces ({e}); write literal braces as {{{{ and }}}}") from None
+    unknown = sorted(f for f in fields if f.split(".")[0].split("[")[0] not in KUBESPAWNER_FIELDS)
+    if unknown:
+        raise Invalid(
+            f"unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}; "
+            "write literal braces as {{ and }}"
         )
-        if self.errors:
-            return None
-        return Profile(
-            images=images,
-            custom_image=custom,
-            sizes=sizes,
-            source=self.doc.file,
-            lines=MappingProxyType({k: self.doc.line((k,)) for k in top}),
-            node_selector=MappingProxyType(dict(values.pop("node_selector"))),
-            env=MappingProxyType(dict(values.pop("env"))),
-            **values,
-        )
+    return value
 
-    def kind(self, value: Any, path: FieldPath):
-        if value not in KINDS:
-            self.fail(path, f"must be one of {', '.join(KINDS)}, got {value!r}")
-            return _INVALID
-        return value
 
-    def url_path(self, value: Any, path: FieldPath):
-        return self.string(value, path, re.compile(r"/[^\s{}]*"), "URL path (starting with '/')")
+def _expandable_string(value: Any) -> str:
+    return _expandable(v.string(value))
 
-    def expandable(self, value: Any, path: FieldPath):
-        """A string KubeSpawner will ``str.format``: only its placeholders, literal braces doubled."""
-        if not isinstance(value, str):
-            return value  # the type check reports it
-        try:
-            fields = {f for _, f, _, _ in string.Formatter().parse(value) if f is not None}
-        except ValueError as e:
-            self.fail(path, f"unbalanced braces ({e}); write literal braces as {{{{ and }}}}")
-            return _INVALID
-        unknown = sorted(
-            f for f in fields if f.split(".")[0].split("[")[0] not in KUBESPAWNER_FIELDS
-        )
-        if unknown:
-            self.fail(
-                path,
-                f"unknown placeholder(s) {', '.join('{' + f + '}' for f in unknown)}; "
-                "write literal braces as {{ and }}",
-            )
-            return _INVALID
-        return value
 
-    def expandable_strings(self, value: Any, path: FieldPath):
-        items = self.strings(value, path)
-        if items is _INVALID:
-            return _INVALID
-        checked = [self.expandable(v, path + (i,)) for i, v in enumerate(items)]
-        return _INVALID if _INVALID in checked else items
+def _expandable_strings(value: Any) -> tuple[str, ...]:
+    return v.list_of(value, _expandable_string, "strings")
 
-    def mount_path(self, value: Any, path: FieldPath):
-        return self.expandable(self.string(value, path, re.compile(r"/\S*"), "absolute path"), path)
 
-    def sub_path(self, value: Any, path: FieldPath):
-        return self.expandable(self.string(value, path), path)
+def _mount_path(value: Any) -> str:
+    return _expandable(v.string(value, ABSOLUTE_PATH, "absolute path"))
 
-    def choices(self, value: Any, path: FieldPath) -> dict | None:
-        """A non-empty mapping of choice key -> choice, keys checked."""
-        if not isinstance(value, dict) or not value:
-            self.fail(path, f"must be a mapping with at least one choice, got {_kind(value)}")
-            return None
-        for key in value:
-            if key == CUSTOM_CHOICE:
-                self.fail(path + (key,), f"{CUSTOM_CHOICE!r} is reserved for the custom image")
-            elif not SLUG.fullmatch(key):
-                self.fail(path + (key,), f"{key!r} is not a valid choice key (a slug)")
-        return value
 
-    def one_default(self, items: tuple, path: FieldPath) -> None:
-        if sum(1 for i in items if i.default) > 1:
-            self.fail(path, "more than one choice is marked default")
+def _env(value: Any) -> Mapping[str, str]:
+    env = v.string_map(value, ENV_NAME)
+    problems = Problems()
+    for key, item in env.items():
+        problems.take((key,), _expandable, item)
+    problems.raise_any()
+    return env
 
-    def images(self, top: dict) -> tuple[tuple[ImageChoice, ...], CustomImage | None]:
-        path: FieldPath = ("image",)
-        value = top.get("image")
-        if value is None:
-            self.fail(path, "required field is missing")
-            return (), None
-        if isinstance(value, str):
-            image = self.image(value, path)
-            return ((ImageChoice("default", "Default", "", image, True),), None)
-        spec = self.mapping(value, path, {"choices", "custom"})
-        if spec is None:
-            return (), None
-        choices: tuple[ImageChoice, ...] = ()
-        if "choices" in spec:
-            cpath = path + ("choices",)
-            raw = self.choices(spec["choices"], cpath)
-            if raw:
-                choices = tuple(self.image_choice(k, v, cpath + (k,)) for k, v in raw.items())
-                self.one_default(choices, cpath)
-        custom = self.get(spec, path, "custom", self.custom_image)
-        if not choices and custom is None:
-            self.fail(path, "needs 'choices' (at least one) or 'custom'")
-        return choices, custom
 
-    def image_choice(self, key: str, value: Any, path: FieldPath) -> ImageChoice:
-        m = self.mapping(
-            value,
-            path,
-            {"display_name", "description", "image", "default", "allowed_groups"},
-            ("image",),
-        )
-        m = m or {}
-        return ImageChoice(
-            key=key,
-            display_name=self.get(m, path, "display_name", self.string, key),
-            description=self.get(m, path, "description", self.text, ""),
-            image=self.get(m, path, "image", self.image, ""),
-            default=self.get(m, path, "default", self.boolean, False),
-            allowed_groups=self.get(m, path, "allowed_groups", self.groups),
-        )
+def _choices(value: Any) -> dict:
+    """A non-empty mapping of choice key -> choice, keys checked."""
+    if not isinstance(value, dict) or not value:
+        raise Invalid(f"must be a mapping with at least one choice, got {v.kind(value)}")
+    problems = Problems()
+    for key in value:
+        if key == CUSTOM_CHOICE:
+            problems.add(f"{CUSTOM_CHOICE!r} is reserved for the custom image", (key,))
+        elif not v.IDENTIFIER.fullmatch(key):
+            problems.add(f"{key!r} is not a valid choice key (a slug)", (key,))
+    problems.raise_any()
+    return value
 
-    def custom_image(self, value: Any, path: FieldPath):
-        m = self.mapping(value, path, {"display_name", "pattern", "allowed_groups"}, ("pattern",))
-        if m is None:
-            return _INVALID
-        pattern = self.get(m, path, "pattern", self.regex)
-        if pattern is None:
-            return _INVALID
-        return CustomImage(
-            display_name=self.get(m, path, "display_name", self.string, "Custom image"),
-            pattern=pattern,
-            allowed_groups=self.get(m, path, "allowed_groups", self.groups),
-        )
 
-    def regex(self, value: Any, path: FieldPath):
-        text = self.string(value, path)
-        if text is _INVALID:
-            return _INVALID
-        try:
-            return re.compile(text)
-        except re.error as e:
-            self.fail(path, f"is not a valid regular expression: {e}")
-            return _INVALID
+def _one_default(items: tuple, problems: Problems, at: tuple) -> None:
+    if sum(1 for i in items if i.default) > 1:
+        problems.add("more than one choice is marked default", at)
 
-    def resources(self, value: Any, path: FieldPath):
-        m = self.mapping(value, path, {"cpu", "memory"}, ("cpu", "memory"))
-        if m is None:
-            return _INVALID
-        cpu = self.get(m, path, "cpu", self.request_limit(self.cpu))
-        memory = self.get(m, path, "memory", self.request_limit(self.memory))
-        if cpu is None or memory is None:
-            return _INVALID
-        return Resources(cpu[0], cpu[1], memory[0], memory[1])
 
-    def request_limit(self, amount: Callable):
-        def check(value: Any, path: FieldPath):
-            m = self.mapping(value, path, {"request", "limit"}, ("request", "limit"))
-            if m is None:
-                return _INVALID
-            request = self.get(m, path, "request", amount)
-            limit = self.get(m, path, "limit", amount)
-            if request is None or limit is None:
-                return _INVALID
-            if request > limit:
-                self.fail(path + ("request",), "must not be greater than the limit")
-                return _INVALID
-            return request, limit
+def _keyed(
+    value: Any, item: Callable, problems: Problems, at: tuple, *args
+) -> tuple:  # choices: key -> item(key, value, *args), each at its key
+    raw = problems.take(at, _choices, value)
+    if not raw:
+        return ()
+    items = tuple(problems.take(at + (k,), item, k, spec, *args) for k, spec in raw.items())
+    items = tuple(i for i in items if i is not None)
+    _one_default(items, problems, at)
+    return items
 
-        return check
 
-    def sizes(self, top: dict) -> tuple[Size, ...]:
-        path: FieldPath = ("resources",)
-        if "resources" not in top:
-            return ()  # reported as a missing required field
-        spec = self.mapping(top["resources"], path, {"bounds", "choices"}, ("choices",))
-        if spec is None:
-            return ()
-        bounds = self.get(spec, path, "bounds", self.bounds, {})
-        cpath = path + ("choices",)
-        raw = self.choices(spec.get("choices", {}), cpath)
-        if not raw:
-            return ()
-        sizes = tuple(
-            size
-            for key, value in raw.items()
-            if (size := self.size(key, value, cpath + (key,), bounds)) is not None
-        )
-        self.one_default(sizes, cpath)
-        return sizes
+# -- the profile --------------------------------------------------------------------------------
+def _profile(value: Any, doc: LocatedData) -> Profile:
+    p = Problems()
+    top = v.fields(value, p, PROFILE_FIELDS, ("slug", "display_name", "kind", "image", "resources"))
+    images, custom = p.field(top, "image", _images, default=((), None))
+    values = dict(
+        slug=p.field(top, "slug", v.identifier),
+        display_name=p.field(top, "display_name", v.string),
+        description=p.field(top, "description", v.text, default=""),
+        kind=p.field(top, "kind", v.one_of, KINDS),
+        order=p.field(top, "order", v.integer, default=100),
+        default=p.field(top, "default", v.boolean, default=False),
+        allowed_groups=p.field(top, "allowed_groups", _groups),
+        sizes=p.field(top, "resources", _sizes, default=()),
+        node_selector=p.field(top, "node_selector", v.labels, default=MappingProxyType({})),
+        tolerations=p.field(top, "tolerations", _tolerations, default=()),
+        env=p.field(top, "env", _env, default=MappingProxyType({})),
+        volumes=p.field(top, "volumes", _volumes, default=()),
+        sidecars=p.field(top, "sidecars", _sidecars, default=()),
+        default_url=p.field(top, "default_url", _url_path),
+        command=p.field(top, "command", v.strings),
+        culling_policy=p.field(top, "culling_policy", v.string),
+        credential_sets=p.field(top, "credential_sets", v.strings, default=()),
+    )
+    p.raise_any()
+    return Profile(
+        images=images,
+        custom_image=custom,
+        source=doc.file,
+        lines=MappingProxyType({k: doc.line((k,)) for k in top}),
+        **values,
+    )
 
-    def bounds(self, value: Any, path: FieldPath):
-        m = self.mapping(value, path, {"cpu", "memory", "gpu"})
-        if m is None:
-            return _INVALID
-        return {
-            "cpu": self.get(m, path, "cpu", self.cpu),
-            "memory": self.get(m, path, "memory", self.memory),
-            "gpu": self.get(m, path, "gpu", self.integer),
-        }
 
-    def size(self, key: str, value: Any, path: FieldPath, bounds: dict) -> Size | None:
-        fields = {"display_name", "description", "cpu", "memory", "gpu", "default"}
-        m = self.mapping(value, path, fields | {"allowed_groups"}, ("cpu", "memory"))
-        if m is None:
-            return None
-        res = self.resources({k: m[k] for k in ("cpu", "memory") if k in m}, path)
-        gpu = self.get(m, path, "gpu", self.gpu)
-        if res is _INVALID:
-            return None
-        limits = {"cpu": res.cpu_limit, "memory": res.mem_limit, "gpu": gpu.count if gpu else 0}
-        for name, limit in limits.items():
-            bound = bounds.get(name)
-            if bound is not None and limit > bound:
-                self.fail(path + (name,), f"limit exceeds resources.bounds.{name}")
-        return Size(
-            key=key,
-            display_name=self.get(m, path, "display_name", self.string, key),
-            description=self.get(m, path, "description", self.text, ""),
-            resources=res,
-            gpu=gpu,
-            default=self.get(m, path, "default", self.boolean, False),
-            allowed_groups=self.get(m, path, "allowed_groups", self.groups),
-        )
+def _images(value: Any) -> tuple[tuple[ImageChoice, ...], CustomImage | None]:
+    if isinstance(value, str):
+        return ((ImageChoice("default", "Default", "", _image(value), True),), None)
+    p = Problems()
+    spec = v.fields(value, p, {"choices", "custom"})
+    choices = ()
+    if "choices" in spec:
+        choices = _keyed(spec["choices"], _image_choice, p, ("choices",))
+    custom = p.field(spec, "custom", _custom_image)
+    if not p and not choices and custom is None:
+        p.add("needs 'choices' (at least one) or 'custom'")
+    p.raise_any()
+    return choices, custom
 
-    def gpu(self, value: Any, path: FieldPath):
-        m = self.mapping(
-            value, path, {"count", "resource_name", "node_selector", "tolerations"}, ("count",)
-        )
-        if m is None:
-            return _INVALID
-        name = self.get(m, path, "resource_name", self.label_key, DEFAULT_GPU_RESOURCE)
-        return Gpu(
-            count=self.get(m, path, "count", lambda v, p: self.integer(v, p, 1), 1),
-            resource_name=name,
-            node_selector=self.get(m, path, "node_selector", self.node_selector, {}),
-            tolerations=self.get(m, path, "tolerations", self.tolerations, ()),
-        )
 
-    def label_key(self, value: Any, path: FieldPath):
-        return self.string(value, path, LABEL_KEY, "Kubernetes resource or label name")
+def _image_choice(key: str, value: Any) -> ImageChoice:
+    fields = {"display_name", "description", "image", "default", "allowed_groups"}
+    p = Problems()
+    m = v.fields(value, p, fields, ("image",))
+    choice = ImageChoice(image=p.field(m, "image", _image, default=""), **_choice(key, m, p))
+    p.raise_any()
+    return choice
 
-    def node_selector(self, value: Any, path: FieldPath):
-        return self.string_map(value, path, LABEL_KEY, LABEL_VALUE)
 
-    def tolerations(self, value: Any, path: FieldPath):
-        if not isinstance(value, list):
-            self.fail(path, f"must be a list of tolerations, got {_kind(value)}")
-            return _INVALID
-        out = []
-        for i, item in enumerate(value):
-            m = self.mapping(item, path + (i,), set(TOLERATION_KEYS))
-            if m is None:
-                continue
-            checks = dict.fromkeys(TOLERATION_KEYS[:4], self.string)
-            checks["tolerationSeconds"] = self.integer
-            tol = {key: self.get(m, path + (i,), key, check) for key, check in checks.items()}
-            tol = {key: v for key, v in tol.items() if v is not None}
-            out.append(MappingProxyType(tol))
-        return tuple(out)
+def _choice(key: str, m: dict, p: Problems) -> dict[str, Any]:
+    """The fields every choice (image or size) has."""
+    return dict(
+        key=key,
+        display_name=p.field(m, "display_name", v.string, default=key),
+        description=p.field(m, "description", v.text, default=""),
+        default=p.field(m, "default", v.boolean, default=False),
+        allowed_groups=p.field(m, "allowed_groups", _groups),
+    )
 
-    def env(self, value: Any, path: FieldPath):
-        env = self.string_map(value, path, ENV_NAME)
-        if env is not _INVALID:
-            for key, item in env.items():
-                self.expandable(item, path + (key,))
-        return env
 
-    def volumes(self, value: Any, path: FieldPath):
-        if not isinstance(value, list):
-            self.fail(path, f"must be a list of volumes, got {_kind(value)}")
-            return _INVALID
-        out, names = [], set()
-        fields = {"name", "mount_path", "pvc", "empty_dir", "read_only", "sub_path"}
-        for i, item in enumerate(value):
-            p = path + (i,)
-            m = self.mapping(item, p, fields, ("name", "mount_path"))
-            if m is None:
-                continue
-            name = self.get(m, p, "name", self.slug)
-            if name in names or name == "home":
-                self.fail(p + ("name",), f"volume name {name!r} is reserved or used twice")
-            names.add(name)
-            pvc = self.get(m, p, "pvc", self.slug)
-            empty = self.get(m, p, "empty_dir", self.boolean, False)
-            if (pvc is None) == (not empty):
-                self.fail(p, "needs exactly one of 'pvc' or 'empty_dir: true'")
-            out.append(
-                Volume(
-                    name=name,
-                    mount_path=self.get(m, p, "mount_path", self.mount_path),
-                    pvc=pvc,
-                    read_only=self.get(m, p, "read_only", self.boolean, False),
-                    sub_path=self.get(m, p, "sub_path", self.sub_path),
-                )
-            )
-        return tuple(out)
+def _custom_image(value: Any) -> CustomImage:
+    p = Problems()
+    m = v.fields(value, p, {"display_name", "pattern", "allowed_groups"}, ("pattern",))
+    custom = CustomImage(
+        display_name=p.field(m, "display_name", v.string, default="Custom image"),
+        pattern=p.field(m, "pattern", v.regex),
+        allowed_groups=p.field(m, "allowed_groups", _groups),
+    )
+    p.raise_any()
+    return custom
 
-    def sidecars(self, value: Any, path: FieldPath):
-        if not isinstance(value, list):
-            self.fail(path, f"must be a list of containers, got {_kind(value)}")
-            return _INVALID
-        out, names = [], {"notebook"}
-        fields = {"name", "image", "command", "args", "env", "ports", "resources", "readiness"}
-        for i, item in enumerate(value):
-            p = path + (i,)
-            m = self.mapping(item, p, fields, ("name", "image", "resources"))
-            if m is None:
-                continue
-            name = self.get(m, p, "name", self.slug)
-            if name in names:
-                self.fail(p + ("name",), f"container name {name!r} is reserved or used twice")
-            names.add(name)
-            resources = self.get(m, p, "resources", self.resources)
-            if resources is None:
-                continue
-            out.append(
-                Sidecar(
-                    name=name,
-                    image=self.get(m, p, "image", self.image),
-                    resources=resources,
-                    command=self.get(m, p, "command", self.expandable_strings, ()),
-                    args=self.get(m, p, "args", self.expandable_strings, ()),
-                    env=self.get(m, p, "env", self.env, {}),
-                    ports=self.get(m, p, "ports", self.ports, ()),
-                    readiness_probe=self.get(m, p, "readiness", self.readiness),
-                )
-            )
-        return tuple(out)
 
-    def port(self, value: Any, path: FieldPath):
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            self.fail(path, f"must be a port number (1-65535), got {value!r}")
-            return _INVALID
-        return value
+def _resources(value: Any) -> Resources:
+    p = Problems()
+    m = v.fields(value, p, {"cpu", "memory"}, ("cpu", "memory"))
+    cpu = p.field(m, "cpu", _request_limit, v.cpu)
+    memory = p.field(m, "memory", _request_limit, v.memory)
+    p.raise_any()
+    return Resources(cpu[0], cpu[1], memory[0], memory[1])
 
-    def ports(self, value: Any, path: FieldPath):
-        if not isinstance(value, list):
-            self.fail(path, f"must be a list of port numbers, got {_kind(value)}")
-            return _INVALID
-        items = [self.port(v, path + (i,)) for i, v in enumerate(value)]
-        return _INVALID if _INVALID in items else tuple(items)
 
-    def readiness(self, value: Any, path: FieldPath):
-        """``{tcp_port: N}`` or ``{http_path: /x, port: N}`` -> a Kubernetes readinessProbe."""
-        m = self.mapping(value, path, {"tcp_port", "http_path", "port", "period_seconds"})
-        if m is None:
-            return _INVALID
-        period = self.get(m, path, "period_seconds", lambda v, p: self.integer(v, p, 1), 2)
-        if "tcp_port" in m and not {"http_path", "port"} & set(m):
-            probe = {"tcpSocket": {"port": self.get(m, path, "tcp_port", self.port)}}
-        elif {"http_path", "port"} <= set(m) and "tcp_port" not in m:
-            probe = {
-                "httpGet": {
-                    "path": self.get(m, path, "http_path", self.url_path),
-                    "port": self.get(m, path, "port", self.port),
-                }
+def _request_limit(value: Any, amount: Callable[[Any], float]) -> tuple[float, float]:
+    p = Problems()
+    m = v.fields(value, p, {"request", "limit"}, ("request", "limit"))
+    request, limit = p.field(m, "request", amount), p.field(m, "limit", amount)
+    p.raise_any()
+    if request > limit:
+        raise Invalid("must not be greater than the limit", ("request",))
+    return request, limit
+
+
+def _sizes(value: Any) -> tuple[Size, ...]:
+    p = Problems()
+    spec = v.fields(value, p, {"bounds", "choices"}, ("choices",))
+    bounds = p.field(spec, "bounds", _bounds, default={})
+    sizes = _keyed(spec["choices"], _size, p, ("choices",), bounds) if "choices" in spec else ()
+    p.raise_any()
+    return sizes
+
+
+def _bounds(value: Any) -> dict:
+    p = Problems()
+    m = v.fields(value, p, {"cpu", "memory", "gpu"})
+    bounds = {
+        "cpu": p.field(m, "cpu", v.cpu),
+        "memory": p.field(m, "memory", v.memory),
+        "gpu": p.field(m, "gpu", v.integer),
+    }
+    p.raise_any()
+    return bounds
+
+
+def _size(key: str, value: Any, bounds: dict) -> Size:
+    fields = {"display_name", "description", "cpu", "memory", "gpu", "default", "allowed_groups"}
+    p = Problems()
+    m = v.fields(value, p, fields, ("cpu", "memory"))
+    gpu = p.field(m, "gpu", _gpu)
+    res = p.take((), _resources, {k: m[k] for k in ("cpu", "memory") if k in m})
+    if res is None:
+        p.raise_any()  # the missing or bad amounts
+    limits = {"cpu": res.cpu_limit, "memory": res.mem_limit, "gpu": gpu.count if gpu else 0}
+    for name, limit in limits.items():
+        bound = bounds.get(name)
+        if bound is not None and limit > bound:
+            p.add(f"limit exceeds resources.bounds.{name}", (name,))
+    size = Size(resources=res, gpu=gpu, **_choice(key, m, p))
+    p.raise_any()
+    return size
+
+
+def _gpu(value: Any) -> Gpu:
+    p = Problems()
+    m = v.fields(value, p, {"count", "resource_name", "node_selector", "tolerations"}, ("count",))
+    gpu = Gpu(
+        count=p.field(m, "count", _positive, default=1),
+        resource_name=p.field(m, "resource_name", v.label_key, default=DEFAULT_GPU_RESOURCE),
+        node_selector=p.field(m, "node_selector", v.labels, default=MappingProxyType({})),
+        tolerations=p.field(m, "tolerations", _tolerations, default=()),
+    )
+    p.raise_any()
+    return gpu
+
+
+def _tolerations(value: Any) -> tuple[Mapping[str, Any], ...]:
+    return v.list_of(value, _toleration, "tolerations")
+
+
+def _toleration(value: Any) -> Mapping[str, Any]:
+    p = Problems()
+    m = v.fields(value, p, TOLERATION_KEYS)
+    checks = dict.fromkeys(TOLERATION_KEYS[:4], v.string)
+    checks["tolerationSeconds"] = v.integer
+    tol = {key: p.field(m, key, check) for key, check in checks.items() if key in m}
+    p.raise_any()
+    return MappingProxyType(tol)
+
+
+def _unique_names(items: tuple, reserved: set[str], what: str) -> None:
+    names = set(reserved)
+    p = Problems()
+    for i, item in enumerate(items):
+        if item.name in names:
+            p.add(f"{what} name {item.name!r} is reserved or used twice", (i, "name"))
+        names.add(item.name)
+    p.raise_any()
+
+
+def _volumes(value: Any) -> tuple[Volume, ...]:
+    volumes = v.list_of(value, _volume, "volumes")
+    _unique_names(volumes, {"home"}, "volume")
+    return volumes
+
+
+def _volume(value: Any) -> Volume:
+    fields = {"name", "mount_path", "pvc", "empty_dir", "read_only", "sub_path"}
+    p = Problems()
+    m = v.fields(value, p, fields, ("name", "mount_path"))
+    pvc = p.field(m, "pvc", v.identifier)
+    if (pvc is None) == (not p.field(m, "empty_dir", v.boolean, default=False)) and not p:
+        p.add("needs exactly one of 'pvc' or 'empty_dir: true'")
+    volume = Volume(
+        name=p.field(m, "name", v.identifier),
+        mount_path=p.field(m, "mount_path", _mount_path),
+        pvc=pvc,
+        read_only=p.field(m, "read_only", v.boolean, default=False),
+        sub_path=p.field(m, "sub_path", _expandable_string),
+    )
+    p.raise_any()
+    return volume
+
+
+def _sidecars(value: Any) -> tuple[Sidecar, ...]:
+    sidecars = v.list_of(value, _sidecar, "containers")
+    _unique_names(sidecars, {"notebook"}, "container")
+    return sidecars
+
+
+def _sidecar(value: Any) -> Sidecar:
+    fields = {"name", "image", "command", "args", "env", "ports", "resources", "readiness"}
+    p = Problems()
+    m = v.fields(value, p, fields, ("name", "image", "resources"))
+    sidecar = Sidecar(
+        name=p.field(m, "name", v.identifier),
+        image=p.field(m, "image", _image),
+        resources=p.field(m, "resources", _resources),
+        command=p.field(m, "command", _expandable_strings, default=()),
+        args=p.field(m, "args", _expandable_strings, default=()),
+        env=p.field(m, "env", _env, default=MappingProxyType({})),
+        ports=p.field(m, "ports", _ports, default=()),
+        readiness_probe=p.field(m, "readiness", _readiness),
+    )
+    p.raise_any()
+    return sidecar
+
+
+def _ports(value: Any) -> tuple[int, ...]:
+    return v.list_of(value, v.port, "port numbers")
+
+
+def _readiness(value: Any) -> Mapping[str, Any]:
+    """``{tcp_port: N}`` or ``{http_path: /x, port: N}`` -> a Kubernetes readinessProbe."""
+    p = Problems()
+    m = v.fields(value, p, {"tcp_port", "http_path", "port", "period_seconds"})
+    period = p.field(m, "period_seconds", _positive, default=2)
+    if "tcp_port" in m and not {"http_path", "port"} & set(m):
+        probe = {"tcpSocket": {"port": p.field(m, "tcp_port", v.port)}}
+    elif {"http_path", "port"} <= set(m) and "tcp_port" not in m:
+        probe = {
+            "httpGet": {
+                "path": p.field(m, "http_path", _url_path),
+                "port": p.field(m, "port", v.port),
             }
-        else:
-            self.fail(path, "needs either 'tcp_port' or both 'http_path' and 'port'")
-            return _INVALID
-        return MappingProxyType({**probe, "periodSeconds": period})
-
-
-_INVALID = object()
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    names = {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}
-    return names.get(type(value), f"{type(value).__name__} {value!r}")
+        }
+    else:
+        p.add("needs either 'tcp_port' or both 'http_path' and 'port'")
+        probe = {}
+    p.raise_any()
+    return MappingProxyType({**probe, "periodSeconds": period})
 
 
 def as_plain(value: Any) -> Any:

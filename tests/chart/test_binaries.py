@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from jupyterhub_platform.devcluster import binaries
+from jupyterhub_platform.chart import binaries
 
 PROGRAM = b"#!/bin/sh\necho pinned\n"
 

@@ -20,10 +20,10 @@ import aiohttp
 from aiohttp import WSMsgType, web
 from yarl import URL
 
-from .cloudflare_standin import HUB_APP_PATH, TOKEN_COOKIE, AccessState
+from jupyterhub_platform.auth.cloudflare_names import LOGIN_PATH, TOKEN_COOKIE, TOKEN_HEADER
 
-TOKEN_HEADER = "Cf-Access-Jwt-Assertion"
-LOGIN_PATH = "/cdn-cgi/access/login"
+from .state import HUB_APP_PATH, AccessState
+
 HOP_BY_HOP = frozenset(
     {
         "connection",
