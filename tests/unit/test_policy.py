@@ -36,6 +36,9 @@ groups:
   students: {credential_sets: [course]}
   banned: {login: false, admin: true}
 defaults: {culling_policy: standard}
+culling:
+  policies: {relaxed: {idle_timeout: 8h}, long: {idle_timeout: 1d}, standard: {idle_timeout: 1h}}
+credential_sets: {s3: {}, course: {}}
 """
 
 RULES = (
@@ -304,7 +307,9 @@ def test_explain_json_with_shipped_profiles(capsys):
     assert report["admin"] is True
     assert report["roles"] == {"platform-operators": ["read:users", "read:servers", "read:metrics"]}
     assert "ml-gpu" in report["profiles"]["jupyterlab"]["size"]
-    assert report["culling_policy"] == "relaxed"
+    assert report["culling_policy"] == "admins"
+    lab = next(c for c in report["culling"] if c["spawn"] == {"profile": "jupyterlab"})
+    assert lab["policy"] == "admins" and lab["exempt"] is True
 
 
 def test_explain_refused_user_and_bad_file(tmp_path, capsys):

@@ -18,9 +18,10 @@ from .entitlements import ProfileRule
 from .errors import PolicyError
 from .model import ALL, DEFAULT_ROLES, ROLE_NAME, GroupGrant, Policy, ProfileGrant, RoleSpec
 from .normalise import GroupMapping, GroupNormaliser
+from .references import check_profile_sections, parse_sections
 from .scopes import scope_problem
 
-TOP_KEYS = ("group_names", "roles", "groups", "defaults")
+TOP_KEYS = ("group_names", "roles", "groups", "defaults", "culling", "credential_sets")
 GROUP_KEYS = ("login", "admin", "roles", "profiles", "credential_sets", "culling_policy")
 
 
@@ -56,6 +57,7 @@ def parse_policy(data: object, source: str) -> Policy:
         roles=MappingProxyType(roles),
         grants=grants,
         default_culling_policy=culling,
+        **parse_sections(top, source, grants, culling, normaliser),
     )
 
 
@@ -72,6 +74,7 @@ def with_profile_rules(policy: Policy, rules: Iterable[ProfileRule]) -> Policy:
                 problem = _grant_problem(pg, by_slug)
                 if problem:
                     raise PolicyError(policy.source, f"groups.{grant.group}.profiles[{i}]", problem)
+        check_profile_sections(policy, rules)
     return replace(policy, profile_rules=rules)
 
 
