@@ -21,6 +21,7 @@ from traitlets.config import Application
 
 from .hub_client import HubClient
 
+LOG_FORMAT = "[%(levelname)1.1s %(asctime)s %(name)s] %(message)s"
 BIND_URL_ENV = "JUPYTERHUB_SERVICE_BIND_URL"
 """Where a hub-managed service listens when that differs from its ``url`` (a pod: 0.0.0.0)."""
 
@@ -86,6 +87,14 @@ class ServiceApp(Application):
         config=True
     )
 
+    @default("log_level")
+    def _log_level(self) -> int:
+        return logging.INFO
+
+    @default("log_format")
+    def _log_format(self) -> str:
+        return LOG_FORMAT
+
     aliases = {"config": "ServiceApp.config_file", "log-level": "Application.log_level"}
 
     def initialize(self, argv: list[str] | None = None) -> None:
@@ -94,12 +103,7 @@ class ServiceApp(Application):
             directory, name = os.path.split(os.path.abspath(path))
             self.load_config_file(name, path=directory)
         self.parse_command_line(argv)  # the command line wins over files
-        logging.basicConfig(
-            level=self.log_level,
-            format="[%(levelname)1.1s %(asctime)s %(name)s] %(message)s",
-            stream=sys.stderr,
-        )
-        self.log.setLevel(self.log_level)
+        logging.basicConfig(level=self.log_level, format=LOG_FORMAT, stream=sys.stderr)
         if not self.api_token:
             self.exit_error("no hub API token: set JUPYTERHUB_API_TOKEN or --ServiceApp.api_token")
 
