@@ -203,6 +203,14 @@ async def test_user_page_shows_the_countdown_in_a_browser(culled, users, browser
     alice = users("alice")
     assert await alice.login() == 302
     await spawn(alice)
+    await alice.wait_ready()
+
+    async def use() -> None:  # she works in JupyterLab meanwhile, so the idle limit is not hit
+        while True:
+            await alice.server("GET", "/contents")
+            await asyncio.sleep(2)
+
+    working = asyncio.ensure_future(use())
     context = await browser.new_context()
     page = await context.new_page()
     try:
@@ -224,4 +232,5 @@ async def test_user_page_shows_the_countdown_in_a_browser(culled, users, browser
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SCREENSHOTS / "culler-page.png"))
     finally:
+        working.cancel()
         await context.close()
