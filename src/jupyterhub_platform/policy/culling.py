@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -79,7 +80,9 @@ class CullingRule:
 class Culling:
     """The ``culling:`` section: named policies and the rules that select them."""
 
-    policies: Mapping[str, CullingPolicy] = MappingProxyType({})
+    policies: Mapping[str, CullingPolicy] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({})
+    )
     rules: tuple[CullingRule, ...] = ()
 
 
