@@ -11,9 +11,9 @@ choice and the user's groups, the profile file's ``culling_policy`` and the user
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterable, Mapping
-import dataclasses
 from dataclasses import dataclass
 from types import MappingProxyType
 
