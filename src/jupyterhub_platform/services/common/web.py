@@ -21,7 +21,9 @@ def oauth_settings(service_prefix: str) -> dict:
     The secret only signs the OAuth state and the service's session cookie; a restart logs
     users out of the service page, never out of the hub.
     """
-    auth = HubOAuth(
+    # the singleton: HubOAuthCallbackHandler finds it by HubOAuth.instance() (JupyterHub 6 keeps
+    # the PKCE code verifier of a login there)
+    auth = HubOAuth.instance(
         api_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
         cache_max_age=60,
         oauth_redirect_uri=os.environ.get("JUPYTERHUB_OAUTH_CALLBACK_URL")

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from jupyterhub_platform.policy.cull_decision import CULL
 from jupyterhub_platform.policy.model import Policy
 
 from ..common.hub_client import HubAPIError, HubClient, server_url, user_url
@@ -86,7 +87,7 @@ async def _stop(client, view, policy, settings, metrics, log, clock) -> ServerVi
     fresh = next(
         (v for v in server_views(fresh_user, policy, clock()) if v.server == view.server), None
     )
-    if fresh is None or fresh.decision.action != "cull":
+    if fresh is None or fresh.decision.action != CULL:
         log.info("not culling %s/%s: changed since listed", view.user, view.server)
         return None
     log.info("AUDIT %s", fresh.audit(settings.dry_run))
