@@ -26,6 +26,7 @@ import aiohttp
 from benchmarks.figures import Figure
 from jupyterhub_platform.devcluster.platform import LocalPlatform
 from jupyterhub_platform.devcluster.procs import wait_for
+from jupyterhub_platform.services.common.hub_client import PAGINATION
 
 # The scale; smaller for a quick look: BENCH_CULLER_USERS=300 BENCH_CULLER_RUNNING=60
 USERS = int(os.environ.get("BENCH_CULLER_USERS", "5000"))
@@ -34,6 +35,7 @@ ROUNDS = 3
 GROUPS = ("researchers", "students", "instructors")  # different culling policies apply
 SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 OURS, UPSTREAM = "bench-platform-culler", "bench-idle-culler"
+PAGED = {"Accept": PAGINATION}
 CULLER = str(Path(sys.executable).parent / "jupyterhub-platform-culler")
 
 
@@ -41,8 +43,15 @@ def overlay() -> dict:
     tokens = {name: os.urandom(16).hex() for name in (OURS, UPSTREAM)}
     return {
         "hub": {
-            # the API puts the bench users in groups (the authenticator would at login)
-            "config": {"Authenticator": {"manage_groups": False}},
+            # API-made users: the API puts them in groups and they have no tokens to refresh
+            # (the authenticator would do both at login)
+            "config": {
+                "Authenticator": {
+                    "manage_groups": False,
+                    "auth_refresh_age": 0,
+                    "refresh_pre_spawn": False,
+                }
+            },
             "concurrentSpawnLimit": 200,
             "services": {
                 "culler": {"command": [CULLER, "--cull-every=3600"]},  # out of the way
@@ -66,6 +75,8 @@ async def populate(platform: LocalPlatform) -> None:
                 pass
         for g, group in enumerate(GROUPS):
             members = names[g :: len(GROUPS)]
+            async with http.post(f"{api}/groups/{group}") as r:
+                assert r.status in (201, 409), await r.text()  # 409: it exists
             async with http.post(f"{api}/groups/{group}/users", json={"users": members}) as r:
                 assert r.status == 200, await r.text()
         limit = asyncio.Semaphore(50)
@@ -77,9 +88,10 @@ async def populate(platform: LocalPlatform) -> None:
         await asyncio.gather(*(spawn(n) for n in names[:RUNNING]))
 
         async def all_ready() -> bool:
-            async with http.get(f"{api}/users", params={"state": "ready", "limit": "1"}) as r:
+            query = {"state": "ready", "limit": "1"}
+            async with http.get(f"{api}/users", params=query, headers=PAGED) as r:
                 page = await r.json(content_type=None)
-            return isinstance(page, dict) and page["_pagination"]["total"] >= RUNNING
+            return page["_pagination"]["total"] >= RUNNING
 
         await wait_for(all_ready, timeout=1800, interval=2, what=f"{RUNNING} servers ready")
 
