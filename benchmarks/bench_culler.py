@@ -21,12 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import aiohttp
-
 from benchmarks.figures import Figure
 from jupyterhub_platform.devcluster.platform import LocalPlatform
 from jupyterhub_platform.devcluster.procs import wait_for
-from jupyterhub_platform.services.common.hub_client import PAGINATION
+from jupyterhub_platform.services.common.hub_client import PAGINATION, HubClient, server_url
 
 # The issue's scale; smaller for a quick look: BENCH_CULLER_USERS=300 BENCH_CULLER_RUNNING=60
 USERS = int(os.environ.get("BENCH_CULLER_USERS", "5000"))
@@ -35,7 +33,6 @@ ROUNDS = 3
 GROUPS = ("researchers", "students", "instructors")  # different culling policies apply
 SCOPES = ["list:users", "read:users:activity", "read:servers", "delete:servers"]
 OURS, UPSTREAM = "bench-platform-culler", "bench-idle-culler"
-PAGED = {"Accept": PAGINATION}
 CULLER = str(Path(sys.executable).parent / "jupyterhub-platform-culler")
 
 
@@ -66,34 +63,26 @@ def overlay() -> dict:
 
 
 async def populate(platform: LocalPlatform) -> None:
-    headers = {"Authorization": f"token {platform.admin_token}"}
     api = platform.hub_api_url
     names = [f"bench-{i:05d}" for i in range(USERS)]
-    async with aiohttp.ClientSession(headers=headers) as http:
-        for start in range(0, USERS, 500):
-            async with http.post(f"{api}/users", json={"usernames": names[start : start + 500]}):
-                pass
-        for g, group in enumerate(GROUPS):
-            members = names[g :: len(GROUPS)]
-            async with http.post(f"{api}/groups/{group}") as r:
-                assert r.status in (201, 409), await r.text()  # 409: it exists
-            async with http.post(f"{api}/groups/{group}/users", json={"users": members}) as r:
-                assert r.status == 200, await r.text()
-        limit = asyncio.Semaphore(50)
+    # a loaded hub answers 429 (its spawn limit) or 503: the services' client backs off
+    client = HubClient(api, platform.admin_token, concurrency=20, retries=8, backoff=1.0)
+    batches = [names[i : i + 250] for i in range(0, USERS, 250)]
+    for batch in batches:
+        await client.request("POST", "/users", {"usernames": batch})
+    for g, group in enumerate(GROUPS):
+        await client.request("POST", f"/groups/{group}")
+        for batch in batches:
+            members = batch[g :: len(GROUPS)]
+            await client.request("POST", f"/groups/{group}/users", {"users": members})
+    await asyncio.gather(*(client.request("POST", server_url(n), {}) for n in names[:RUNNING]))
 
-        async def spawn(name: str) -> None:
-            async with limit, http.post(f"{api}/users/{name}/server", json={}) as resp:
-                assert resp.status in (201, 202), await resp.text()
+    async def all_ready() -> bool:
+        query = {"state": "ready", "limit": "1"}
+        _, page = await client.request("GET", "/users", params=query, accept=PAGINATION)
+        return page["_pagination"]["total"] >= RUNNING
 
-        await asyncio.gather(*(spawn(n) for n in names[:RUNNING]))
-
-        async def all_ready() -> bool:
-            query = {"state": "ready", "limit": "1"}
-            async with http.get(f"{api}/users", params=query, headers=PAGED) as r:
-                page = await r.json(content_type=None)
-            return page["_pagination"]["total"] >= RUNNING
-
-        await wait_for(all_ready, timeout=1800, interval=2, what=f"{RUNNING} servers ready")
+    await wait_for(all_ready, timeout=1800, interval=2, what=f"{RUNNING} servers ready")
 
 
 def hub_requests(platform: LocalPlatform, service: str) -> int:

@@ -55,11 +55,17 @@ class HubClient:
         """Requests that failed (each retry that failed counts)."""
 
     async def request(
-        self, method: str, path: str, body: Any = None, *, params: Mapping | None = None
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        params: Mapping | None = None,
+        accept: str = "application/json",
     ) -> tuple[int, Any]:
         """``(status, decoded JSON or None)``; 4xx other than 429 raise at once, others retry."""
         url = self.api_url + path + (f"?{urlencode(params)}" if params else "")
-        return await self._send(method, path, url, body, accept="application/json")
+        return await self._send(method, path, url, body, accept=accept)
 
     async def paged(self, path: str, params: Mapping | None = None) -> AsyncIterator[dict]:
         """Every item of a listing, following JupyterHub's ``_pagination.next`` links."""
