@@ -17,10 +17,12 @@ from jupyterhub_platform.devcluster.local_values import (
     CloudflareLogin,
     LocalEndpoints,
     OIDCLogin,
+    local_services,
     local_values,
 )
 from jupyterhub_platform.devcluster.secret_store import SecretStore
 from jupyterhub_platform.devcluster.stock_hub import OUTSIDE_VALUES, HubLayout, prepare_hub
+from jupyterhub_platform.services.common.app import BIND_URL_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 VALUES = ROOT / "chart-values" / "values.yaml"
@@ -169,6 +171,29 @@ def test_the_overlay_says_everything_the_local_platform_changes(tmp_path):
     assert cloudflare["CloudflareAccessAuthenticator"] == {
         "team_domain": "http://127.0.0.1:19100", "audience": ["aud-1"], "username_from_email": "local-part",
     }  # fmt: skip
+
+
+def test_hub_managed_services_run_from_this_virtualenv_on_local_ports(tmp_path):
+    (tmp_path / "my-service").write_text("#!/bin/sh\n")
+    shipped = {
+        "hub": {
+            "services": {
+                "web": {"command": ["my-service", "--every=5"], "url": "http://hub:10101"},
+                "elsewhere": {"command": ["not-installed-here"]},
+                "token-only": {"apiToken": "x"},
+            }
+        }
+    }
+    ports = iter([23456])
+    services = local_services(shipped, "127.0.0.1", lambda _name: next(ports), tmp_path)
+    assert services == {
+        "web": {
+            "command": [str(tmp_path / "my-service"), "--every=5"],
+            "url": "http://127.0.0.1:23456",
+            "environment": {BIND_URL_ENV: "http://127.0.0.1:23456"},
+        },
+        "elsewhere": {},
+    }
 
 
 @pytest.mark.processes

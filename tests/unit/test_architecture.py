@@ -14,11 +14,13 @@ from collections import defaultdict
 from pathlib import Path
 
 import pytest
+import tomllib
 
 import jupyterhub_platform
 
 PACKAGE = Path(jupyterhub_platform.__file__).parent
 ROOT = PACKAGE.name
+REPO = Path(__file__).resolve().parents[2]
 LAYERS = (
     ("upstream", "validate"),
     ("policy",),
@@ -192,7 +194,6 @@ STARTED_BY_NAME = frozenset(
         f"{ROOT}.cli",  # the console script
         f"{ROOT}.auth.oidc",  # jupyterhub.authenticators entry points
         f"{ROOT}.auth.cloudflare",
-        f"{ROOT}.services",  # the services' home, empty until they move in
         f"{ROOT}.devcluster.kubelet.sandbox_helper",  # run as a script by the kubelet
     }
 )
@@ -203,16 +204,24 @@ def test_every_module_outside_testing_serves_the_package():
     """A module only tests import belongs in ``testing`` (or under tests/), not in production."""
     subcommands = {f"{ROOT}.{path}" for path in _subcommand_modules()}
     imported = set().union(*GRAPH.values())
+    packages = {m.rpartition(".")[0] for m in GRAPH}
     unused = {
         m
         for m in GRAPH
         if m not in imported
-        and m not in STARTED_BY_NAME | subcommands
+        and m not in STARTED_BY_NAME | subcommands | _entry_point_modules() | packages
         and not m.endswith(".__main__")
         and f"{m}.__main__" not in GRAPH  # run with python -m
         and package_of(m) != "testing"
     }
     assert unused == set()
+
+
+def _entry_point_modules() -> set[str]:
+    """Modules pyproject.toml's console scripts and entry points name."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    groups = [project.get("scripts", {}), *project.get("entry-points", {}).values()]
+    return {target.partition(":")[0] for group in groups for target in group.values()}
 
 
 def _subcommand_modules() -> set[str]:

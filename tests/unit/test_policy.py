@@ -42,6 +42,9 @@ groups:
   students: {credential_sets: [course]}
   banned: {login: false, admin: true}
 defaults: {culling_policy: standard}
+culling:
+  policies: {relaxed: {idle_timeout: 8h}, long: {idle_timeout: 1d}, standard: {idle_timeout: 1h}}
+credential_sets: {s3: {}, course: {}}
 """
 
 RULES = (
@@ -194,7 +197,10 @@ def test_example_policy_loads_with_the_shipped_profiles():
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("grups: {}", "policy.yaml:1: grups: unknown field (allowed: defaults, group_names,"),
+        (
+            "grups: {}",
+            "policy.yaml:1: grups: unknown field (allowed: credential_sets, culling, defaults, group_names,",
+        ),
         ("groups: {a: {adm: true}}", "groups.a.adm: unknown field (allowed: admin,"),
         (
             "groups: {a: {admin: yes please}}",
@@ -333,7 +339,9 @@ def test_explain_json_with_shipped_profiles(capsys):
     assert report["admin"] is True
     assert report["roles"] == {"platform-operators": ["read:users", "read:servers", "read:metrics"]}
     assert "ml-gpu" in report["profiles"]["jupyterlab"]["size"]
-    assert report["culling_policy"] == "relaxed"
+    assert report["culling_policy"] == "admins"
+    lab = next(c for c in report["culling"] if c["spawn"] == {"profile": "jupyterlab"})
+    assert lab["policy"] == "admins" and lab["exempt"] is True
 
 
 def test_explain_refused_user_and_bad_file(tmp_path, capsys):

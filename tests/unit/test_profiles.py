@@ -147,7 +147,8 @@ def test_rules_carry_allowed_groups_of_profile_and_choices(tmp_path):
         "image:\n  choices:\n    a: {image: 'x/a:1'}\n    b: {image: 'x/b:1', allowed_groups: [beta]}\n"
         "  custom: {pattern: 'x/.*', allowed_groups: [admins]}",
     )
-    path = write(tmp_path, "lab.yaml", text + "allowed_groups: [staff]\n")
+    extra = "allowed_groups: [staff]\nculling_policy: short\ncredential_sets: [s3]\n"
+    path = write(tmp_path, "lab.yaml", text + extra)
     (rule,) = load_profile_rules(path)
     assert rule == ProfileRule(
         slug="lab",
@@ -156,6 +157,9 @@ def test_rules_carry_allowed_groups_of_profile_and_choices(tmp_path):
             "image": {"a": None, "b": frozenset({"beta"}), "custom": frozenset({"admins"})},
             "size": {"small": None},
         },
+        kind="jupyterlab",
+        culling_policy="short",
+        credential_sets=("s3",),
     )
     assert load_profile_rules(tmp_path) == (rule,)
 

@@ -301,6 +301,7 @@ async def test_policy_file_decides_when_configured(tmp_path):
     policy.write_text(
         "groups:\n  eng:\n    profiles: [jupyterlab, jupyterlab/size/ml-gpu]\n"
         "  students:\n    profiles: []\n"
+        "culling: {policies: {standard: {idle_timeout: 1h}}}\n"  # the shipped profiles name it
     )
     config = Config()
     config.PlatformPolicy.policy_file = str(policy)

@@ -5,16 +5,19 @@ runs the chart's own configuration with the same values a cluster gets plus this
 addresses on 127.0.0.1 instead of the chart's Service names and port 8081, the local identity
 provider or Cloudflare stand-in, the chart Secret's generated values (kept stable across restarts,
 so sessions survive one), a token-only admin service for tests and scripts, the command of
-process "pods", and no user-scheduler (the emulator has one node and its own scheduler).
+process "pods", the hub-managed services' addresses and programs, and no user-scheduler (the
+emulator has one node and its own scheduler).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from jupyterhub_platform.chart.values import get_path
+from jupyterhub_platform.services.common.app import BIND_URL_ENV
 
 ADMIN_SERVICE = "platform-dev-admin"
 """A token-only service holding the admin role, for tests and scripts against the local hub."""
@@ -82,11 +85,14 @@ def local_values(
     secret: Callable[[str], str],
     *,
     singleuser_cmd: list[str],
+    service_port: Callable[[str], int] = lambda _name: 0,
+    bin_dir: Path | None = None,
 ) -> dict[str, Any]:
     """The overlay for ``shipped`` (the merged values files it goes after).
 
     ``secret(key)`` gives a stable generated secret; ``singleuser_cmd`` is how the process
-    kubelet starts a user server from this virtualenv.
+    kubelet starts a user server from this virtualenv; ``service_port(name)`` a free local port
+    for a hub-managed service with a ``url``, and ``bin_dir`` where its program is installed.
     """
     admin_role_services = get_path(shipped, "hub.loadRoles.admin.services") or []
     return {
@@ -105,8 +111,35 @@ def local_values(
                 "KubeSpawner": {"cmd": list(singleuser_cmd)},
                 **login.authenticator_config(secret),
             },
-            "services": {ADMIN_SERVICE: {"apiToken": secret(ADMIN_TOKEN_KEY)}},
+            "services": {
+                **local_services(shipped, endpoints.ip, service_port, bin_dir),
+                ADMIN_SERVICE: {"apiToken": secret(ADMIN_TOKEN_KEY)},
+            },
             "loadRoles": {"admin": {"services": [*admin_role_services, ADMIN_SERVICE]}},
         },
         "scheduling": {"userScheduler": {"enabled": False}},
     }
+
+
+def local_services(
+    shipped: Mapping[str, Any],
+    ip: str,
+    service_port: Callable[[str], int],
+    bin_dir: Path | None,
+) -> dict[str, Any]:
+    """Hub-managed services (``command``) run as the local hub's children: each ``url`` moves to
+    a local port it also binds, and the command's program is this virtualenv's."""
+    overlay = {}
+    for name, service in (get_path(shipped, "hub.services") or {}).items():
+        command = (service or {}).get("command")
+        if not command:
+            continue
+        local: dict[str, Any] = {}
+        if bin_dir is not None and (bin_dir / command[0]).is_file():
+            local["command"] = [str(bin_dir / command[0]), *command[1:]]
+        if service.get("url"):
+            url = f"http://{ip}:{service_port(name)}"
+            local["url"] = url
+            local["environment"] = {BIND_URL_ENV: url}
+        overlay[name] = local
+    return overlay

@@ -285,7 +285,13 @@ class LocalPlatform:
         """The local values (after the values files), with the caller's ``extra_values``."""
         shipped = merge_all(load_values_file(f) for f in self.values_files)
         local = local_values(
-            shipped, endpoints, login, self.secrets.get, singleuser_cmd=_singleuser_cmd()
+            shipped,
+            endpoints,
+            login,
+            self.secrets.get,
+            singleuser_cmd=_singleuser_cmd(),
+            service_port=lambda _name: free_port(LOOPBACK),
+            bin_dir=Path(sys.executable).parent,
         )
         return merge_values(local, self.extra_values)
 

@@ -46,6 +46,14 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="profiles file or directory, so profile and choice rules are merged in",
     )
+    ex.add_argument(
+        "--spawn",
+        action="append",
+        metavar="SLUG[,OPTION=CHOICE...]",
+        default=[],
+        help="show the culling policy of a server spawned with this profile and choices, e.g. "
+        "jupyterlab,size=ml-gpu (repeatable; default: each profile the user may use)",
+    )
     ex.add_argument("--json", action="store_true", help="print JSON instead of text")
     return parser
 
@@ -73,6 +81,17 @@ def _policy_from_values(files: list[str], rules) -> Policy:
     return dataclasses.replace(policy, source=label)
 
 
+def _spawn(text: str) -> dict[str, str]:
+    slug, *pairs = text.split(",")
+    options = {"profile": slug.strip()}
+    for pair in pairs:
+        option, sep, choice = pair.partition("=")
+        if not (sep and option.strip() and choice.strip() and slug.strip()):
+            raise ValueError(f"--spawn {text!r}: expected SLUG[,OPTION=CHOICE...]")
+        options[option.strip()] = choice.strip()
+    return options
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not (args.policy or args.values):
@@ -88,6 +107,11 @@ def main(argv: list[str] | None = None) -> int:
     except (PolicyError, ValueError) as exc:
         print(f"policy explain: {exc}", file=sys.stderr)
         return 1
-    report = explain(policy, groups)
+    try:
+        spawns = [_spawn(text) for text in args.spawn]
+    except ValueError as exc:
+        print(f"policy explain: {exc}", file=sys.stderr)
+        return 2
+    report = explain(policy, groups, spawns)
     print(json.dumps(report, indent=2) if args.json else render(report))
     return 0

@@ -26,6 +26,9 @@ class ProfileRule:
     choices: Mapping[str, Mapping[str, frozenset[str] | None]] = field(
         default_factory=lambda: MappingProxyType({})
     )
+    kind: str | None = None
+    culling_policy: str | None = None
+    credential_sets: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
+from .cull_decision import PROFILE_KEY, applicable
+from .culling import format_duration
 from .model import Policy
 
 
-def explain(policy: Policy, raw_groups: Iterable[str]) -> dict:
+def explain(
+    policy: Policy, raw_groups: Iterable[str], spawns: Iterable[Mapping[str, str]] = ()
+) -> dict:
     """What ``raw_groups`` (as the identity provider sends them) earn, as plain JSON-able data:
-    each raw name's path to its final name, then the entitlements with role scopes spelled out."""
+    each raw name's path to its final name, then the entitlements with role scopes spelled out.
+    ``spawns`` are user_options to show the culling policy of (default: each usable profile)."""
     raw_groups = list(raw_groups)
     entitlements = policy.resolve(raw_groups)
+    spawns = list(spawns) or [{PROFILE_KEY: slug} for slug in sorted(entitlements.profiles)]
     return {
         "policy": policy.source,
         "names": [
@@ -32,7 +38,40 @@ def explain(policy: Policy, raw_groups: Iterable[str]) -> dict:
         else sorted({str(p) for g in policy.grants_for(entitlements.groups) for p in g.profiles}),
         "credential_sets": sorted(entitlements.credential_sets),
         "culling_policy": entitlements.culling_policy,
+        "culling": [_culling(policy, entitlements.groups, options) for options in spawns],
     }
+
+
+def _culling(policy: Policy, groups: frozenset[str], options: Mapping[str, str]) -> dict:
+    applied = applicable(policy, groups, options)
+    limits = applied.policy
+    return {
+        "spawn": dict(options),
+        "policy": applied.name,
+        "idle_timeout": limits.idle_timeout if limits else None,
+        "max_age": limits.max_age if limits else None,
+        "exempt": applied.exempt,
+        "candidates": [{"policy": name, "from": where} for name, where in applied.candidates],
+    }
+
+
+def render_culling(entry: dict) -> str:
+    """One line: ``jupyterlab,size=ml-gpu: gpu (idle 30m, max age 8h; from ...)``."""
+    spawn = ",".join(
+        [entry["spawn"].get(PROFILE_KEY, "(no profile)")]
+        + [f"{k}={v}" for k, v in entry["spawn"].items() if k != PROFILE_KEY]
+    )
+    if entry["policy"] is None:
+        return f"  {spawn}: never culled (no culling policy applies)"
+    limits = (
+        "exempt"
+        if entry["exempt"]
+        else (
+            f"idle {format_duration(entry['idle_timeout'])}, max age {format_duration(entry['max_age'])}"
+        )
+    )
+    sources = ", ".join(f"{c['policy']} from {c['from']}" for c in entry["candidates"])
+    return f"  {spawn}: {entry['policy']} ({limits}; candidates: {sources})"
 
 
 def render(report: dict) -> str:
@@ -70,5 +109,7 @@ def render(report: dict) -> str:
         lines.append(f"  {slug}")
         lines += [f"    {option}: {', '.join(keys)}" for option, keys in options.items()]
     lines.append(f"credential sets: {', '.join(report['credential_sets']) or '(none)'}")
-    lines.append(f"culling policy:  {report['culling_policy'] or '(hub default)'}")
+    lines.append(f"culling policy:  {report['culling_policy'] or '(hub default)'}  (the group's)")
+    lines.append("culling per server:" + ("" if report["culling"] else " (no profiles)"))
+    lines += [render_culling(entry) for entry in report["culling"]]
     return "\n".join(lines)

@@ -27,9 +27,10 @@ from .entitlements import ProfileRule
 from .errors import PolicyError
 from .model import ALL, DEFAULT_ROLES, ROLE_NAME, GroupGrant, Policy, ProfileGrant, RoleSpec
 from .normalise import GroupMapping, GroupNormaliser
+from .references import check_profile_sections, parse_sections
 from .scopes import scope_problem
 
-TOP_KEYS = ("group_names", "roles", "groups", "defaults")
+TOP_KEYS = ("group_names", "roles", "groups", "defaults", "culling", "credential_sets")
 GROUP_KEYS = ("login", "admin", "roles", "profiles", "credential_sets", "culling_policy")
 
 
@@ -70,6 +71,7 @@ def _policy(data: Any, source: str) -> Policy:
         roles=MappingProxyType(roles),
         grants=grants,
         default_culling_policy=culling,
+        **parse_sections(top, grants, culling, normaliser),
     )
 
 
@@ -85,6 +87,7 @@ def _with_profile_rules(policy: Policy, rules: tuple[ProfileRule, ...]) -> Polic
                 problem = _grant_problem(pg, by_slug)
                 if problem:
                     raise Invalid(problem, ("groups", grant.group, "profiles", i))
+        check_profile_sections(policy, rules)
     return replace(policy, profile_rules=rules)
 
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from .culling import Culling
 from .entitlements import OPEN, Entitlements, ProfileRule
 from .normalise import GroupNormaliser
 
@@ -92,6 +93,8 @@ class Policy:
     grants: tuple[GroupGrant, ...] = ()
     default_culling_policy: str | None = None
     profile_rules: tuple[ProfileRule, ...] = ()
+    culling: Culling = Culling()
+    credential_sets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def login_groups(self) -> frozenset[str]:

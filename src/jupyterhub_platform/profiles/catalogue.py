@@ -49,6 +49,9 @@ def profile_rule(profile: Profile) -> ProfileRule:
         choices=MappingProxyType(
             {IMAGE_OPTION: MappingProxyType(images), SIZE_OPTION: MappingProxyType(sizes)}
         ),
+        kind=profile.kind,
+        culling_policy=profile.culling_policy,
+        credential_sets=profile.credential_sets,
     )
 
 

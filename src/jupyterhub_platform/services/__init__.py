@@ -1,0 +1,1 @@
+"""Hub-managed services (the culler; later backup and credentials) and their common ground."""

@@ -1,0 +1,236 @@
+"""The culler on the local platform: the stock chart's hub config runs it as a hub-managed
+service (chart-values' ``hub.services.culler``), with the shipped policy's culling section
+swapped for short timeouts. Activity is real: JupyterLab REST calls through the proxy, reported
+to the hub by jupyterhub-singleuser every few seconds."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import aiohttp
+import pytest
+import pytest_asyncio
+import yaml
+from hub_user import ARTIFACTS, HubUser
+from test_spawn_page_browser import SCREENSHOTS, browser, sign_in_at_the_idp
+
+from jupyterhub_platform.chart.values import load_values_file, policy_in_values
+from jupyterhub_platform.devcluster.platform import LocalPlatform, shipped_values_dir
+from jupyterhub_platform.devcluster.procs import wait_for
+
+pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+
+IDLE = 30  # seconds: the test policies' idle timeout
+MAX_AGE = 120  # from the spawn request: leaves a slow spawn time to be used past IDLE
+EVERY = 3
+CULLER = str(Path(sys.executable).parent / "jupyterhub-platform-culler")
+__all__ = ["browser"]  # the headless Chromium fixture, shared with the spawn page's tests
+
+
+def short_policy_text() -> str:
+    """The shipped policy with short limits: standard (the profiles' and the default) idles
+    out after IDLE; jupyterlab with the scipy image also lives at most MAX_AGE."""
+    shipped = policy_in_values(load_values_file(shipped_values_dir() / "values.yaml")).text
+    policy = yaml.safe_load(shipped)
+    culling = policy["culling"]
+    culling["policies"]["standard"] = {"idle_timeout": IDLE}
+    culling["policies"]["short-life"] = {"idle_timeout": IDLE, "max_age": MAX_AGE}
+    culling["rules"].append(
+        {"profile": "jupyterlab", "choice": "image/scipy", "policy": "short-life"}
+    )
+    return yaml.safe_dump(policy, sort_keys=False)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def culled(z2jh_chart):
+    """A platform whose culler checks every EVERY seconds under the test policy."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    state_dir = Path(tempfile.mkdtemp(prefix="culler-", dir=ARTIFACTS))
+    extra = {
+        "hub": {
+            "config": {"JupyterHub": {"allow_named_servers": True}},
+            "extraFiles": {"platform-policy": {"stringData": short_policy_text()}},
+            "services": {"culler": {"command": [CULLER, f"--cull-every={EVERY}"]}},
+        },
+        "singleuser": {"extraEnv": {"JUPYTERHUB_ACTIVITY_INTERVAL": "2"}},
+    }
+    async with LocalPlatform(state_dir, chart=z2jh_chart, extra_values=extra) as platform:
+        yield platform
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def users(culled):
+    made: list[HubUser] = []
+
+    def make(name: str) -> HubUser:
+        made.append(HubUser(culled.hub_url, name))
+        return made[-1]
+
+    yield make
+    headers = {"Authorization": f"token {culled.admin_token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        for user in made:
+            model = await (await session.get(f"{culled.hub_api_url}/users/{user.name}")).json()
+            for name in model.get("servers", {}):
+                path = f"servers/{name}" if name else "server"
+                await session.delete(f"{culled.hub_api_url}/users/{user.name}/{path}")
+            await user.close()
+
+
+async def servers(user: HubUser) -> dict:
+    return (await user.model()).get("servers", {})
+
+
+async def spawn(user: HubUser, name: str = "", **options) -> None:
+    path = f"/users/{user.name}/servers/{name}" if name else f"/users/{user.name}/server"
+    resp = await user.api("POST", path, json={"profile": "jupyterlab", **options})
+    assert resp.status in (201, 202), await resp.text()
+
+    async def ready() -> bool:
+        return bool((await servers(user)).get(name, {}).get("ready"))
+
+    await wait_for(ready, timeout=120, interval=0.5, what=f"{user.name}/{name} ready")
+
+
+async def wait_stopped(user: HubUser, name: str = "", timeout: float = IDLE * 4) -> None:
+    async def gone() -> bool:
+        return name not in await servers(user)
+
+    await wait_for(gone, timeout=timeout, interval=0.5, what=f"{user.name}/{name} culled")
+
+
+def hub_log(platform) -> str:
+    return (platform.logs_dir / "hub.log").read_text(errors="replace")
+
+
+async def test_idle_server_is_culled_and_an_exempt_groups_is_not(culled, users):
+    alice, bob = users("alice"), users("bob")  # bob is in platform-admins: policy "admins"
+    assert await alice.login() == 302 and await bob.login() == 302
+    await asyncio.gather(spawn(alice), spawn(bob))
+    await wait_stopped(alice)
+    log = hub_log(culled)
+    assert (
+        "AUDIT culling user=alice server=(default) profile=jupyterlab policy=standard reason=idle"
+        in log
+    )
+    assert "AUDIT culling user=bob" not in log
+    bob_server = (await servers(bob))[""]
+    assert bob_server["ready"]
+    # bob's server has now been idle past alice's limit too: exempt, not merely lucky
+    await asyncio.sleep(EVERY * 2)
+    assert "" in await servers(bob)
+    headers = {"Authorization": f"token {culled.admin_token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        resp = await session.get(f"{culled.hub_url}/services/culler/metrics")
+        metrics = await resp.text()
+        assert resp.status == 200, metrics
+        resp = await session.get(f"{culled.hub_url}/services/culler/api/servers?all=1")
+        listing = await resp.json()
+    assert 'culler_servers_culled_total{dry_run="false",policy="standard",reason="idle"}' in metrics
+    (row,) = [s for s in listing["servers"] if s["user"] == "bob"]
+    assert (row["policy"], row["action"]) == ("admins", "exempt")
+
+
+async def test_real_traffic_keeps_a_server_and_max_age_still_culls_it(culled, users):
+    alice = users("alice")
+    assert await alice.login() == 302
+    await spawn(alice, image="scipy")  # the short-life policy: idle IDLE, max age MAX_AGE
+    await alice.wait_ready()
+    started = asyncio.get_running_loop().time()
+    survived_idle = False
+    while "" in await servers(alice):
+        resp = await alice.server("GET", "/contents")  # a person browsing their files
+        if resp.status == 200 and asyncio.get_running_loop().time() - started > IDLE + EVERY:
+            survived_idle = True  # used past the idle timeout and still running
+        await asyncio.sleep(2)
+        assert asyncio.get_running_loop().time() - started < MAX_AGE * 4, "never culled"
+    assert survived_idle
+    assert "user=alice server=(default) profile=jupyterlab policy=short-life reason=max-age" in (
+        hub_log(culled)
+    )
+
+
+async def test_named_server_is_culled(culled, users):
+    alice = users("alice")
+    assert await alice.login() == 302
+    await spawn(alice, "analysis")
+    await wait_stopped(alice, "analysis")
+    assert "AUDIT culling user=alice server=analysis profile=jupyterlab policy=standard" in (
+        hub_log(culled)
+    )
+
+
+async def test_dry_run_stops_nothing(culled, users, tmp_path):
+    """A one-shot dry-run culler with a policy under which alice's fresh server is idle."""
+    alice = users("alice")
+    assert await alice.login() == 302
+    await spawn(alice, "dry")
+    policy = yaml.safe_load(short_policy_text())
+    policy["culling"]["policies"]["standard"] = {"idle_timeout": 1}
+    (tmp_path / "policy.yaml").write_text(yaml.safe_dump(policy, sort_keys=False))
+    await asyncio.sleep(2)
+    env = {
+        "PATH": os.environ["PATH"],
+        "JUPYTERHUB_API_URL": culled.hub_api_url,
+        "JUPYTERHUB_API_TOKEN": culled.admin_token,
+        "JUPYTERHUB_PLATFORM_POLICY": str(tmp_path / "policy.yaml"),
+    }
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [CULLER, "--dry-run", "--once"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        start_new_session=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "AUDIT would cull user=alice server=dry profile=jupyterlab policy=standard" in (
+        done.stderr
+    )
+    assert (await servers(alice))["dry"]["ready"]
+
+
+async def test_user_page_shows_the_countdown_in_a_browser(culled, users, browser):
+    """alice opens /services/culler/ (HubOAuth through the hub) and sees her server's policy and
+    a countdown that ticks."""
+    alice = users("alice")
+    assert await alice.login() == 302
+    await spawn(alice)
+    await alice.wait_ready()
+
+    async def use() -> None:  # she works in JupyterLab meanwhile, so the idle limit is not hit
+        while True:
+            await alice.server("GET", "/contents")
+            await asyncio.sleep(2)
+
+    working = asyncio.ensure_future(use())
+    context = await browser.new_context()
+    page = await context.new_page()
+    try:
+        await sign_in_at_the_idp(page, culled.hub_url, "alice")
+        # with a running server the hub sends her on to JupyterLab: logged in is enough
+        await page.wait_for_url(re.compile(r"/(hub|user)/"), wait_until="commit")
+        await page.goto(f"{culled.hub_url}/services/culler/")
+        row = page.locator("tr.server", has_text="(default)")
+        await row.wait_for()
+        assert "standard" in await row.inner_text()
+        countdown = row.locator(".countdown")
+        first = await countdown.inner_text()
+        assert re.fullmatch(r"stops in \d+s if unused", first), first
+        await page.wait_for_function(
+            "t => document.querySelector('.countdown').textContent !== t", arg=first
+        )
+        later = await countdown.inner_text()
+        assert int(re.search(r"\d+", later)[0]) < int(re.search(r"\d+", first)[0])
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOTS / "culler-page.png"))
+    finally:
+        working.cancel()
+        await context.close()
