@@ -1,0 +1,198 @@
+"""Which client messages are a person using the workspace: pure functions over raw messages.
+
+Each takes one message a browser sent (a websocket message, or an HTTP method and path) and
+answers whether it is *use*. Background traffic of an open but untouched tab (keep-alives,
+acknowledgements, heartbeats, screen-update requests, polling) is not. docs/activity.md lists
+what counts per kind; each rule names the protocol's own message types.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+
+Message = str | bytes
+
+# -- HTTP -------------------------------------------------------------------------------------
+
+READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def http_request_is_use(method: str, status: int) -> bool:
+    """An HTTP request to the single-user server (its REST API or a proxied program) is use when
+    it changes something: JupyterLab's saves, runs, renames, uploads and kernel starts are
+    POST/PUT/PATCH/DELETE; what an open tab polls (kernels, sessions, terminals, contents
+    listings, health checks) is GET. Refused requests (4xx/5xx) are nobody's work."""
+    return method.upper() not in READ_ONLY_METHODS and status < 400
+
+
+# -- Terminals (jupyter_server_terminals, terminado's JSON messages) ----------------------------
+
+
+def terminal_message_is_use(message: Message) -> bool:
+    """``["stdin", ...]`` is typing; ``["set_size", ...]`` (sent when a tab opens or resizes) is not."""
+    try:
+        decoded = json.loads(message)
+    except (TypeError, ValueError):
+        return False
+    return isinstance(decoded, list) and bool(decoded) and decoded[0] == "stdin"
+
+
+# -- VS Code (code-server): VS Code's PersistentProtocol -----------------------------------------
+
+VSCODE_HEADER_LENGTH = 13
+"""type (1 byte), id (4), ack (4), data length (4), big-endian."""
+VSCODE_REGULAR = 1
+"""A Regular message carries an RPC call (edits, saves, terminal input, file operations).
+The others are the protocol's own: Control (handshake), Ack, Disconnect, ReplayRequest, Pause,
+Resume and KeepAlive (sent every few seconds by an open window)."""
+VSCODE_TYPES = frozenset({0, 1, 2, 3, 5, 6, 7, 8, 9})
+
+
+def vscode_message_types(message: bytes) -> list[int] | None:
+    """The PersistentProtocol message types in one websocket message, or None if it is not one."""
+    types, offset = [], 0
+    while offset < len(message):
+        header = message[offset : offset + VSCODE_HEADER_LENGTH]
+        if len(header) < VSCODE_HEADER_LENGTH or header[0] not in VSCODE_TYPES:
+            return None
+        types.append(header[0])
+        offset += VSCODE_HEADER_LENGTH + int.from_bytes(header[9:13], "big")
+    return types
+
+
+def vscode_message_is_use(message: Message) -> bool:
+    """A websocket message from a VS Code window holding a Regular (RPC) message is use.
+
+    A message that is not PersistentProtocol framing is counted: it is not the background
+    traffic this rule knows, and nothing unknown may make a used server look idle.
+    """
+    if isinstance(message, str):
+        return True
+    types = vscode_message_types(message)
+    return types is None or VSCODE_REGULAR in types
+
+
+# -- Streamlit: BackMsg protobufs ----------------------------------------------------------------
+
+STREAMLIT_USE_FIELDS = frozenset({5, 6, 7, 11, 16, 19})
+"""BackMsg's ``type`` fields a person causes: clear_cache (5), set_run_on_save (6), stop_script
+(7), rerun_script (11: a widget changed, or the page was opened), file_urls_request (16: an
+upload), backend_operation_request (19). Not: load_git_info (12), the debug messages (14, 15),
+app_heartbeat (17), which an open tab sends by itself."""
+
+
+def _varint(data: bytes, offset: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if offset >= len(data) or shift > 63:
+            raise ValueError("truncated varint")
+        byte = data[offset]
+        value |= (byte & 0x7F) << shift
+        offset += 1
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+
+
+def protobuf_fields(data: bytes) -> set[int] | None:
+    """The top-level field numbers of a protobuf message, or None if it is not one."""
+    fields, offset = set(), 0
+    try:
+        while offset < len(data):
+            tag, offset = _varint(data, offset)
+            number, wire = tag >> 3, tag & 7
+            if wire == 0:
+                _, offset = _varint(data, offset)
+            elif wire == 1:
+                offset += 8
+            elif wire == 2:
+                length, offset = _varint(data, offset)
+                offset += length
+            elif wire == 5:
+                offset += 4
+            else:
+                return None
+            if number == 0 or offset > len(data):
+                return None
+            fields.add(number)
+    except ValueError:
+        return None
+    return fields
+
+
+def streamlit_message_is_use(message: Message) -> bool:
+    """A BackMsg that reruns, stops or changes the app is use; its heartbeat is not. A message
+    that is no protobuf is counted (nothing unknown may make a used server look idle)."""
+    if isinstance(message, str):
+        return True
+    fields = protobuf_fields(message)
+    return fields is None or bool(fields & STREAMLIT_USE_FIELDS)
+
+
+# -- Desktop: RFB (VNC) client messages through noVNC's websocket --------------------------------
+
+RFB_KEY_EVENT, RFB_POINTER_EVENT, RFB_CLIENT_CUT_TEXT = 4, 5, 6
+RFB_INPUT = frozenset({RFB_KEY_EVENT, RFB_POINTER_EVENT, RFB_CLIENT_CUT_TEXT})
+
+
+def _rfb_length(message: bytes, offset: int) -> int | None:
+    """The length of the RFB client message at ``offset`` (RFC 6143 and the extensions noVNC
+    sends), or None when the type is unknown or the message is cut short."""
+    kind, rest = message[offset], message[offset:]
+
+    def counted(fixed: int, count_at: slice, each: int) -> int | None:
+        if len(rest) < fixed:
+            return None
+        return fixed + each * int.from_bytes(rest[count_at], "big")
+
+    lengths: dict[int, Callable[[], int | None]] = {
+        0: lambda: 20,  # SetPixelFormat
+        2: lambda: counted(4, slice(2, 4), 4),  # SetEncodings
+        3: lambda: 10,  # FramebufferUpdateRequest
+        4: lambda: 8,  # KeyEvent
+        5: lambda: 6,  # PointerEvent
+        6: lambda: counted(8, slice(4, 8), 1),  # ClientCutText
+        150: lambda: 10,  # EnableContinuousUpdates
+        248: lambda: counted(9, slice(8, 9), 1),  # ClientFence
+        251: lambda: counted(8, slice(6, 7), 16),  # SetDesktopSize
+        255: lambda: 12,  # QEMU extended key event
+    }
+    length = lengths.get(kind, lambda: None)()
+    return length if length is not None and length <= len(rest) else None
+
+
+def rfb_message_types(message: bytes) -> list[int] | None:
+    """The RFB client message types in one websocket message (noVNC sends whole messages),
+    or None when it is not a sequence of them (the handshake: version, security, ClientInit)."""
+    types, offset = [], 0
+    while offset < len(message):
+        length = _rfb_length(message, offset)
+        if length is None:
+            return None
+        types.append(message[offset])
+        offset += length
+    return types
+
+
+def rfb_message_is_use(message: Message) -> bool:
+    """Key, pointer and clipboard events are use; framebuffer update requests, encodings, pixel
+    formats, fences, resizes and the handshake (which an open tab sends by itself) are not."""
+    if isinstance(message, str):
+        return False
+    types = rfb_message_types(message)
+    return bool(types) and bool(RFB_INPUT.intersection(types))
+
+
+def any_message_is_use(message: Message) -> bool:
+    """For proxied programs the platform knows no protocol of: every client message counts."""
+    return True
+
+
+PROXY_PROTOCOLS: dict[str, Callable[[Message], bool]] = {
+    "vscode": vscode_message_is_use,
+    "streamlit": streamlit_message_is_use,
+    "rfb": rfb_message_is_use,
+    "any": any_message_is_use,
+}
+"""Classifier by protocol name, as ``WorkspaceActivity.proxy_protocols`` names them."""

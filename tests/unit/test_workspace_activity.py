@@ -1,0 +1,220 @@
+"""The workspace extension's decisions: which browser messages are use, and what is reported.
+
+Streamlit messages are built with Streamlit's own protobuf classes; RFB and VS Code messages are
+laid out byte by byte from their protocols (RFC 6143; VS Code's PersistentProtocol header).
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from jupyterhub_platform.workspace.activity import UseLedger, cpu_busy, honest_last_activity
+from jupyterhub_platform.workspace.protocols import (
+    http_request_is_use,
+    protobuf_fields,
+    rfb_message_is_use,
+    rfb_message_types,
+    streamlit_message_is_use,
+    terminal_message_is_use,
+    vscode_message_is_use,
+    vscode_message_types,
+)
+
+T0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
+
+
+@pytest.mark.parametrize(
+    ("method", "status", "use"),
+    [
+        ("GET", 200, False),  # polling: /api/kernels, /api/contents listings, /_stcore/health
+        ("HEAD", 200, False),
+        ("OPTIONS", 204, False),
+        ("PUT", 200, True),  # a save
+        ("POST", 201, True),  # a kernel started, a session opened
+        ("PATCH", 200, True),  # a rename
+        ("DELETE", 204, True),
+        ("post", 201, True),
+        ("POST", 403, False),  # refused: nobody's work
+        ("PUT", 500, False),
+    ],
+)
+def test_http_requests(method, status, use):
+    assert http_request_is_use(method, status) is use
+
+
+@pytest.mark.parametrize(
+    ("message", "use"),
+    [
+        (json.dumps(["stdin", "ls\r"]), True),
+        (json.dumps(["set_size", 24, 80, 600, 800]), False),
+        ("not json", False),
+        (json.dumps({"stdin": "x"}), False),
+        (json.dumps([]), False),
+    ],
+)
+def test_terminal_messages(message, use):
+    assert terminal_message_is_use(message) is use
+
+
+def vscode(kind: int, data: bytes = b"", msg_id: int = 7, ack: int = 3) -> bytes:
+    return struct.pack(">BIII", kind, msg_id, ack, len(data)) + data
+
+
+KEEPALIVE, REGULAR, CONTROL, ACK = 9, 1, 2, 3
+
+
+@pytest.mark.parametrize(
+    ("message", "use"),
+    [
+        (vscode(KEEPALIVE), False),
+        (vscode(ACK), False),
+        (vscode(CONTROL, b'{"type":"auth"}'), False),
+        (vscode(ACK) + vscode(KEEPALIVE), False),
+        (vscode(REGULAR, b"\x01rpc call"), True),
+        (vscode(ACK) + vscode(REGULAR, b"\x00" * 300), True),
+        (b"\x42 not the protocol", True),  # unknown framing counts
+        (vscode(KEEPALIVE)[:5], True),  # cut short: unknown
+        ("text frame", True),
+    ],
+)
+def test_vscode_messages(message, use):
+    assert vscode_message_is_use(message) is use
+
+
+def test_vscode_types_walk_every_message():
+    assert vscode_message_types(vscode(ACK) + vscode(REGULAR, b"abc") + vscode(KEEPALIVE)) == [
+        ACK,
+        REGULAR,
+        KEEPALIVE,
+    ]
+
+
+def backmsg(**fields) -> bytes:
+    from streamlit.proto.BackMsg_pb2 import BackMsg
+
+    msg = BackMsg()
+    for name, value in fields.items():
+        if name == "rerun_script":
+            msg.rerun_script.query_string = value
+            msg.rerun_script.widget_states.widgets.add(id="slider", int_value=3)
+        else:
+            setattr(msg, name, value)
+    return msg.SerializeToString()
+
+
+@pytest.mark.parametrize(
+    ("fields", "use"),
+    [
+        ({"app_heartbeat": True}, False),
+        ({"load_git_info": True}, False),
+        ({"rerun_script": "rows=3"}, True),
+        ({"stop_script": True}, True),
+        ({"clear_cache": True}, True),
+    ],
+)
+def test_streamlit_messages(fields, use):
+    assert streamlit_message_is_use(backmsg(**fields)) is use
+
+
+def test_streamlit_unknown_bytes_count():
+    assert protobuf_fields(b"\xff\xff\xff") is None
+    assert streamlit_message_is_use(b"\xff\xff\xff") is True
+
+
+def key_event(down: bool, keysym: int) -> bytes:
+    return struct.pack(">BBxxI", 4, down, keysym)
+
+
+def pointer_event(mask: int, x: int, y: int) -> bytes:
+    return struct.pack(">BBHH", 5, mask, x, y)
+
+
+def update_request(incremental: bool = True) -> bytes:
+    return struct.pack(">BBHHHH", 3, incremental, 0, 0, 1024, 768)
+
+
+def set_encodings(*encodings: int) -> bytes:
+    return struct.pack(">BxH", 2, len(encodings)) + b"".join(
+        struct.pack(">i", e) for e in encodings
+    )
+
+
+def cut_text(text: bytes) -> bytes:
+    return struct.pack(">BxxxI", 6, len(text)) + text
+
+
+def fence(payload: bytes = b"") -> bytes:
+    return struct.pack(">BxxxIB", 248, 0x80000000, len(payload)) + payload
+
+
+PIXEL_FORMAT = bytes([0, 0, 0, 0, 32, 24, 0, 1, 0, 255, 0, 255, 0, 255, 16, 8, 0, 0, 0, 0])
+
+
+@pytest.mark.parametrize(
+    ("message", "use"),
+    [
+        (b"RFB 003.008\n", False),  # handshake: version
+        (b"\x01", False),  # security type, ClientInit
+        (PIXEL_FORMAT + set_encodings(7, 1, 0, -223), False),
+        (update_request(), False),  # an open tab asks for screen updates all the time
+        (update_request() + fence(b"abc"), False),
+        (key_event(True, 0x61), True),
+        (key_event(True, 0x61) + key_event(False, 0x61), True),
+        (pointer_event(0, 10, 20), True),  # the mouse moved over the desktop
+        (update_request() + pointer_event(1, 10, 20), True),
+        (cut_text(b"pasted"), True),
+        ("text", False),
+    ],
+)
+def test_rfb_messages(message, use):
+    assert rfb_message_is_use(message) is use
+
+
+def test_rfb_types_need_whole_messages():
+    assert rfb_message_types(key_event(True, 0x61)[:5]) is None
+    assert rfb_message_types(set_encodings(1, 2) + update_request()) == [2, 3]
+
+
+def test_ledger_keeps_the_latest_use_per_source():
+    ledger = UseLedger()
+    assert ledger.latest() is None
+    ledger.record("http", T0 + timedelta(seconds=5))
+    ledger.record("http", T0)  # an earlier time never moves it back
+    ledger.record("terminal", T0 + timedelta(seconds=2))
+    assert ledger.last == {"http": T0 + timedelta(seconds=5), "terminal": T0 + timedelta(seconds=2)}
+    assert ledger.latest() == T0 + timedelta(seconds=5)
+
+
+@pytest.mark.parametrize(
+    ("use", "kernel", "busy", "expected"),
+    [
+        (None, None, False, T0),  # untouched since start: the start time
+        (T0 + timedelta(minutes=3), None, False, T0 + timedelta(minutes=3)),
+        (T0 + timedelta(minutes=3), T0 + timedelta(minutes=9), False, T0 + timedelta(minutes=9)),
+        (None, T0 - timedelta(minutes=1), False, T0),  # never before the start
+        (None, None, True, T0 + timedelta(hours=2)),  # a busy job: now
+        (T0 + timedelta(minutes=3), T0, True, T0 + timedelta(hours=2)),
+    ],
+)
+def test_honest_last_activity(use, kernel, busy, expected):
+    now = T0 + timedelta(hours=2)
+    got = honest_last_activity(started=T0, use=use, kernel_activity=kernel, busy=busy, now=now)
+    assert got == expected
+
+
+@pytest.mark.parametrize(
+    ("previous", "current", "busy"),
+    [
+        (None, (10.0, 5.0), False),  # first sample
+        ((0.0, 1.0), (10.0, 1.1), False),  # 1% of a core
+        ((0.0, 1.0), (10.0, 3.0), True),  # 20%
+        ((0.0, 1.0), (10.0, 11.0), True),  # a whole core
+        ((10.0, 1.0), (10.0, 9.0), False),  # no wall time passed
+    ],
+)
+def test_cpu_busy(previous, current, busy):
+    assert cpu_busy(previous, current, threshold=0.2) is busy
