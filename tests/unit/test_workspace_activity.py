@@ -7,6 +7,7 @@ laid out byte by byte from their protocols (RFC 6143; VS Code's PersistentProtoc
 from __future__ import annotations
 
 import json
+import re
 import struct
 from datetime import datetime, timedelta, timezone
 
@@ -14,6 +15,7 @@ import pytest
 
 from jupyterhub_platform.workspace.activity import UseLedger, cpu_busy, honest_last_activity
 from jupyterhub_platform.workspace.protocols import (
+    background_patterns,
     http_request_is_use,
     protobuf_fields,
     rfb_message_is_use,
@@ -28,22 +30,40 @@ T0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
 
 
 @pytest.mark.parametrize(
-    ("method", "status", "use"),
+    ("method", "path", "status", "use"),
     [
-        ("GET", 200, False),  # polling: /api/kernels, /api/contents listings, /_stcore/health
-        ("HEAD", 200, False),
-        ("OPTIONS", 204, False),
-        ("PUT", 200, True),  # a save
-        ("POST", 201, True),  # a kernel started, a session opened
-        ("PATCH", 200, True),  # a rename
-        ("DELETE", 204, True),
-        ("post", 201, True),
-        ("POST", 403, False),  # refused: nobody's work
-        ("PUT", 500, False),
+        ("GET", "/api/kernels", 200, False),  # polling
+        ("GET", "/api/contents/", 200, False),
+        ("GET", "/streamlit/_stcore/health", 200, False),
+        ("HEAD", "/lab", 200, False),
+        ("OPTIONS", "/api/contents/a.ipynb", 204, False),
+        ("PUT", "/api/contents/a.ipynb", 200, True),  # a save
+        ("POST", "/api/sessions", 201, True),  # a notebook opened
+        ("PATCH", "/api/sessions/1", 200, True),
+        ("DELETE", "/api/kernels/1", 204, True),
+        ("post", "/api/kernels", 201, True),
+        ("PUT", "/lab/api/workspaces/default", 204, False),  # JupyterLab's 10 s layout save
+        ("PUT", "/api/lab/api/workspaces/x", 200, True),  # matched at the start only
+        ("POST", "/api/contents", 403, False),  # refused: nobody's work
+        ("PUT", "/api/contents/a", 500, False),
     ],
 )
-def test_http_requests(method, status, use):
-    assert http_request_is_use(method, status) is use
+def test_http_requests(method, path, status, use):
+    assert http_request_is_use(method, path, status) is use
+
+
+def test_background_requests_are_configurable():
+    background = background_patterns(["POST /proxy/8050/_dash-update"])
+    assert not http_request_is_use("POST", "/proxy/8050/_dash-update", 200, background)
+    assert http_request_is_use("PUT", "/lab/api/workspaces/default", 204, background)
+
+
+@pytest.mark.parametrize(
+    ("spec", "why"), [("PUT", "is not 'METHOD path-regex'"), ("PUT (", "'PUT ('")]
+)
+def test_bad_background_requests_are_named(spec, why):
+    with pytest.raises(ValueError, match=re.escape(why)):
+        background_patterns([spec])
 
 
 @pytest.mark.parametrize(

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from traitlets import Dict, Float, Unicode
+from traitlets import Dict, Float, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from . import hooks
 from .activity import UseLedger, honest_last_activity
 from .cpu import TerminalCPU
-from .protocols import PROXY_PROTOCOLS
+from .protocols import BACKGROUND_REQUESTS, PROXY_PROTOCOLS, background_patterns
 
 
 class WorkspaceActivity(LoggingConfigurable):
@@ -28,6 +28,15 @@ class WorkspaceActivity(LoggingConfigurable):
         help=f"""jupyter-server-proxy server name -> the protocol its browser messages are
         classified by ({", ".join(sorted(PROXY_PROTOCOLS))}). A server not listed uses "any":
         every message its browser sends counts as use.""",
+    )
+    background_requests = List(
+        Unicode(),
+        default_value=list(BACKGROUND_REQUESTS),
+        config=True,
+        help="""Changing HTTP requests that are not use, as "METHOD path-regex" (the regex is
+        matched at the start of the path below the server's base URL, e.g. "PUT
+        /lab/api/workspaces/"). Other POST/PUT/PATCH/DELETE requests count as use; GET, HEAD
+        and OPTIONS never do.""",
     )
     terminal_cpu_threshold = Float(
         0.2,
@@ -47,12 +56,16 @@ class WorkspaceActivity(LoggingConfigurable):
                 f"WorkspaceActivity.proxy_protocols[{name!r}]: {value!r} is not one of "
                 f"{', '.join(sorted(PROXY_PROTOCOLS))}"
             )
+        try:
+            self.background = background_patterns(self.background_requests)
+        except ValueError as exc:
+            raise ValueError(f"WorkspaceActivity.background_requests: {exc}") from None
         self.web_app = web_app
         self.ledger = UseLedger()
         self.terminal_cpu = TerminalCPU(self.terminal_cpu_threshold)
 
     def install(self) -> None:
-        hooks.watch_http(self.web_app.settings, self.ledger)
+        hooks.watch_http(self.web_app.settings, self.ledger, self.background)
         if not hooks.watch_proxied_programs(dict(self.proxy_protocols)):
             self.log.info("jupyter-server-proxy is not installed: no proxied programs to watch")
         if not hooks.watch_terminals():

@@ -32,14 +32,23 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def watch_http(settings: dict[str, Any], ledger: UseLedger) -> None:
+def below(base_url: str, path: str) -> str:
+    """``path`` relative to the server's base URL, with its leading slash."""
+    return "/" + path[len(base_url) :] if path.startswith(base_url) else path
+
+
+def watch_http(settings: dict[str, Any], ledger: UseLedger, background) -> None:
     """Record use from each finished request, then log it as the server did before; make the
-    ledger reachable from the websocket handlers."""
+    ledger reachable from the websocket handlers. ``background``: compiled patterns of the
+    changing requests that are not use."""
     settings[LEDGER_SETTING] = ledger
     log_request = settings.get("log_function")
+    base_url = settings.get("base_url", "/")
 
     def log_and_record(handler) -> None:
-        if http_request_is_use(handler.request.method, handler.get_status()):
+        request = handler.request
+        path = below(base_url, request.path)
+        if http_request_is_use(request.method, path, handler.get_status(), background):
             ledger.record("http", utcnow())
         if log_request is not None:
             log_request(handler)

@@ -9,21 +9,53 @@ what counts per kind; each rule names the protocol's own message types.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Iterable
 
 Message = str | bytes
 
 # -- HTTP -------------------------------------------------------------------------------------
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+BACKGROUND_REQUESTS = ("PUT /lab/api/workspaces/",)
+"""Changing requests an open, untouched tab sends by itself, as ``"METHOD path-regex"`` (the
+path below the server's base URL): JupyterLab saves its layout every 10 s while a document is
+open (measured: test-artifacts/e2e/activity/jupyterlab.json)."""
 
 
-def http_request_is_use(method: str, status: int) -> bool:
+def background_patterns(specs: Iterable[str]) -> tuple[tuple[str, re.Pattern], ...]:
+    """``"METHOD path-regex"`` strings compiled; a malformed one raises ValueError naming it."""
+    patterns = []
+    for spec in specs:
+        method, _, path = spec.strip().partition(" ")
+        if not method or not path.strip():
+            raise ValueError(f"{spec!r} is not 'METHOD path-regex'")
+        try:
+            patterns.append((method.upper(), re.compile(path.strip())))
+        except re.error as exc:
+            raise ValueError(f"{spec!r}: {exc}") from None
+    return tuple(patterns)
+
+
+DEFAULT_BACKGROUND = background_patterns(BACKGROUND_REQUESTS)
+
+
+def http_request_is_use(
+    method: str,
+    path: str,
+    status: int,
+    background: tuple[tuple[str, re.Pattern], ...] = DEFAULT_BACKGROUND,
+) -> bool:
     """An HTTP request to the single-user server (its REST API or a proxied program) is use when
     it changes something: JupyterLab's saves, runs, renames, uploads and kernel starts are
     POST/PUT/PATCH/DELETE; what an open tab polls (kernels, sessions, terminals, contents
-    listings, health checks) is GET. Refused requests (4xx/5xx) are nobody's work."""
-    return method.upper() not in READ_ONLY_METHODS and status < 400
+    listings, health checks) is GET, and ``background`` lists the changing requests a tab sends
+    by itself. ``path`` is below the server's base URL. Refused requests (4xx/5xx) are nobody's
+    work."""
+    method = method.upper()
+    if method in READ_ONLY_METHODS or status >= 400:
+        return False
+    return not any(method == m and pattern.match(path) for m, pattern in background)
 
 
 # -- Terminals (jupyter_server_terminals, terminado's JSON messages) ----------------------------
