@@ -16,6 +16,8 @@ import json
 import re
 import time
 from collections import Counter
+from collections.abc import Callable
+from contextlib import asynccontextmanager
 from datetime import datetime, timezone
 from urllib.parse import urlsplit
 
@@ -26,6 +28,7 @@ from browser import SCREENSHOTS, START_TIMEOUT_MS, chromium, log_in
 from hub_user import ARTIFACTS, hub_users, local_platform, require_programs
 
 from jupyterhub_platform.devcluster.procs import wait_for
+from jupyterhub_platform.workspace.protocols import vscode_messages
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
@@ -110,18 +113,36 @@ class HubActivity:
         return latest[0]
 
 
-class Traffic:
-    """What a page sends: HTTP requests and websocket frames, by path."""
+def head(payload: str | bytes) -> str:
+    """The start of a websocket frame, to read in a measurement."""
+    return payload[:40] if isinstance(payload, str) else payload[:24].hex()
 
-    def __init__(self, page):
+
+def vscode_names(payload: str | bytes) -> str:
+    """A VS Code frame's PersistentProtocol messages, named as the extension's rule sees them."""
+    names = vscode_messages(payload) if isinstance(payload, bytes) else None
+    return " ".join(names) if names is not None else f"unparsed {head(payload)}"
+
+
+class Traffic:
+    """What a page sends: HTTP requests by method and path, websocket frames by path and what
+    ``describe`` makes of them."""
+
+    def __init__(self, page, describe: Callable[[str | bytes], str] = head):
+        self.describe = describe
         self.requests: Counter[str] = Counter()
-        self.frames: Counter[str] = Counter()
+        self.frames: dict[str, Counter[str]] = {}
         page.on("request", lambda r: self.requests.update([f"{r.method} {_path(r.url)}"]))
         page.on("websocket", self._websocket)
 
     def _websocket(self, ws) -> None:
         path = _path(ws.url)
-        ws.on("framesent", lambda _payload: self.frames.update([path]))
+        ws.on(
+            "framesent",
+            lambda payload: self.frames.setdefault(path, Counter()).update(
+                [self.describe(payload)]
+            ),
+        )
 
     def reset(self) -> None:
         self.requests.clear()
@@ -129,7 +150,11 @@ class Traffic:
 
     def save(self, kind: str) -> dict:
         MEASUREMENTS.mkdir(parents=True, exist_ok=True)
-        sent = {"seconds": LEFT_ALONE, "http": dict(self.requests), "ws_frames": dict(self.frames)}
+        sent = {
+            "seconds": LEFT_ALONE,
+            "http": dict(self.requests),
+            "ws_frames": {path: dict(frames) for path, frames in self.frames.items()},
+        }
         (MEASUREMENTS / f"{kind}.json").write_text(json.dumps(sent, indent=2) + "\n")
         return sent
 
@@ -143,21 +168,37 @@ def _path(url: str) -> str:
     return urlsplit(url).path
 
 
-async def open_workspace(browser, platform, name: str, profile: str, landing: str):
-    """Log in in Chromium, start ``profile`` from the spawn page, land at ``landing``."""
+@asynccontextmanager
+async def workspace(browser, platform, name: str, profile: str, landing: str, kind: str, **traffic):
+    """Log in in Chromium, start ``profile`` from the spawn page, land at ``landing``; yields
+    the page and its :class:`Traffic`. A screenshot of the end (or of the failure) stays in
+    test-artifacts/browser/; the tab is closed on exit."""
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
-    traffic = Traffic(page)
-    form = await log_in(page, platform.hub_url, name)
-    await form.get_by_role("radio", name=profile).click()
-    await page.get_by_role("button", name="Start").click()
-    await page.wait_for_url(re.compile(f"/user/{name}/{landing}"), timeout=START_TIMEOUT_MS)
-    return context, page, traffic
+    recorder = Traffic(page, **traffic)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        form = await log_in(page, platform.hub_url, name)
+        await form.get_by_role("radio", name=profile).click()
+        await page.get_by_role("button", name="Start").click()
+        await page.wait_for_url(re.compile(f"/user/{name}/{landing}"), timeout=START_TIMEOUT_MS)
+        yield page, recorder
+    except BaseException:
+        await page.screenshot(path=SCREENSHOTS / f"activity-{kind}-failure.png")
+        raise
+    else:
+        await page.screenshot(path=SCREENSHOTS / f"activity-{kind}.png")
+    finally:
+        await context.close()
 
 
 async def left_alone(activity: HubActivity, traffic: Traffic, kind: str) -> datetime:
     """Leave the open tab untouched: the hub's value must not move, though the tab talks."""
-    settled = await activity.settled()
+    try:
+        settled = await activity.settled()
+    except TimeoutError:
+        traffic.save(kind)  # what kept it moving, for the post-mortem
+        raise
     traffic.reset()
     seen = await activity.values_over(LEFT_ALONE)
     sent = traffic.save(kind)
@@ -165,20 +206,14 @@ async def left_alone(activity: HubActivity, traffic: Traffic, kind: str) -> date
     return settled
 
 
-async def shot(page, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    await page.screenshot(path=SCREENSHOTS / f"activity-{name}.png")
-
-
 async def test_jupyterlab_counts_use_and_a_busy_kernel_not_an_open_tab(
     browser, activity_platform, users
 ):
     users("alice")
     activity = HubActivity(activity_platform, "alice")
-    context, page, traffic = await open_workspace(
-        browser, activity_platform, "alice", "JupyterLab", "lab"
-    )
-    try:
+    async with workspace(
+        browser, activity_platform, "alice", "JupyterLab", "lab", "jupyterlab"
+    ) as (page, traffic):
         await page.locator(".jp-LauncherCard[data-category='Notebook']").first.click(
             timeout=START_TIMEOUT_MS
         )
@@ -197,7 +232,6 @@ async def test_jupyterlab_counts_use_and_a_busy_kernel_not_an_open_tab(
         await page.keyboard.press("Shift+Enter")
         await page.locator(".jp-OutputArea-output", has_text="42").wait_for()
         assert await activity.moved_past(max(idle, action), "a cell run to count") > idle
-        await shot(page, "jupyterlab")
 
         # A long computation that prints nothing, then nobody is connected at all.
         cell = page.locator(".jp-Notebook .jp-Cell .cm-content").last
@@ -205,8 +239,6 @@ async def test_jupyterlab_counts_use_and_a_busy_kernel_not_an_open_tab(
         await page.keyboard.type("import time; time.sleep(600)")
         await page.keyboard.press("Shift+Enter")
         await page.locator(".jp-Notebook-ExecutionIndicator[data-status='busy']").first.wait_for()
-    finally:
-        await context.close()
     # Reports later than the moment the last tab closed: only the busy kernel can make them.
     closed = now()
     busy = await activity.moved_past(closed, "the busy kernel to count after the tab closed")
@@ -248,33 +280,30 @@ async def test_vscode_counts_use_not_an_open_window(browser, activity_platform, 
     require_programs("code-server")
     users("alice")
     activity = HubActivity(activity_platform, "alice")
-    context, page, traffic = await open_workspace(
-        browser, activity_platform, "alice", "VS Code", "vscode/"
-    )
-    try:
+    async with workspace(
+        browser, activity_platform, "alice", "VS Code", "vscode/", "vscode", describe=vscode_names
+    ) as (page, traffic):
         await page.locator(".monaco-workbench").wait_for(timeout=START_TIMEOUT_MS)
         idle = await left_alone(activity, traffic, "vscode")
         assert traffic.frames, "the open VS Code window sent nothing: nothing was measured"
 
-        await page.locator(".monaco-workbench").click()
         action = now()
-        await page.keyboard.press("Control+Backquote")  # a terminal, on the server
-        await page.locator(".terminal-wrapper").first.wait_for(timeout=START_TIMEOUT_MS)
+        # The command center, then a terminal (it runs on the server) and a command typed in it.
+        await page.locator(".command-center-center").click()
+        await page.keyboard.type(">Terminal: Create New Terminal")
+        await page.keyboard.press("Enter")
+        await page.locator(".xterm").first.wait_for(timeout=START_TIMEOUT_MS)
         await page.keyboard.type("echo used\n")
         assert await activity.moved_past(max(idle, action), "typing in VS Code to count") > idle
-        await shot(page, "vscode")
-    finally:
-        await context.close()
 
 
 async def test_streamlit_counts_widget_changes_not_an_open_app(browser, activity_platform, users):
     require_programs("streamlit", "jupyterhub-platform-streamlit")
     users("alice")
     activity = HubActivity(activity_platform, "alice")
-    context, page, traffic = await open_workspace(
-        browser, activity_platform, "alice", "Streamlit app", "streamlit/"
-    )
-    try:
+    async with workspace(
+        browser, activity_platform, "alice", "Streamlit app", "streamlit/", "streamlit"
+    ) as (page, traffic):
         slider = page.get_by_role("slider")
         await slider.wait_for(timeout=START_TIMEOUT_MS)
         idle = await left_alone(activity, traffic, "streamlit")
@@ -284,19 +313,15 @@ async def test_streamlit_counts_widget_changes_not_an_open_app(browser, activity
         await page.keyboard.press("ArrowRight")
         await page.keyboard.press("ArrowRight")
         assert await activity.moved_past(max(idle, action), "a slider change to count") > idle
-        await shot(page, "streamlit")
-    finally:
-        await context.close()
 
 
 async def test_desktop_counts_input_not_an_open_viewer(browser, activity_platform, users):
     require_programs("vncserver", "Xvnc", "openbox", "xterm", "jupyterhub-platform-desktop-session")
     users("alice")
     activity = HubActivity(activity_platform, "alice")
-    context, page, traffic = await open_workspace(
-        browser, activity_platform, "alice", "Linux desktop", "desktop/"
-    )
-    try:
+    async with workspace(
+        browser, activity_platform, "alice", "Linux desktop", "desktop/", "desktop"
+    ) as (page, traffic):
         canvas = page.locator("#screen canvas")
         await canvas.wait_for(timeout=START_TIMEOUT_MS)
         status = page.locator("#status")
@@ -305,8 +330,7 @@ async def test_desktop_counts_input_not_an_open_viewer(browser, activity_platfor
             arg=await status.element_handle(),
             timeout=START_TIMEOUT_MS,
         )
-        idle = await left_alone(activity, traffic, "desktop")
-        assert traffic.frames, "the open noVNC viewer sent nothing: nothing was measured"
+        idle = await left_alone(activity, traffic, "desktop")  # its websocket stays open
 
         box = await canvas.bounding_box()
         action = now()
@@ -314,6 +338,3 @@ async def test_desktop_counts_input_not_an_open_viewer(browser, activity_platfor
         await page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
         await page.keyboard.type("echo used")
         assert await activity.moved_past(max(idle, action), "VNC input to count") > idle
-        await shot(page, "desktop")
-    finally:
-        await context.close()

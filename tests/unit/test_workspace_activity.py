@@ -10,10 +10,13 @@ import json
 import re
 import struct
 from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
 
 import pytest
+from traitlets.config import Config, Configurable
 
 from jupyterhub_platform.workspace.activity import UseLedger, cpu_busy, honest_last_activity
+from jupyterhub_platform.workspace.extension import load
 from jupyterhub_platform.workspace.protocols import (
     background_patterns,
     http_request_is_use,
@@ -22,8 +25,9 @@ from jupyterhub_platform.workspace.protocols import (
     rfb_message_types,
     streamlit_message_is_use,
     terminal_message_is_use,
+    vscode_call,
     vscode_message_is_use,
-    vscode_message_types,
+    vscode_messages,
 )
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)
@@ -81,10 +85,52 @@ def test_terminal_messages(message, use):
 
 
 def vscode(kind: int, data: bytes = b"", msg_id: int = 7, ack: int = 3) -> bytes:
+    """One PersistentProtocol message: type, id, ack, data length (big-endian), data."""
     return struct.pack(">BIII", kind, msg_id, ack, len(data)) + data
 
 
+def vql(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def ipc(*header: int | str, body: bytes = b"\x00") -> bytes:
+    """An IPC message as VS Code serializes it: the header array, then the body."""
+    items = b"".join(
+        b"\x06" + vql(h) if isinstance(h, int) else b"\x01" + vql(len(h)) + h.encode()
+        for h in header
+    )
+    return b"\x04" + vql(len(header)) + items + body
+
+
+def rpc_request(method: str, args: bytes = b"[]", kind: int = 1, req: int = 121) -> bytes:
+    """An RPC request to the extension host: type, request id, rpc id, method, arguments."""
+    return struct.pack(">BIB", kind, req, 88) + bytes([len(method)]) + method.encode() + args
+
+
 KEEPALIVE, REGULAR, CONTROL, ACK = 9, 1, 2, 3
+
+
+@pytest.mark.parametrize(
+    ("data", "name"),
+    [
+        (rpc_request("$onFileEvent", b'{"changed":[]}'), "rpc:$onFileEvent"),
+        (rpc_request("$acceptModelChanged", kind=3), "rpc:$acceptModelChanged"),
+        (struct.pack(">BI", 5, 121), "rpc-reply"),  # Acknowledged
+        (struct.pack(">BI", 9, 121) + b"{}", "rpc-reply"),  # ReplyOKJSON
+        (ipc(100, 526, "telemetry", "publicLog2"), "ipc:telemetry.publicLog2"),
+        (ipc(100, 527, "remoteterminal", "$input"), "ipc:remoteterminal.$input"),
+        (ipc(201, 526), "ipc-reply"),  # PromiseSuccess
+        (ipc(204, 12), "ipc-reply"),  # EventFire
+        (b"\xee\x01", "regular"),
+    ],
+)
+def test_vscode_calls_are_named(data, name):
+    assert vscode_call(data) == name
 
 
 @pytest.mark.parametrize(
@@ -94,9 +140,15 @@ KEEPALIVE, REGULAR, CONTROL, ACK = 9, 1, 2, 3
         (vscode(ACK), False),
         (vscode(CONTROL, b'{"type":"auth"}'), False),
         (vscode(ACK) + vscode(KEEPALIVE), False),
-        (vscode(REGULAR, b"\x01rpc call"), True),
-        (vscode(ACK) + vscode(REGULAR, b"\x00" * 300), True),
-        (b"\x42 not the protocol", True),  # unknown framing counts
+        (vscode(REGULAR, rpc_request("$onFileEvent")), False),  # its own logs changed
+        (vscode(REGULAR, ipc(100, 526, "telemetry", "publicLog2")), False),
+        (vscode(REGULAR, struct.pack(">BI", 5, 121)), False),  # acknowledging the server
+        (vscode(REGULAR, ipc(201, 526)), False),
+        (vscode(REGULAR, ipc(100, 527, "remoteterminal", "$input")), True),  # typing
+        (vscode(REGULAR, rpc_request("$acceptModelChanged")), True),  # an edit
+        (vscode(ACK) + vscode(REGULAR, rpc_request("$executeCommand")), True),
+        (vscode(REGULAR, b"\xee unknown"), True),  # unknown calls count
+        (b"\x42 not the protocol", True),
         (vscode(KEEPALIVE)[:5], True),  # cut short: unknown
         ("text frame", True),
     ],
@@ -105,12 +157,9 @@ def test_vscode_messages(message, use):
     assert vscode_message_is_use(message) is use
 
 
-def test_vscode_types_walk_every_message():
-    assert vscode_message_types(vscode(ACK) + vscode(REGULAR, b"abc") + vscode(KEEPALIVE)) == [
-        ACK,
-        REGULAR,
-        KEEPALIVE,
-    ]
+def test_vscode_messages_walk_every_message():
+    message = vscode(ACK) + vscode(REGULAR, rpc_request("$x")) + vscode(KEEPALIVE)
+    assert vscode_messages(message) == ["ack", "rpc:$x", "keepalive"]
 
 
 def backmsg(**fields) -> bytes:
@@ -238,3 +287,54 @@ def test_honest_last_activity(use, kernel, busy, expected):
 )
 def test_cpu_busy(previous, current, busy):
     assert cpu_busy(previous, current, threshold=0.2) is busy
+
+
+class _Log:
+    def __init__(self):
+        self.lines: list[str] = []
+
+    def critical(self, msg, *args):
+        self.lines.append(msg % args)
+
+    info = critical
+
+
+class _ServerApp(Configurable):
+    """What the extension touches of a ServerApp: config, its log and the web app's settings."""
+
+    def __init__(self, config: dict):
+        super().__init__(config=Config(config))
+        self.log = _Log()
+        self.web_app = SimpleNamespace(settings={"base_url": "/user/alice/"})
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        (
+            {"proxy_protocols": {"streamlit": "websocket"}},
+            "WorkspaceActivity.proxy_protocols['streamlit']: 'websocket' is not one of",
+        ),
+        (
+            {"background_requests": ["PUT"]},
+            "WorkspaceActivity.background_requests: 'PUT' is not 'METHOD path-regex'",
+        ),
+        (
+            {"vscode_background_calls": ["$onFileEvent"]},
+            "WorkspaceActivity.vscode_background_calls: '$onFileEvent' does not start with",
+        ),
+    ],
+)
+def test_a_bad_setting_stops_the_server_naming_it(config, message):
+    app = _ServerApp({"WorkspaceActivity": config})
+    with pytest.raises(SystemExit):
+        load(app)
+    assert len(app.log.lines) == 1 and message in app.log.lines[0]
+    assert "last_activity" not in vars(app.web_app)  # nothing was installed
+
+
+def test_the_extension_takes_over_last_activity():
+    app = _ServerApp({})
+    load(app)
+    assert app.web_app.last_activity.__self__.__class__.__name__ == "WorkspaceActivity"
+    assert app.web_app.settings["log_function"] is not None

@@ -8,6 +8,7 @@ jupyter_server's own idle shutdown reads. It imports nothing from the hub side o
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 
 from traitlets import Dict, Float, List, Unicode
 from traitlets.config import LoggingConfigurable
@@ -15,7 +16,13 @@ from traitlets.config import LoggingConfigurable
 from . import hooks
 from .activity import UseLedger, honest_last_activity
 from .cpu import TerminalCPU
-from .protocols import BACKGROUND_REQUESTS, PROXY_PROTOCOLS, background_patterns
+from .protocols import (
+    BACKGROUND_REQUESTS,
+    PROXY_PROTOCOLS,
+    VSCODE_BACKGROUND_CALLS,
+    background_patterns,
+    vscode_message_is_use,
+)
 
 
 class WorkspaceActivity(LoggingConfigurable):
@@ -37,6 +44,14 @@ class WorkspaceActivity(LoggingConfigurable):
         matched at the start of the path below the server's base URL, e.g. "PUT
         /lab/api/workspaces/"). Other POST/PUT/PATCH/DELETE requests count as use; GET, HEAD
         and OPTIONS never do.""",
+    )
+    vscode_background_calls = List(
+        Unicode(),
+        default_value=sorted(VSCODE_BACKGROUND_CALLS),
+        config=True,
+        help="""VS Code calls an untouched window makes by itself, which are not use:
+        "rpc:<method>" (to the extension host), "ipc:<channel>" or "ipc:<channel>.<command>"
+        (to the server). Every other call a VS Code window makes counts.""",
     )
     terminal_cpu_threshold = Float(
         0.2,
@@ -60,13 +75,25 @@ class WorkspaceActivity(LoggingConfigurable):
             self.background = background_patterns(self.background_requests)
         except ValueError as exc:
             raise ValueError(f"WorkspaceActivity.background_requests: {exc}") from None
+        bad = [c for c in self.vscode_background_calls if not c.startswith(("rpc:", "ipc:"))]
+        if bad:
+            raise ValueError(
+                f"WorkspaceActivity.vscode_background_calls: {bad[0]!r} does not start with "
+                "'rpc:' or 'ipc:'"
+            )
+        self.rules = {
+            **PROXY_PROTOCOLS,
+            "vscode": partial(
+                vscode_message_is_use, background=frozenset(self.vscode_background_calls)
+            ),
+        }
         self.web_app = web_app
         self.ledger = UseLedger()
         self.terminal_cpu = TerminalCPU(self.terminal_cpu_threshold)
 
     def install(self) -> None:
         hooks.watch_http(self.web_app.settings, self.ledger, self.background)
-        if not hooks.watch_proxied_programs(dict(self.proxy_protocols)):
+        if not hooks.watch_proxied_programs(dict(self.proxy_protocols), self.rules):
             self.log.info("jupyter-server-proxy is not installed: no proxied programs to watch")
         if not hooks.watch_terminals():
             self.log.info("jupyter_server_terminals is not installed: no terminals to watch")
@@ -96,7 +123,13 @@ class WorkspaceActivity(LoggingConfigurable):
 
 
 def load(serverapp) -> None:
-    activity = WorkspaceActivity(serverapp.web_app, parent=serverapp)
+    """Install the activity rules; a bad setting stops the server, naming it and its value
+    (a server that cannot say what counts as use must not run as if it could)."""
+    try:
+        activity = WorkspaceActivity(serverapp.web_app, parent=serverapp)
+    except ValueError as exc:
+        serverapp.log.critical("jupyterhub-platform workspace activity: %s", exc)
+        raise SystemExit(1) from None
     activity.install()
     serverapp.log.info(
         "jupyterhub-platform workspace activity: use counts, traffic does not (%s)",

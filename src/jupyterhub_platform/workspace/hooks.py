@@ -20,7 +20,7 @@ from importlib import import_module
 from typing import Any
 
 from .activity import UseLedger
-from .protocols import PROXY_PROTOCOLS, http_request_is_use, terminal_message_is_use
+from .protocols import http_request_is_use, terminal_message_is_use
 
 LEDGER_SETTING = "jupyterhub_platform_use_ledger"
 """Where the wrapped handlers find the server's :class:`UseLedger` (in the tornado settings)."""
@@ -82,13 +82,17 @@ def _wrap_on_message(
     return True
 
 
-def watch_proxied_programs(protocols: dict[str, str]) -> bool:
-    """Classify browser → program websocket messages by the proxied server's protocol."""
+def watch_proxied_programs(
+    protocols: dict[str, str], rules: dict[str, Callable[[Any], bool]]
+) -> bool:
+    """Classify browser → program websocket messages by the proxied server's protocol
+    (``protocols``: server name → protocol, ``rules``: protocol → classifier; "any" when the
+    server is not named)."""
 
     def classify(handler, message) -> str | None:
         name = getattr(handler, "name", "") or "proxy"
-        protocol = protocols.get(name, "any")
-        return f"proxy:{name}" if PROXY_PROTOCOLS[protocol](message) else None
+        rule = rules[protocols.get(name, "any")]
+        return f"proxy:{name}" if rule(message) else None
 
     return _wrap_on_message("jupyter_server_proxy.handlers", "ProxyHandler", classify)
 

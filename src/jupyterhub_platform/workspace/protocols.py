@@ -75,34 +75,129 @@ def terminal_message_is_use(message: Message) -> bool:
 VSCODE_HEADER_LENGTH = 13
 """type (1 byte), id (4), ack (4), data length (4), big-endian."""
 VSCODE_REGULAR = 1
-"""A Regular message carries an RPC call (edits, saves, terminal input, file operations).
-The others are the protocol's own: Control (handshake), Ack, Disconnect, ReplayRequest, Pause,
-Resume and KeepAlive (sent every few seconds by an open window)."""
-VSCODE_TYPES = frozenset({0, 1, 2, 3, 5, 6, 7, 8, 9})
+VSCODE_TYPE_NAMES = {
+    0: "none",
+    2: "control",
+    3: "ack",
+    5: "disconnect",
+    6: "replay-request",
+    7: "pause",
+    8: "resume",
+    9: "keepalive",
+}
+"""The protocol's own message types (an open window sends KeepAlive every few seconds). Regular
+(1) messages carry the calls: RPC to the extension host, IPC channels to the server."""
+IPC_ARRAY, IPC_STRING, IPC_INT = 4, 1, 6
+IPC_REQUESTS = frozenset({100, 102})
+"""IPC request types a browser sends: Promise (a call) and EventListen; the others are
+cancellations (101, 103) and responses to the server's own calls (200-204)."""
+RPC_REQUESTS = frozenset({1, 2, 3, 4})
+"""RPC request types (JSON or mixed arguments, with or without cancellation); the others are
+acknowledgements, cancellations and replies to the extension host's calls (5-12)."""
+VSCODE_BACKGROUND_CALLS = frozenset({"rpc:$onFileEvent", "ipc:telemetry"})
+"""Calls an open, untouched window makes by itself (measured: test-artifacts/e2e/activity/
+vscode.json): file-watcher events forwarded to the extension host (code-server writes its own
+logs and state under the home directory, which is the workspace folder), and telemetry. A call
+matches by ``rpc:<method>``, ``ipc:<channel>`` or ``ipc:<channel>.<command>``."""
 
 
-def vscode_message_types(message: bytes) -> list[int] | None:
-    """The PersistentProtocol message types in one websocket message, or None if it is not one."""
-    types, offset = [], 0
+def _vql(data: bytes, offset: int) -> tuple[int, int]:
+    """VS Code's variable-length uint (7 bits a byte, least significant first)."""
+    value = shift = 0
+    while True:
+        if offset >= len(data) or shift > 28:
+            raise ValueError("truncated number")
+        byte = data[offset]
+        value |= (byte & 0x7F) << shift
+        offset += 1
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+
+
+def _ipc_header(data: bytes) -> list[int | str] | None:
+    """The ints and strings of an IPC message's header array, or None if it is not one."""
+    try:
+        count, offset = _vql(data, 1)
+        items: list[int | str] = []
+        for _ in range(count):
+            kind, offset = data[offset], offset + 1
+            value, offset = _vql(data, offset)
+            if kind == IPC_INT:
+                items.append(value)
+            elif kind == IPC_STRING:
+                items.append(data[offset : offset + value].decode("utf-8", "replace"))
+                offset += value
+            else:
+                return None
+        return items
+    except (ValueError, IndexError):
+        return None
+
+
+def vscode_call(data: bytes) -> str:
+    """One Regular message's data, named: ``ipc:<channel>.<command>`` or ``rpc:<method>`` for a
+    request, ``ipc-reply``/``rpc-reply`` for the rest, ``regular`` when it is neither."""
+    if len(data) > 2 and data[0] == IPC_ARRAY and 0 < data[1] <= 4 and data[2] == IPC_INT:
+        header = _ipc_header(data)
+        if header and isinstance(header[0], int):
+            if header[0] in IPC_REQUESTS and len(header) >= 4:
+                return f"ipc:{header[2]}.{header[3]}"
+            return "ipc-reply"
+    if len(data) >= 7 and data[0] in RPC_REQUESTS:
+        size = data[6]
+        if len(data) >= 7 + size:
+            return "rpc:" + data[7 : 7 + size].decode("utf-8", "replace")
+    if data and 5 <= data[0] <= 12:
+        return "rpc-reply"
+    return "regular"
+
+
+def vscode_messages(message: bytes) -> list[str] | None:
+    """Each PersistentProtocol message in one websocket message, named (:func:`vscode_call` for
+    Regular ones), or None if it is not that framing."""
+    names, offset = [], 0
     while offset < len(message):
         header = message[offset : offset + VSCODE_HEADER_LENGTH]
-        if len(header) < VSCODE_HEADER_LENGTH or header[0] not in VSCODE_TYPES:
+        if len(header) < VSCODE_HEADER_LENGTH:
             return None
-        types.append(header[0])
-        offset += VSCODE_HEADER_LENGTH + int.from_bytes(header[9:13], "big")
-    return types
+        end = offset + VSCODE_HEADER_LENGTH + int.from_bytes(header[9:13], "big")
+        if header[0] == VSCODE_REGULAR:
+            names.append(vscode_call(message[offset + VSCODE_HEADER_LENGTH : end]))
+        elif header[0] in VSCODE_TYPE_NAMES:
+            names.append(VSCODE_TYPE_NAMES[header[0]])
+        else:
+            return None
+        offset = end
+    return names
 
 
-def vscode_message_is_use(message: Message) -> bool:
-    """A websocket message from a VS Code window holding a Regular (RPC) message is use.
+def _background(name: str, background: frozenset[str]) -> bool:
+    if name in background:
+        return True
+    channel = name.partition(".")[0]
+    return name.startswith("ipc:") and channel in background
 
-    A message that is not PersistentProtocol framing is counted: it is not the background
-    traffic this rule knows, and nothing unknown may make a used server look idle.
-    """
+
+def vscode_message_is_use(
+    message: Message, background: frozenset[str] = VSCODE_BACKGROUND_CALLS
+) -> bool:
+    """A websocket message from a VS Code window is use when it holds a request the window did
+    not make by itself: an RPC call to the extension host (an edit, a save, a command) or an IPC
+    call to the server (terminal input, file operations), not in ``background``
+    (:data:`VSCODE_BACKGROUND_CALLS`). A message that is not PersistentProtocol framing, or a
+    Regular message that is neither RPC nor IPC, counts: nothing unknown may make a used server
+    look idle."""
     if isinstance(message, str):
         return True
-    types = vscode_message_types(message)
-    return types is None or VSCODE_REGULAR in types
+    names = vscode_messages(message)
+    if names is None:
+        return True
+    return any(
+        name == "regular"
+        or (name.startswith(("rpc:", "ipc:")) and not _background(name, background))
+        for name in names
+    )
 
 
 # -- Streamlit: BackMsg protobufs ----------------------------------------------------------------
