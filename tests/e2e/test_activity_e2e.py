@@ -58,6 +58,13 @@ async def users(activity_platform):
         yield make
 
 
+@pytest_asyncio.fixture(loop_scope="session")
+async def activity(activity_platform, users):
+    """The hub's view of alice's server (stopped after the test)."""
+    users("alice")
+    return HubActivity(activity_platform, "alice")
+
+
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def browser():
     async with chromium() as running:
@@ -207,10 +214,8 @@ async def left_alone(activity: HubActivity, traffic: Traffic, kind: str) -> date
 
 
 async def test_jupyterlab_counts_use_and_a_busy_kernel_not_an_open_tab(
-    browser, activity_platform, users
+    browser, activity_platform, activity
 ):
-    users("alice")
-    activity = HubActivity(activity_platform, "alice")
     async with workspace(
         browser, activity_platform, "alice", "JupyterLab", "lab", "jupyterlab"
     ) as (page, traffic):
@@ -245,12 +250,11 @@ async def test_jupyterlab_counts_use_and_a_busy_kernel_not_an_open_tab(
     assert await activity.moved_past(busy, "the busy kernel to keep counting") > busy
 
 
-async def test_a_cpu_busy_terminal_counts_an_idle_one_does_not(activity_platform, users):
+async def test_a_cpu_busy_terminal_counts_an_idle_one_does_not(users, activity):
     alice = users("alice")
     assert await alice.login() == 302
     await alice.spawn({"profile": "jupyterlab"})
     await alice.wait_ready()
-    activity = HubActivity(activity_platform, "alice")
 
     async def run_in_terminal(command: str) -> None:
         """Open a terminal, type ``command`` as a person would, and leave (the job stays)."""
@@ -276,14 +280,16 @@ async def test_a_cpu_busy_terminal_counts_an_idle_one_does_not(activity_platform
     assert await activity.moved_past(busy, "the CPU-busy terminal to keep counting") > busy
 
 
-async def test_vscode_counts_use_not_an_open_window(browser, activity_platform, users):
+async def test_vscode_counts_use_not_an_open_window(browser, activity_platform, activity):
     require_programs("code-server")
-    users("alice")
-    activity = HubActivity(activity_platform, "alice")
     async with workspace(
         browser, activity_platform, "alice", "VS Code", "vscode/", "vscode", describe=vscode_names
     ) as (page, traffic):
         await page.locator(".monaco-workbench").wait_for(timeout=START_TIMEOUT_MS)
+        # A fresh home: VS Code asks whether to trust the folder first.
+        await page.get_by_role("button", name="Yes, I trust the authors").click(
+            timeout=START_TIMEOUT_MS
+        )
         idle = await left_alone(activity, traffic, "vscode")
         assert traffic.frames, "the open VS Code window sent nothing: nothing was measured"
 
@@ -297,10 +303,10 @@ async def test_vscode_counts_use_not_an_open_window(browser, activity_platform, 
         assert await activity.moved_past(max(idle, action), "typing in VS Code to count") > idle
 
 
-async def test_streamlit_counts_widget_changes_not_an_open_app(browser, activity_platform, users):
+async def test_streamlit_counts_widget_changes_not_an_open_app(
+    browser, activity_platform, activity
+):
     require_programs("streamlit", "jupyterhub-platform-streamlit")
-    users("alice")
-    activity = HubActivity(activity_platform, "alice")
     async with workspace(
         browser, activity_platform, "alice", "Streamlit app", "streamlit/", "streamlit"
     ) as (page, traffic):
@@ -315,10 +321,8 @@ async def test_streamlit_counts_widget_changes_not_an_open_app(browser, activity
         assert await activity.moved_past(max(idle, action), "a slider change to count") > idle
 
 
-async def test_desktop_counts_input_not_an_open_viewer(browser, activity_platform, users):
+async def test_desktop_counts_input_not_an_open_viewer(browser, activity_platform, activity):
     require_programs("vncserver", "Xvnc", "openbox", "xterm", "jupyterhub-platform-desktop-session")
-    users("alice")
-    activity = HubActivity(activity_platform, "alice")
     async with workspace(
         browser, activity_platform, "alice", "Linux desktop", "desktop/", "desktop"
     ) as (page, traffic):

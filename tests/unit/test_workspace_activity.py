@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import re
 import struct
+import subprocess
+import sys
 from datetime import datetime, timedelta, timezone
 from types import SimpleNamespace
 
@@ -338,3 +340,19 @@ def test_the_extension_takes_over_last_activity():
     load(app)
     assert app.web_app.last_activity.__self__.__class__.__name__ == "WorkspaceActivity"
     assert app.web_app.settings["log_function"] is not None
+
+
+def test_the_extension_imports_nothing_from_the_hub_side():
+    """It runs in the user's server, where neither the hub nor the devcluster is installed."""
+    blocked = ("jupyterhub", "kubespawner", "kubernetes_asyncio", "jupyterhub_platform.devcluster")
+    probe = f"""
+import sys
+class Refuse:
+    def find_spec(self, name, path=None, target=None):
+        if any(name == b or name.startswith(b + ".") for b in {blocked!r}):
+            raise ImportError("refused: " + name)
+sys.meta_path.insert(0, Refuse())
+import jupyterhub_platform.workspace.extension
+"""
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

@@ -14,6 +14,22 @@ from collections.abc import Callable, Iterable
 
 Message = str | bytes
 
+
+def varint(data: bytes, offset: int) -> tuple[int, int]:
+    """An unsigned LEB128 number at ``offset`` (7 bits a byte, least significant first, as
+    protobuf's varints and VS Code's VQL numbers are) and the offset after it."""
+    value = shift = 0
+    while True:
+        if offset >= len(data) or shift > 63:
+            raise ValueError("truncated number")
+        byte = data[offset]
+        value |= (byte & 0x7F) << shift
+        offset += 1
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+
+
 # -- HTTP -------------------------------------------------------------------------------------
 
 READ_ONLY_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -101,28 +117,14 @@ logs and state under the home directory, which is the workspace folder), and tel
 matches by ``rpc:<method>``, ``ipc:<channel>`` or ``ipc:<channel>.<command>``."""
 
 
-def _vql(data: bytes, offset: int) -> tuple[int, int]:
-    """VS Code's variable-length uint (7 bits a byte, least significant first)."""
-    value = shift = 0
-    while True:
-        if offset >= len(data) or shift > 28:
-            raise ValueError("truncated number")
-        byte = data[offset]
-        value |= (byte & 0x7F) << shift
-        offset += 1
-        if not byte & 0x80:
-            return value, offset
-        shift += 7
-
-
 def _ipc_header(data: bytes) -> list[int | str] | None:
     """The ints and strings of an IPC message's header array, or None if it is not one."""
     try:
-        count, offset = _vql(data, 1)
+        count, offset = varint(data, 1)
         items: list[int | str] = []
         for _ in range(count):
             kind, offset = data[offset], offset + 1
-            value, offset = _vql(data, offset)
+            value, offset = varint(data, offset)
             if kind == IPC_INT:
                 items.append(value)
             elif kind == IPC_STRING:
@@ -209,32 +211,19 @@ upload), backend_operation_request (19). Not: load_git_info (12), the debug mess
 app_heartbeat (17), which an open tab sends by itself."""
 
 
-def _varint(data: bytes, offset: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if offset >= len(data) or shift > 63:
-            raise ValueError("truncated varint")
-        byte = data[offset]
-        value |= (byte & 0x7F) << shift
-        offset += 1
-        if not byte & 0x80:
-            return value, offset
-        shift += 7
-
-
 def protobuf_fields(data: bytes) -> set[int] | None:
     """The top-level field numbers of a protobuf message, or None if it is not one."""
     fields, offset = set(), 0
     try:
         while offset < len(data):
-            tag, offset = _varint(data, offset)
+            tag, offset = varint(data, offset)
             number, wire = tag >> 3, tag & 7
             if wire == 0:
-                _, offset = _varint(data, offset)
+                _, offset = varint(data, offset)
             elif wire == 1:
                 offset += 8
             elif wire == 2:
-                length, offset = _varint(data, offset)
+                length, offset = varint(data, offset)
                 offset += length
             elif wire == 5:
                 offset += 4
