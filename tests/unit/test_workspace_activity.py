@@ -6,6 +6,7 @@ laid out byte by byte from their protocols (RFC 6143; VS Code's PersistentProtoc
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 import struct
@@ -19,6 +20,7 @@ from traitlets.config import Config, Configurable
 
 from jupyterhub_platform.workspace.activity import UseLedger, cpu_busy, honest_last_activity
 from jupyterhub_platform.workspace.extension import load
+from jupyterhub_platform.workspace.hooks import PROXY_HANDLERS, WRAPPED
 from jupyterhub_platform.workspace.protocols import (
     background_patterns,
     http_request_is_use,
@@ -340,6 +342,11 @@ def test_the_extension_takes_over_last_activity():
     load(app)
     assert app.web_app.last_activity.__self__.__class__.__name__ == "WorkspaceActivity"
     assert app.web_app.settings["log_function"] is not None
+    # every handler a browser's websocket messages reach: proxied programs (websocket and raw
+    # socket proxying) and terminals
+    for module, name in [*PROXY_HANDLERS, ("jupyter_server_terminals.handlers", "TermSocket")]:
+        handler = getattr(importlib.import_module(module), name)
+        assert getattr(handler.on_message, WRAPPED, False), f"{module}.{name}"
 
 
 def test_the_extension_imports_nothing_from_the_hub_side():

@@ -3,8 +3,8 @@
 - Every finished HTTP request, through tornado's ``log_function`` setting (the single-user
   server's own API and every request jupyter-server-proxy forwards).
 - Every websocket message a browser sends to a proxied program, by wrapping
-  jupyter-server-proxy's ``ProxyHandler.on_message``: the proxy itself counts every message and
-  ping (jupyter-server-proxy #471) and offers no hook that sees the message.
+  jupyter-server-proxy's ``on_message`` (:data:`PROXY_HANDLERS`): the proxy itself counts every
+  message and ping (jupyter-server-proxy #471) and offers no hook that sees the message.
 - Every terminal message, by wrapping ``TermSocket.on_message`` the same way (its own activity
   also moves on output).
 
@@ -24,6 +24,12 @@ from .protocols import http_request_is_use, terminal_message_is_use
 
 LEDGER_SETTING = "jupyterhub_platform_use_ledger"
 """Where the wrapped handlers find the server's :class:`UseLedger` (in the tornado settings)."""
+PROXY_HANDLERS = (
+    ("jupyter_server_proxy.handlers", "ProxyHandler"),
+    ("jupyter_server_proxy.rawsocket", "RawSocketHandler"),
+)
+"""jupyter-server-proxy's handlers that define ``on_message``: websocket proxying, and the raw
+socket proxying of ``raw_socket_proxy`` servers (the desktop's websockify to the VNC socket)."""
 WRAPPED = "_jupyterhub_platform_activity"
 """Marks a wrapped method, so a second load of the extension does not wrap it twice."""
 
@@ -94,7 +100,8 @@ def watch_proxied_programs(
         rule = rules[protocols.get(name, "any")]
         return f"proxy:{name}" if rule(message) else None
 
-    return _wrap_on_message("jupyter_server_proxy.handlers", "ProxyHandler", classify)
+    wrapped = [_wrap_on_message(module, cls, classify) for module, cls in PROXY_HANDLERS]
+    return all(wrapped)
 
 
 def watch_terminals() -> bool:
