@@ -292,8 +292,9 @@ def rfb_message_types(message: bytes) -> list[int] | None:
 
 
 def rfb_message_is_use(message: Message) -> bool:
-    """Key, pointer and clipboard events are use; framebuffer update requests, encodings, pixel
-    formats, fences, resizes and the handshake (which an open tab sends by itself) are not."""
+    """Key, pointer and clipboard events are use; framebuffer update requests (sent after each
+    screen update), encodings, pixel formats, fences, resizes and the handshake (which an open
+    tab sends by itself) are not."""
     if isinstance(message, str):
         return False
     types = rfb_message_types(message)
