@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import tempfile
 import time
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -14,6 +16,7 @@ import aiohttp
 from skips import missing
 from yarl import URL
 
+from jupyterhub_platform.devcluster.platform import LocalPlatform
 from jupyterhub_platform.devcluster.procs import wait_for
 from jupyterhub_platform.devcluster.proxy import node_bin_path
 
@@ -166,3 +169,49 @@ async def user_pods(k8s, name: str) -> list:
         "default", label_selector=f"component=singleuser-server,hub.jupyter.org/username={name}"
     )
     return pods.items
+
+
+@asynccontextmanager
+async def local_platform(chart: Path, prefix: str, **options: Any):
+    """A :class:`LocalPlatform` on ``chart`` whose state and logs stay in test-artifacts/e2e/
+    (a new ``<prefix>*`` directory) for post-mortems; ``options`` go to LocalPlatform."""
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    state_dir = Path(tempfile.mkdtemp(prefix=prefix, dir=ARTIFACTS))
+    print(f"\nlocal platform state and logs: {state_dir}")
+    async with LocalPlatform(state_dir, chart=chart, **options) as running:
+        yield running
+
+
+@asynccontextmanager
+async def hub_users(platform):
+    """``make("alice")`` → a :class:`HubUser` on ``platform``; on exit each user's server is
+    stopped (whatever the test did, with the admin token) and their session closed."""
+    users: list[HubUser] = []
+
+    def make(name: str) -> HubUser:
+        user = HubUser(platform.hub_url, name)
+        users.append(user)
+        return user
+
+    try:
+        yield make
+    finally:
+        for user in users:
+            await _stop_quietly(platform, user.name)
+            await user.close()
+
+
+async def _stop_quietly(platform, name: str) -> None:
+    """Leave no server running for the next test (admin token)."""
+    headers = {"Authorization": f"token {platform.admin_token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        url = f"{platform.hub_api_url}/users/{name}"
+        async with session.delete(f"{url}/server") as resp:
+            if resp.status == 404:
+                return
+
+        async def gone() -> bool:
+            async with session.get(url) as resp:
+                return resp.status == 404 or "" not in (await resp.json()).get("servers", {})
+
+        await wait_for(gone, timeout=SPAWN_TIMEOUT, interval=0.25, what=f"{name}'s server to stop")

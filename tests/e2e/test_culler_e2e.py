@@ -17,8 +17,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
+from browser import SCREENSHOTS, sign_in_at_the_idp
 from hub_user import ARTIFACTS, HubUser
-from test_spawn_page_browser import SCREENSHOTS, browser, sign_in_at_the_idp
 
 from jupyterhub_platform.chart.values import load_values_file, policy_in_values
 from jupyterhub_platform.devcluster.platform import LocalPlatform, shipped_values_dir
@@ -30,7 +30,6 @@ IDLE = 30  # seconds: the test policies' idle timeout
 MAX_AGE = 120  # from the spawn request: leaves a slow spawn time to be used past IDLE
 EVERY = 3
 CULLER = str(Path(sys.executable).parent / "jupyterhub-platform-culler")
-__all__ = ["browser"]  # the headless Chromium fixture, shared with the spawn page's tests
 
 
 def short_policy_text() -> str:

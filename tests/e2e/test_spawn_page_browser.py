@@ -12,45 +12,10 @@ import re
 
 import aiohttp
 import pytest
-import pytest_asyncio
-from hub_user import ARTIFACTS, require_programs
-from playwright.async_api import async_playwright
-
-from jupyterhub_platform.testing.browser import CHROMIUM, launch_options
+from browser import SCREENSHOTS, START_TIMEOUT_MS, log_in, sign_in_at_the_idp
+from hub_user import require_programs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
-
-SCREENSHOTS = ARTIFACTS.parent / "browser"
-START_TIMEOUT_MS = 120_000
-
-
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def browser():
-    require_programs(CHROMIUM)
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(**launch_options())
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-async def sign_in_at_the_idp(page, hub_url: str, name: str) -> None:
-    """The hub's login button, then the development IdP's own form (its one text box: the
-    subject, labelled differently by oidc-provider-mock 0.3 and 0.4)."""
-    await page.goto(f"{hub_url}/hub/")
-    await page.get_by_role("button", name=re.compile("^Sign in with")).click()
-    await page.get_by_role("textbox").fill(name)
-    await page.get_by_role("button", name="Authorize", exact=True).click()
-
-
-async def log_in(page, hub_url: str, name: str):
-    """Sign in through the development IdP's own form; return the spawn page's profile group."""
-    await sign_in_at_the_idp(page, hub_url, name)
-    await page.wait_for_url(re.compile(r"/hub/spawn"))
-    form = page.get_by_role("group", name="Choose a server profile")
-    await form.wait_for()
-    return form
 
 
 async def test_a_user_logs_in_picks_a_profile_and_lands_in_jupyterlab(browser, platform, hub):

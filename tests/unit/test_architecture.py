@@ -22,7 +22,7 @@ PACKAGE = Path(jupyterhub_platform.__file__).parent
 ROOT = PACKAGE.name
 REPO = Path(__file__).resolve().parents[2]
 LAYERS = (
-    ("upstream", "validate"),
+    ("upstream", "validate", "proxy", "workspace"),
     ("policy",),
     ("profiles",),
     ("spawner",),

@@ -1,0 +1,45 @@
+"""Headless Chromium for the e2e tests: Debian's, driven by Playwright (its own browser
+downloads are never used), and the development IdP's login as a person does it."""
+
+from __future__ import annotations
+
+import re
+from contextlib import asynccontextmanager
+
+from hub_user import ARTIFACTS, require_programs
+from playwright.async_api import async_playwright
+
+from jupyterhub_platform.testing.browser import CHROMIUM, launch_options
+
+SCREENSHOTS = ARTIFACTS.parent / "browser"
+START_TIMEOUT_MS = 120_000
+
+
+@asynccontextmanager
+async def chromium():
+    """A running headless Chromium (skips, naming the install script, without one)."""
+    require_programs(CHROMIUM)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(**launch_options())
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+async def sign_in_at_the_idp(page, hub_url: str, name: str) -> None:
+    """The hub's login button, then the development IdP's own form (its one text box: the
+    subject, labelled differently by oidc-provider-mock 0.3 and 0.4)."""
+    await page.goto(f"{hub_url}/hub/")
+    await page.get_by_role("button", name=re.compile("^Sign in with")).click()
+    await page.get_by_role("textbox").fill(name)
+    await page.get_by_role("button", name="Authorize", exact=True).click()
+
+
+async def log_in(page, hub_url: str, name: str):
+    """Sign in through the development IdP's own form; return the spawn page's profile group."""
+    await sign_in_at_the_idp(page, hub_url, name)
+    await page.wait_for_url(re.compile(r"/hub/spawn"))
+    form = page.get_by_role("group", name="Choose a server profile")
+    await form.wait_for()
+    return form
