@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import textwrap
 from pathlib import Path
@@ -82,6 +83,12 @@ def policy(text: str = POLICY, rules=RULES) -> Policy:
     return policy_from_text(text, "policy.yaml", rules)
 
 
+@functools.cache
+def example() -> Policy:
+    """The policy above, parsed once: property tests check its decisions, not its parsing."""
+    return policy()
+
+
 def error(text: str, rules=()) -> str:
     with pytest.raises(PolicyError) as info:
         policy(text, rules)
@@ -153,7 +160,7 @@ GROUPS = st.lists(
 
 @given(GROUPS, GROUPS)
 def test_grants_are_additive(groups, more):
-    p = policy()
+    p = example()
     small, big = p.resolve(groups), p.resolve(groups + more)
     assert big.login_allowed >= small.login_allowed
     assert big.admin >= small.admin
@@ -164,14 +171,14 @@ def test_grants_are_additive(groups, more):
 
 @given(GROUPS)
 def test_resolve_ignores_order_and_case(groups):
-    p = policy()
+    p = example()
     assert p.resolve(groups) == p.resolve(list(reversed(groups)))
     assert p.resolve(groups) == p.resolve([g.upper() for g in groups])
 
 
 @given(st.lists(st.text(max_size=12), max_size=5))
 def test_normaliser_never_yields_empty_names(groups):
-    assert all(policy().normaliser(groups))
+    assert all(example().normaliser(groups))
 
 
 def test_empty_policy_lets_nobody_in():
