@@ -17,6 +17,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 _LOWEST_PORT = 10000
@@ -124,7 +125,11 @@ class ManagedProcess:
         """SIGTERM the group, SIGKILL it after ``grace`` seconds; reap the child.
 
         The group is signalled even after the leader exited, since its children may live on.
+        Descendants that left the group (JupyterHub's managed services and jupyter kernels run
+        in sessions of their own) are taken stock of first and killed at the end if the
+        program did not stop them itself.
         """
+        family = descendants(self.pid)
         self.signal_group(signal.SIGTERM)
         try:
             self.popen.wait(timeout=grace)
@@ -133,6 +138,8 @@ class ManagedProcess:
         self.signal_group(signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.popen.wait(timeout=5)
+        for process in family:
+            process.kill()
         if self._log is not subprocess.DEVNULL:
             self._log.close()
             self._log = subprocess.DEVNULL
@@ -162,13 +169,47 @@ class ProcessGroupSet:
             self._procs.pop().stop(grace)
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """``/proc/<pid>/stat`` after the command name: state, ppid, ... (None: gone)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+
+
 def has_exited(pid: int) -> bool:
     """Whether ``pid`` is gone or a zombie (works for processes that are not our children)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return True
-    return stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X")
+    stat = _stat(pid)
+    return stat is None or stat[0] in ("Z", "X")
+
+
+@dataclass(frozen=True)
+class Descendant:
+    """A process seen below ours; its start time tells it from a later one reusing the pid."""
+
+    pid: int
+    started: str
+
+    def kill(self) -> None:
+        stat = _stat(self.pid)
+        if stat is not None and stat[19] == self.started and stat[0] not in ("Z", "X"):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(self.pid, signal.SIGKILL)
+
+
+def descendants(pid: int) -> list[Descendant]:
+    """Every live process below ``pid`` (children, grandchildren, ...), from /proc."""
+    children: dict[int, list[Descendant]] = {}
+    for entry in Path("/proc").iterdir():
+        stat = _stat(entry.name) if entry.name.isdigit() else None
+        if stat is not None and stat[0] not in ("Z", "X"):
+            children.setdefault(int(stat[1]), []).append(Descendant(int(entry.name), stat[19]))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), ()):
+            found.append(child)
+            todo.append(child.pid)
+    return found
 
 
 class WaitTimeout(TimeoutError):
