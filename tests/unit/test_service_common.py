@@ -13,7 +13,9 @@ from tornado.netutil import bind_sockets
 
 from jupyterhub_platform.policy.cull_decision import CULL, Decision
 from jupyterhub_platform.services.common.hub_client import PAGINATION, HubAPIError, HubClient
+from jupyterhub_platform.services.common.policy_source import PolicyLoadError, PolicySource
 from jupyterhub_platform.services.culler.views import ServerView, user_is_idle
+from jupyterhub_platform.testing.shipped import shipped_policy_file
 
 USERS = [{"name": f"u{i}"} for i in range(7)]
 
@@ -110,3 +112,18 @@ def test_audit_line_names_user_server_profile_policy_and_reason():
 )
 def test_users_without_servers(user, idle):
     assert user_is_idle(user, NOW, 7 * 86400, cull_admins=False) is idle
+
+
+def test_policy_source_loads_the_shipped_policy_with_the_bundled_profiles(monkeypatch):
+    monkeypatch.setenv("JUPYTERHUB_PLATFORM_POLICY", str(shipped_policy_file()))
+    monkeypatch.delenv("JUPYTERHUB_PLATFORM_PROFILES", raising=False)
+    policy = PolicySource().load()
+    assert set(policy.culling.policies) >= {"standard", "gpu", "desktop"}
+    assert {r.slug for r in policy.profile_rules} >= {"jupyterlab", "desktop"}
+
+
+def test_policy_source_names_file_line_and_field_of_a_bad_policy(tmp_path):
+    bad = tmp_path / "policy.yaml"
+    bad.write_text("groups:\n  researchers: {culling_policy: standrd}\n")
+    with pytest.raises(PolicyLoadError, match=r"policy.yaml:2: groups.researchers.culling_policy"):
+        PolicySource(policy_file=str(bad)).load()

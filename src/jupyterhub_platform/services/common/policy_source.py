@@ -15,6 +15,7 @@ from traitlets.config import LoggingConfigurable
 
 from jupyterhub_platform.policy.config import ENV_VAR
 from jupyterhub_platform.policy.errors import PolicyError
+from jupyterhub_platform.policy.loader import load_policy
 from jupyterhub_platform.policy.model import Policy
 from jupyterhub_platform.profiles import ProfileLoadError, bundled_profiles_dir, load_catalogue
 
@@ -52,7 +53,7 @@ class PolicySource(LoggingConfigurable):
             raise PolicyLoadError(f"no policy file: set ${ENV_VAR} or PolicySource.policy_file")
         try:
             rules = load_catalogue([Path(d) for d in self.profile_directories]).rules()
-            policy = Policy.load(self.policy_file, rules)
+            policy = load_policy(self.policy_file, rules)
         except (PolicyError, ProfileLoadError) as exc:
             raise PolicyLoadError(str(exc)) from None
         self.log.info(
