@@ -151,4 +151,7 @@ def test_a_policy_in_a_literal_block_is_reported_at_its_line_in_the_values(tmp_p
     values.write_text(text[:at] + "        colour: red\n" + text[at:])
     assert check(values) == 1
     err = capsys.readouterr().err
-    assert f"{values}:{first_line}: colour: unknown field (allowed: defaults," in err
+    assert (
+        f"{values}:{first_line}: colour: unknown field (allowed: credential_sets, culling, defaults,"
+        in err
+    )
