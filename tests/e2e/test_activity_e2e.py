@@ -30,7 +30,11 @@ from hub_user import ARTIFACTS, hub_users, local_platform, require_programs
 from jupyterhub_platform.devcluster.procs import wait_for
 from jupyterhub_platform.workspace.protocols import vscode_messages
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.workspace_kinds,
+    pytest.mark.asyncio(loop_scope="session"),
+]
 
 INTERVAL = 2
 """JUPYTERHUB_ACTIVITY_INTERVAL of the servers and the hub's last_activity_interval (seconds)."""

@@ -18,7 +18,11 @@ from hub_user import SPAWN_TIMEOUT, HubUser, require_programs
 
 from jupyterhub_platform.devcluster.procs import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.workspace_kinds,
+    pytest.mark.asyncio(loop_scope="session"),
+]
 
 
 async def started(user: HubUser, profile: str) -> None:
