@@ -32,7 +32,7 @@ from jupyterhub_platform.workspace.protocols import vscode_messages
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.workspace_kinds,
+    pytest.mark.jh55_only,
     pytest.mark.asyncio(loop_scope="session"),
 ]
 

@@ -15,7 +15,7 @@ from hub_user import ARTIFACTS, HubUser, launch
 
 from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.e2e, pytest.mark.jh55_only, pytest.mark.asyncio(loop_scope="session")]
 
 DEV = Path(sys.executable).with_name("jupyterhub-platform")
 

@@ -18,7 +18,7 @@ from kubernetes_asyncio.stream import WsApiClient
 
 from jupyterhub_platform.devcluster.kubelet.isolation import unavailable_reason
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.e2e, pytest.mark.jh55_only, pytest.mark.asyncio(loop_scope="session")]
 
 HOME = "/home/jovyan"  # singleuser.storage.homeMountPath
 

@@ -56,7 +56,7 @@ async def test_a_user_logs_in_picks_a_profile_and_lands_in_jupyterlab(browser, p
     assert server["user_options"] == {"profile": "jupyterlab", "image": "scipy", "size": "highmem"}
 
 
-@pytest.mark.workspace_kinds
+@pytest.mark.jh55_only
 async def test_the_desktop_profile_shows_a_desktop_in_the_browser(browser, platform, hub):
     require_programs("vncserver")
     hub("bob")  # registers bob's server for stopping after the test
@@ -83,7 +83,7 @@ async def test_the_desktop_profile_shows_a_desktop_in_the_browser(browser, platf
         await context.close()
 
 
-@pytest.mark.workspace_kinds
+@pytest.mark.jh55_only
 async def test_the_vscode_profile_opens_the_vscode_workbench(browser, platform, hub):
     require_programs("code-server")
     hub("alice")

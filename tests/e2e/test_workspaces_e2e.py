@@ -20,7 +20,7 @@ from jupyterhub_platform.devcluster.procs import wait_for
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.workspace_kinds,
+    pytest.mark.jh55_only,
     pytest.mark.asyncio(loop_scope="session"),
 ]
 
