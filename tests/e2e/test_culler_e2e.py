@@ -143,9 +143,13 @@ async def test_real_traffic_keeps_a_server_and_max_age_still_culls_it(culled, us
     await alice.wait_ready()
     started = asyncio.get_running_loop().time()
     survived_idle = False
+    saves = 0
     while "" in await servers(alice):
-        resp = await alice.server("GET", "/contents")  # a person browsing their files
-        if resp.status == 200 and asyncio.get_running_loop().time() - started > IDLE + EVERY:
+        # a person saving their notes (reads alone are not use: docs/activity.md)
+        saves += 1
+        note = {"type": "file", "format": "text", "content": f"draft {saves}\n"}
+        resp = await alice.server("PUT", "/contents/notes.txt", json=note)
+        if resp.status in (200, 201) and asyncio.get_running_loop().time() - started > IDLE + EVERY:
             survived_idle = True  # used past the idle timeout and still running
         await asyncio.sleep(2)
         assert asyncio.get_running_loop().time() - started < MAX_AGE * 4, "never culled"
