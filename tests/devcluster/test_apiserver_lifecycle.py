@@ -27,6 +27,11 @@ async def gone(read, *args) -> bool:
     return False
 
 
+async def collected(read, name: str, what: str) -> None:
+    """Wait (up to 5 s) until the garbage collector removed ``name`` from ``default``."""
+    await wait_for(lambda: gone(read, name, "default"), timeout=5, what=what)
+
+
 async def test_scheduler_binds_pods(core):
     bound = await scheduled_pod(core, "sched")
     assert bound.spec.node_name == "devcluster"
@@ -91,16 +96,8 @@ async def test_garbage_collection_background(core):
         "default", client.V1Secret(metadata=owned("sec", owner).metadata)
     )
     await core.delete_namespaced_pod("owner", "default", grace_period_seconds=0)
-    await wait_for(
-        lambda: gone(core.read_namespaced_config_map, "dep", "default"),
-        timeout=5,
-        what="dependent config map to be collected",
-    )
-    await wait_for(
-        lambda: gone(core.read_namespaced_secret, "sec", "default"),
-        timeout=5,
-        what="dependent secret to be collected",
-    )
+    await collected(core.read_namespaced_config_map, "dep", "dependent config map to be collected")
+    await collected(core.read_namespaced_secret, "sec", "dependent secret to be collected")
 
 
 async def test_garbage_collection_orphan_and_absent_owner(core):
@@ -113,10 +110,8 @@ async def test_garbage_collection_orphan_and_absent_owner(core):
     assert not orphan.metadata.owner_references
     # created with an owner that no longer exists: collected right away
     await core.create_namespaced_config_map("default", owned("late", owner))
-    await wait_for(
-        lambda: gone(core.read_namespaced_config_map, "late", "default"),
-        timeout=5,
-        what="object with an absent owner to be collected",
+    await collected(
+        core.read_namespaced_config_map, "late", "object with an absent owner to be collected"
     )
 
 
@@ -126,15 +121,9 @@ async def test_garbage_collection_foreground(core):
     )
     await core.create_namespaced_config_map("default", owned("child", owner, kind="ConfigMap"))
     await core.delete_namespaced_config_map("parent", "default", propagation_policy="Foreground")
-    await wait_for(
-        lambda: gone(core.read_namespaced_config_map, "child", "default"),
-        timeout=5,
-        what="child to go first",
-    )
-    await wait_for(
-        lambda: gone(core.read_namespaced_config_map, "parent", "default"),
-        timeout=5,
-        what="parent to go once its children are gone",
+    await collected(core.read_namespaced_config_map, "child", "child to go first")
+    await collected(
+        core.read_namespaced_config_map, "parent", "parent to go once its children are gone"
     )
 
 
