@@ -148,11 +148,18 @@ def _install_proxy(session: nox.Session) -> None:
     session.env["PATH"] = f"{NODE_PREFIX / 'node_modules' / '.bin'}{os.pathsep}{path}"
 
 
-MATRIX_PYTEST_ARGS = {"jh6": ("-m", "not jh55_only", "--ignore=tests/devcluster")}
-"""What does not change with the hub's JupyterHub — the workspace kinds' programs and the activity
-they report (single-user-server code), the Kubernetes emulator and the kubelet — is tested on the
-hub image's matrix (jh55) only, which keeps CI within its time. ``./run dev`` on jh6 (the newcomer
-check) still runs the emulator and kubelet on that Python."""
+PARALLEL = ("-n", "auto", "--dist", "loadscope")
+"""pytest-xdist: a worker per CPU, each taking whole modules (their module-scoped platforms stay
+on one worker); the modules marked ``waits`` are handed out first."""
+MATRIX_PYTEST_ARGS = {
+    "jh55": ("--ignore=tests/devcluster",),
+    "jh6": ("-m", "not jh55_only"),
+}
+"""What does not change with the hub's JupyterHub runs on one matrix, which keeps CI within its
+time: the workspace kinds' programs and the activity they report (single-user-server code,
+``jh55_only``) on the hub image's matrix (jh55); the Kubernetes emulator and the kubelet
+(``tests/devcluster``) on jh6, the environment ``./run dev`` runs them in. The e2e tests on jh55
+run the emulator and kubelet too."""
 
 
 def _pytest(session: nox.Session, *default_args: str) -> None:
@@ -179,7 +186,7 @@ def tests(session: nox.Session, matrix: str) -> None:
     """Unit, emulator-conformance and end-to-end tests against one (JupyterHub, KubeSpawner) pair."""
     _install_locked(session, matrix, "-e", ".[test]")
     _install_proxy(session)
-    _pytest(session, "--durations=10", *MATRIX_PYTEST_ARGS.get(matrix, ()))
+    _pytest(session, "--durations=10", *PARALLEL, *MATRIX_PYTEST_ARGS.get(matrix, ()))
 
 
 @nox.session(python=PYTHON["jh6"][0])
@@ -230,7 +237,7 @@ def _compile(
         _uv(), "pip", "compile", "--quiet", "pyproject.toml", *inputs,
         "--python-version", version, "--python-platform", "x86_64-unknown-linux-gnu",
         "--generate-hashes", "--no-strip-extras", "--custom-compile-command", "nox -s lock",
-        "-o", str(output),
+        "--overrides", str(LOCKS / "overrides.txt"), "-o", str(output),
     ]  # fmt: skip
     if exclude_newer:
         args += ["--exclude-newer", exclude_newer]

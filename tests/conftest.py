@@ -21,6 +21,9 @@ def pytest_configure(config: pytest.Config) -> None:
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     process_audit.mark_implied(items)
+    # Modules that mostly wait go first (a stable sort keeps each module's own order): with
+    # pytest-xdist's per-module scheduling their waiting overlaps the rest of the suite.
+    items.sort(key=lambda item: item.get_closest_marker("waits") is None)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:

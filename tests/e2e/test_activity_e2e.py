@@ -33,6 +33,7 @@ from jupyterhub_platform.workspace.protocols import vscode_messages
 pytestmark = [
     pytest.mark.e2e,
     pytest.mark.jh55_only,
+    pytest.mark.waits,
     pytest.mark.asyncio(loop_scope="session"),
 ]
 

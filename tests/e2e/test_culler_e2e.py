@@ -24,7 +24,7 @@ from jupyterhub_platform.chart.values import load_values_file, policy_in_values
 from jupyterhub_platform.devcluster.platform import LocalPlatform, shipped_values_dir
 from jupyterhub_platform.devcluster.procs import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.e2e, pytest.mark.waits, pytest.mark.asyncio(loop_scope="session")]
 
 IDLE = 30  # seconds: the test policies' idle timeout
 MAX_AGE = 120  # from the spawn request: leaves a slow spawn time to be used past IDLE
