@@ -1,0 +1,217 @@
+"""The quotas section and the quota decision: pure functions, table tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from jupyterhub_platform.policy.errors import PolicyError
+from jupyterhub_platform.policy.loader import policy_from_text
+from jupyterhub_platform.policy.quota_decision import Server, Usage, decide
+
+GIB = 1024**3
+GROUPS = """groups:
+  users: {}
+  gpu-users: {}
+  big: {}
+"""
+QUOTAS = """quotas:
+  defaults: {servers: 2, cpu: 4, memory: 8Gi, gpus: 0}
+  groups:
+    gpu-users:
+      user: {gpus: 2, servers: 3}
+      pool: {gpus: 4}
+    big:
+      user: {servers: 1, cpu: 16}
+"""
+
+
+def policy(quotas: str = QUOTAS):
+    return policy_from_text(GROUPS + quotas, "policy.yaml")
+
+
+def gpu(n: int = 1) -> Usage:
+    return Usage(servers=1, cpu=1, memory=GIB, gpus=n)
+
+
+SMALL = Usage(servers=1, cpu=1, memory=GIB)
+
+
+@pytest.mark.parametrize(
+    ("groups", "multi_group", "expected"),
+    [
+        (
+            ["users"],
+            None,
+            {"servers": (2, "defaults"), "cpu": (4, "defaults"), "gpus": (0, "defaults")},
+        ),
+        (
+            ["users", "gpu-users"],
+            None,
+            {"servers": (3, "group gpu-users"), "gpus": (2, "group gpu-users")},
+        ),
+        # most generous: big's 1 server loses to gpu-users' 3, big's 16 CPU beats defaults' 4
+        (["gpu-users", "big"], None, {"servers": (3, "group gpu-users"), "cpu": (16, "group big")}),
+        (
+            ["gpu-users", "big"],
+            "strictest",
+            {"servers": (1, "group big"), "cpu": (16, "group big")},
+        ),
+    ],
+)
+def test_resolved_limits(groups, multi_group, expected):
+    text = (
+        QUOTAS
+        if multi_group is None
+        else QUOTAS.replace("quotas:\n", f"quotas:\n  multi_group: {multi_group}\n")
+    )
+    quota = policy(text).quota_for(groups)
+    for field, (value, source) in expected.items():
+        assert (quota.limits[field].value, quota.limits[field].source) == (value, source)
+    assert [p.group for p in quota.pools] == (["gpu-users"] if "gpu-users" in groups else [])
+
+
+def test_no_quotas_section_limits_nothing():
+    assert policy("").quota_for(["users"]).unlimited
+
+
+CASES = [
+    # (name, groups, counted servers, request, members, allowed, message fragments)
+    ("under the server limit", ["users"], [Server("ann", "a", SMALL)], SMALL, {}, True, []),
+    (
+        "at the server limit",
+        ["users"],
+        [Server("ann", "", SMALL), Server("ann", "b", SMALL)],
+        SMALL,
+        {},
+        False,
+        ["You are using 2 of 2 servers (defaults)", "stop your default server or 'b'"],
+    ),
+    (
+        "other users' servers do not count against mine",
+        ["users"],
+        [Server("bob", "", SMALL), Server("bob", "b", SMALL)],
+        SMALL,
+        {},
+        True,
+        [],
+    ),
+    (
+        "cpu sum",
+        ["users"],
+        [Server("ann", "x", Usage(1, 3.5, GIB))],
+        SMALL,
+        {},
+        False,
+        ["3.5 of 4 CPU cores (defaults) and this server requests 1", "stop 'x'"],
+    ),
+    (
+        "memory in GiB",
+        ["users"],
+        [Server("ann", "x", Usage(1, 1, 7 * GIB + GIB // 2))],
+        SMALL,
+        {},
+        False,
+        ["7.5 of 8 GiB of memory (defaults)"],
+    ),
+    ("no gpus by default", ["users"], [], gpu(), {}, False, ["0 of 0 GPUs (defaults)", "wait"]),
+    ("a gpu user may use two", ["gpu-users"], [Server("ann", "t", gpu())], gpu(), {}, True, []),
+    (
+        "the user's own gpu limit",
+        ["gpu-users"],
+        [Server("ann", "train", gpu(2))],
+        gpu(),
+        {},
+        False,
+        ["You are using 2 of 2 GPUs (group gpu-users)", "stop 'train' to start another"],
+    ),
+    (
+        "the group pool is shared by members",
+        ["gpu-users"],
+        [Server("bob", "a", gpu(2)), Server("cy", "b", gpu(1)), Server("ann", "t", gpu(1))],
+        gpu(),
+        {"gpu-users": ["ann", "bob", "cy"]},
+        False,
+        ["Your group's servers are using 4 of 4 GPUs for group gpu-users", "stop 't'"],
+    ),
+    (
+        "non-members do not use the pool",
+        ["gpu-users"],
+        [Server("dan", "a", gpu(2)), Server("eve", "b", gpu(2))],
+        gpu(),
+        {"gpu-users": ["ann", "bob"]},
+        True,
+        [],
+    ),
+    (
+        "a full pool with nothing of mine to stop",
+        ["gpu-users"],
+        [Server("bob", "a", gpu(2)), Server("cy", "b", gpu(2))],
+        gpu(),
+        {"gpu-users": ["ann", "bob", "cy"]},
+        False,
+        ["4 of 4 GPUs for group gpu-users", "wait until other members"],
+    ),
+    (
+        "multi-group: the generous server limit of gpu-users beats big's",
+        ["gpu-users", "big"],
+        [Server("ann", "a", SMALL), Server("ann", "b", SMALL)],
+        SMALL,
+        {},
+        True,
+        [],
+    ),
+    (
+        "multi-group: the pool still applies when another group is generous",
+        ["gpu-users", "big"],
+        [Server("bob", "a", gpu(2)), Server("bob", "b", gpu(2))],
+        gpu(),
+        {"gpu-users": ["ann", "bob"]},
+        False,
+        ["for group gpu-users"],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("groups", "counted", "request_", "members", "allowed", "fragments"),
+    [c[1:] for c in CASES],
+    ids=[c[0] for c in CASES],
+)
+def test_decide(groups, counted, request_, members, allowed, fragments):
+    decision = decide(policy().quota_for(groups), "ann", counted, request_, members)
+    assert decision.allowed is allowed
+    for fragment in fragments:
+        assert fragment in decision.message
+
+
+@pytest.mark.parametrize(
+    ("quotas", "message"),
+    [
+        ("quotas: [1]", "policy.yaml:5: quotas: must be a mapping"),
+        (
+            "quotas:\n  multi_group: sum\n",
+            "policy.yaml:6: quotas.multi_group: must be one of most_generous, strictest, got 'sum'",
+        ),
+        (
+            "quotas:\n  defaults:\n    memory: lots\n",
+            "policy.yaml:7: quotas.defaults.memory: must be a memory amount",
+        ),
+        (
+            "quotas:\n  defaults:\n    gpus: -1\n",
+            "policy.yaml:7: quotas.defaults.gpus: must be an integer >= 0, got -1",
+        ),
+        ("quotas:\n  defaults:\n    gpu: 1\n", "policy.yaml:7: quotas.defaults.gpu: unknown field"),
+        (
+            "quotas:\n  groups:\n    nope:\n      user: {gpus: 1}\n",
+            "policy.yaml:7: quotas.groups.nope: 'nope' is not a group of this policy",
+        ),
+        (
+            "quotas:\n  groups:\n    users: {}\n",
+            "quotas.groups.users: a group quota needs 'user' or 'pool' limits",
+        ),
+    ],
+)
+def test_bad_quotas_name_file_line_field_value(quotas, message):
+    with pytest.raises(PolicyError) as caught:
+        policy(quotas)
+    assert message in str(caught.value)
