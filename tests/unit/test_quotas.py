@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
+from jupyterhub_platform.policy.cli import main as policy_main
 from jupyterhub_platform.policy.errors import PolicyError
 from jupyterhub_platform.policy.loader import policy_from_text
 from jupyterhub_platform.policy.quota_decision import Server, Usage, decide
@@ -215,3 +218,18 @@ def test_bad_quotas_name_file_line_field_value(quotas, message):
     with pytest.raises(PolicyError) as caught:
         policy(quotas)
     assert message in str(caught.value)
+
+
+def test_policy_explain_prints_the_users_quotas(tmp_path, capsys):
+    path = tmp_path / "policy.yaml"
+    path.write_text(GROUPS + QUOTAS)
+    assert policy_main(["explain", "--policy", str(path), "--groups", "users,gpu-users"]) == 0
+    text = capsys.readouterr().out
+    assert "several groups: most generous" in text
+    assert "  servers: 3  (from group gpu-users)" in text
+    assert "  memory: 8 GiB  (from defaults)" in text
+    assert "  pool shared by group gpu-users: gpus 4" in text
+    assert policy_main(["explain", "--policy", str(path), "--groups", "big", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)["quotas"]
+    assert report["user"]["servers"] == {"limit": 1, "from": "group big"}
+    assert report["pools"] == {}

@@ -19,6 +19,7 @@ from traitlets import Float, List, Unicode, default
 
 from jupyterhub_platform.policy.config import PlatformPolicy
 from jupyterhub_platform.policy.entitlements import Entitlements
+from jupyterhub_platform.policy.quota_decision import Server, decide
 from jupyterhub_platform.profiles.access import Offer, offers
 from jupyterhub_platform.profiles.catalogue import Catalogue, bundled_profiles_dir
 from jupyterhub_platform.profiles.form import form_view, render_form
@@ -34,6 +35,7 @@ from jupyterhub_platform.profiles.options import (
     validate_options,
 )
 
+from .quota_gate import counted_servers, size_usage
 from .sidecars import startup_failure, unready_sidecars
 from .sources import DEFAULT_RELOAD_INTERVAL, Sources, shared_sources
 
@@ -217,15 +219,37 @@ class ProfileSpawner(KubeSpawner):
     def check_user_options(self, user_options) -> None:
         self.validate_user_options(user_options)
 
-    def refuse_spawn_request(self, options) -> None:
-        """Raise :class:`OptionError` (400/403) unless ``options`` may start this server.
+    def refuse_spawn_request(self, options, users) -> Server | None:
+        """Raise :class:`OptionError` (400/403) unless ``options`` may start this server; return
+        the quota reservation to hold while the spawn starts (None: no quota applies).
 
-        Called by :mod:`.refusals` before JupyterHub starts a spawn. ``None`` means "start with
-        the saved options", as JupyterHub then does.
+        Called by :mod:`.refusals` before JupyterHub starts a spawn, with the hub's ``users``.
+        ``None`` options mean "start with the saved options", as JupyterHub then does.
         """
         if options is None:
             options = self.orm_spawner.user_options or {}
-        self.validate_user_options(options)
+        catalogue, available = self.available()
+        selection = self.validate_user_options(options, catalogue, available)
+        return self.check_quota(catalogue, selection, users)
+
+    def check_quota(self, catalogue: Catalogue, selection: Selection, users) -> Server | None:
+        """Refuse (403) a spawn that would exceed the user's quota; else the server to reserve."""
+        quota = self.sources().quota(self.user_groups())
+        if quota.unlimited:
+            return None
+        request = size_usage(selection.offer.profile, selection.size)
+        pools = {p.group for p in quota.pools}
+        members = {g.name: [u.name for u in g.users] for g in self.user.groups if g.name in pools}
+        counted_users = {self.user.name: self.user}
+        for orm_user in (u for g in self.user.groups if g.name in pools for u in g.users):
+            if orm_user.id in users and orm_user.name not in counted_users:
+                counted_users[orm_user.name] = users[orm_user.id]
+        counted = counted_servers(catalogue, counted_users.values(), (self.user.name, self.name))
+        decision = decide(quota, self.user.name, counted, request, members)
+        if not decision.allowed:
+            self.log.warning("Quota refused a spawn of %s: %s", self._log_name, decision.message)
+            raise OptionError(403, decision.message)
+        return Server(self.user.name, self.name, request)
 
     def checked_options_from_form(self, formdata) -> dict[str, str]:
         options = options_from_form(formdata)
