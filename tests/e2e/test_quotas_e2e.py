@@ -143,7 +143,10 @@ async def test_ten_parallel_spawns_against_a_limit_of_two_start_exactly_two(alic
         (r.status, r.reason) for r in responses
     ]
     for resp in refused:
-        assert re.search(rf"{REFUSAL}: stop '(p\d)' or '(p\d)'", (await resp.json())["message"])
+        found = re.search(
+            rf"{re.escape(REFUSAL)}: stop '(p\d)' or '(p\d)'", (await resp.json())["message"]
+        )
+        assert found and set(found.groups()) == set(started), found
     await wait_ready(alice, started)
     assert set(await servers(alice)) == set(started)
     assert await server_names_of_pods(pods_api, alice) == set(started)

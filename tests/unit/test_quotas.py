@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
 from jupyterhub_platform.policy.cli import main as policy_main
 from jupyterhub_platform.policy.errors import PolicyError
 from jupyterhub_platform.policy.loader import policy_from_text
-from jupyterhub_platform.policy.quota_decision import Server, Usage, decide
+from jupyterhub_platform.policy.quota_decision import Server, Usage, decide, usage_lines
+from jupyterhub_platform.profiles.access import entitlements_from_rules, offers
+from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir, load_catalogue
+from jupyterhub_platform.profiles.form import form_view, render_form
+from jupyterhub_platform.spawner.quota_gate import (
+    QuotaState,
+    counted_servers,
+    quota_refusal,
+    reserved,
+    saved_usage,
+)
 
 GIB = 1024**3
 GROUPS = """groups:
@@ -233,3 +244,68 @@ def test_policy_explain_prints_the_users_quotas(tmp_path, capsys):
     report = json.loads(capsys.readouterr().out)["quotas"]
     assert report["user"]["servers"] == {"limit": 1, "from": "group big"}
     assert report["pools"] == {}
+
+
+# -- the hub side: what a saved server requests, what counts, reservations ---------------------
+SHIPPED = load_catalogue([bundled_profiles_dir()])
+
+
+def fake_user(name, **spawners):
+    """A JupyterHub user wrapper with spawners ``name -> (active, user_options)``."""
+    made = {
+        server: SimpleNamespace(
+            active=active, user_options=options, orm_spawner=SimpleNamespace(user_options=None)
+        )
+        for server, (active, options) in spawners.items()
+    }
+    return SimpleNamespace(name=name, spawners=made)
+
+
+def test_saved_usage_is_the_profile_sizes_requests():
+    profile = SHIPPED.get("jupyterlab")
+    gpu_size = next(s for s in profile.sizes if s.gpu)
+    usage = saved_usage(SHIPPED, {"profile": "jupyterlab", "size": gpu_size.key})
+    assert usage == Usage(1, gpu_size.resources.cpu_request, gpu_size.resources.mem_request, 1)
+    default = next(s for s in profile.sizes if s.default)
+    assert saved_usage(SHIPPED, {"profile": "jupyterlab"}).memory == default.resources.mem_request
+    # a profile the catalogue no longer has still counts as a server
+    assert saved_usage(SHIPPED, {"profile": "gone"}) == Usage(servers=1)
+
+
+def test_counted_servers_are_the_active_ones_and_reservations_but_not_the_one_starting():
+    ann = fake_user(
+        "ann", **{"": (True, {"profile": "jupyterlab"}), "old": (False, {}), "new": (True, {})}
+    )
+    reservation = Server("ann", "racing", Usage(servers=1))
+    with reserved(reservation):
+        counted = counted_servers(SHIPPED, [ann], skip=("ann", "new"))
+        assert sorted(s.name for s in counted) == ["", "racing"]
+    assert [s.name for s in counted_servers(SHIPPED, [ann], skip=("ann", "new"))] == [""]
+    with reserved(None):  # nothing to reserve when no quota applies
+        assert len(counted_servers(SHIPPED, [ann], skip=("ann", "x"))) == 2
+
+
+def test_usage_lines_show_each_limit_its_use_and_the_pools():
+    quota = policy().quota_for(["gpu-users"])
+    counted = [Server("ann", "t", gpu()), Server("bob", "b", gpu(2)), Server("dan", "x", gpu(3))]
+    lines = usage_lines(quota, "ann", counted, {"gpu-users": ["ann", "bob"]})
+    assert "Servers: 1 of 3 in use (group gpu-users)" in lines
+    assert "Memory (GiB): 1 of 8 in use (defaults)" in lines
+    assert "GPUs: 1 of 2 in use (group gpu-users)" in lines
+    assert "GPUs shared by group gpu-users: 3 of 4 in use" in lines  # dan is no member
+
+
+def test_the_spawn_page_shows_the_quota_and_marks_sizes_over_it():
+    entitlements = policy().resolve(["gpu-users"])
+    available = offers(SHIPPED, entitlements_from_rules(SHIPPED.rules(), ["gpu-users"]))
+    assert entitlements.login_allowed and available
+    only_gpus = policy("quotas:\n  groups:\n    gpu-users:\n      user: {gpus: 2}\n")
+    state = QuotaState(only_gpus.quota_for(["gpu-users"]), "ann", [Server("ann", "t", gpu(2))], {})
+    html = render_form(form_view(available, None, quota_refusal(state)), (), usage_lines(*state))
+    assert "Your quota" in html and "GPUs: 2 of 2 in use (group gpu-users)" in html
+    (lab,) = [v for v in form_view(available, None, quota_refusal(state)) if v.slug == "jupyterlab"]
+    sizes = {c.key: c.label for o in lab.options if o.label == "Size" for c in o.choices}
+    gpu_key = next(s.key for s in SHIPPED.get("jupyterlab").sizes if s.gpu)
+    assert sizes[gpu_key].endswith("(over your quota: stop a server first)")
+    assert not any("over your quota" in label for key, label in sizes.items() if key != gpu_key)
+    assert "Your quota" not in render_form(form_view(available, None), ())

@@ -14,6 +14,7 @@ from types import MappingProxyType
 from .quotas import LIMIT_KEYS, UserQuota
 
 _NOUNS = {"servers": "servers", "cpu": "CPU cores", "memory": "GiB of memory", "gpus": "GPUs"}
+_TITLES = {"servers": "Servers", "cpu": "CPU cores", "memory": "Memory (GiB)", "gpus": "GPUs"}
 _GIB = 1024**3
 
 
@@ -128,3 +129,30 @@ def _refusal(field, used, bound, want, where, stoppable, shared=False) -> str:
         names = " or ".join(s.label for s in stoppable)
         return f"{head}: stop {names} to start another"
     return f"{head}: wait until other members of the group stop servers"
+
+
+def usage_lines(
+    quota: UserQuota,
+    user: str,
+    counted: Iterable[Server],
+    members: Mapping[str, Iterable[str]] = MappingProxyType({}),
+) -> list[str]:
+    """Each limit with its current use, as the spawn page shows it ("GPUs: 1 of 2 in use
+    (group gpu-users)")."""
+    counted = list(counted)
+    used = total(s for s in counted if s.user == user)
+    lines = [
+        f"{_TITLES[field]}: {amount(field, getattr(used, field))} of "
+        f"{amount(field, limit.value)} in use ({limit.source})"
+        for field, limit in quota.limits.items()
+    ]
+    for pool in quota.pools:
+        names = set(members.get(pool.group, ())) | {user}
+        pool_used = total(s for s in counted if s.user in names)
+        lines += [
+            f"{_TITLES[field]} shared by group {pool.group}: "
+            f"{amount(field, getattr(pool_used, field))} of {amount(field, bound)} in use"
+            for field in LIMIT_KEYS
+            if (bound := getattr(pool.limits, field)) is not None
+        ]
+    return lines

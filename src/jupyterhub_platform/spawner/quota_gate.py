@@ -14,12 +14,27 @@ or failed and counts (or not) by itself. See docs/quotas.md.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import NamedTuple
 
-from jupyterhub_platform.policy.quota_decision import Server, Usage
+from jupyterhub_platform.policy.quota_decision import Decision, Server, Usage, decide
+from jupyterhub_platform.policy.quotas import UserQuota
 from jupyterhub_platform.profiles.catalogue import Catalogue
 from jupyterhub_platform.profiles.model import SIZE_OPTION, Profile, Size
 from jupyterhub_platform.profiles.options import PROFILE_KEY
+
+
+class QuotaState(NamedTuple):
+    """:func:`~jupyterhub_platform.policy.quota_decision.decide`'s arguments but the request."""
+
+    quota: UserQuota
+    user: str
+    counted: list[Server]
+    members: Mapping[str, list[str]]
+
+    def decide(self, request: Usage) -> Decision:
+        return decide(self.quota, self.user, self.counted, request, self.members)
+
 
 _reserved: dict[tuple[str, str], Server] = {}
 
@@ -33,6 +48,16 @@ def size_usage(profile: Profile, size: Size) -> Usage:
         memory=size.resources.mem_request + sum(s.resources.mem_request for s in sidecars),
         gpus=size.gpu.count if size.gpu else 0,
     )
+
+
+def quota_refusal(state: QuotaState) -> Callable[[Profile, Size], str | None]:
+    """For the spawn page: why a server of a profile at a size would be refused now, or None."""
+
+    def refusal(profile: Profile, size: Size) -> str | None:
+        decision = state.decide(size_usage(profile, size))
+        return None if decision.allowed else decision.message
+
+    return refusal
 
 
 def saved_usage(catalogue: Catalogue, user_options: Mapping | None) -> Usage:
