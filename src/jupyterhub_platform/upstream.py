@@ -80,7 +80,7 @@ INTERNALS = (
         "jupyterhub.handlers.pages:SpawnHandler",
         "_wrap_spawn_single_user",
         "spawner/refusals.py: the form's spawn goes through the handler's spawn_single_user",
-        "self.spawn_single_user(user, server_name, options=options)",
+        "self.spawn_single_user(user, server_name",
     ),
     # Cookie or token request, in refresh_user (auth/policy_bridge.py, auth/cloudflare.py)
     Internal(

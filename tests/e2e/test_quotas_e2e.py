@@ -8,12 +8,11 @@ from __future__ import annotations
 import asyncio
 import re
 
+import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
-from hub_user import hub_users, local_platform, user_pods
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
+from hub_user import core_api, hub_users, local_platform, user_pods
 
 from jupyterhub_platform.chart.values import load_values_file, policy_in_values
 from jupyterhub_platform.devcluster.platform import shipped_values_dir
@@ -49,12 +48,8 @@ async def quota_platform(z2jh_chart):
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
 async def pods_api(quota_platform):
-    configuration = k8s_client.Configuration()
-    await k8s_config.load_kube_config(
-        config_file=str(quota_platform.cluster.kubeconfig_path), client_configuration=configuration
-    )
-    async with k8s_client.ApiClient(configuration) as api:
-        yield k8s_client.CoreV1Api(api)
+    async with core_api(quota_platform) as api:
+        yield api
 
 
 @pytest_asyncio.fixture(loop_scope="session")
@@ -101,11 +96,36 @@ async def server_names_of_pods(pods_api, user) -> set[str]:
     return {p.metadata.annotations.get("hub.jupyter.org/servername", "") for p in pods}
 
 
-async def test_at_the_limit_rest_and_form_are_refused_and_stopping_frees_it(alice, pods_api):
+async def quota_use(platform) -> dict:
+    """The admin view of use by group."""
+    headers = {"Authorization": f"token {platform.admin_token}"}
+    async with aiohttp.ClientSession(headers=headers) as session:
+        async with session.get(f"{platform.hub_api_url}/platform/quotas") as resp:
+            assert resp.status == 200, await resp.text()
+            return await resp.json()
+
+
+async def test_at_the_limit_rest_and_form_are_refused_and_stopping_frees_it(
+    alice, pods_api, quota_platform
+):
     for name in ("one", "two"):
         resp = await spawn(alice, name)
         assert resp.status in (201, 202), await resp.text()
     await wait_ready(alice, ["one", "two"])
+
+    async with alice.session.get(f"{alice.hub_url}/hub/spawn/{alice.name}/three") as page:
+        shown = await page.text()
+        assert page.status == 200, shown
+    assert f"Servers: {LIMIT} of {LIMIT} in use (group researchers)" in shown
+    researchers = (await quota_use(quota_platform))["groups"]["researchers"]
+    assert researchers["use"]["servers"] == LIMIT and researchers["user_limits"] == {"servers": 2}
+    assert {(s["user"], s["name"]) for s in researchers["servers"]} == {
+        ("alice", "one"),
+        ("alice", "two"),
+    }
+    async with aiohttp.ClientSession() as anonymous:
+        async with anonymous.get(f"{quota_platform.hub_api_url}/platform/quotas") as resp:
+            assert resp.status == 403
 
     resp = await spawn(alice, "three")
     body = await resp.json()

@@ -10,7 +10,13 @@ import pytest
 from jupyterhub_platform.policy.cli import main as policy_main
 from jupyterhub_platform.policy.errors import PolicyError
 from jupyterhub_platform.policy.loader import policy_from_text
-from jupyterhub_platform.policy.quota_decision import Server, Usage, decide, usage_lines
+from jupyterhub_platform.policy.quota_decision import (
+    Server,
+    Usage,
+    decide,
+    group_use,
+    usage_lines,
+)
 from jupyterhub_platform.profiles.access import entitlements_from_rules, offers
 from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir, load_catalogue
 from jupyterhub_platform.profiles.form import form_view, render_form
@@ -309,3 +315,17 @@ def test_the_spawn_page_shows_the_quota_and_marks_sizes_over_it():
     assert sizes[gpu_key].endswith("(over your quota: stop a server first)")
     assert not any("over your quota" in label for key, label in sizes.items() if key != gpu_key)
     assert "Your quota" not in render_form(form_view(available, None), ())
+
+
+def test_group_use_for_the_admin_view_sums_members_servers():
+    counted = [Server("ann", "t", gpu(2)), Server("bob", "", SMALL), Server("dan", "x", gpu(3))]
+    report = group_use(policy().quotas, {"gpu-users": ["ann", "bob"], "big": []}, counted)
+    gpu_users = report["gpu-users"]
+    assert gpu_users["members"] == 2
+    assert gpu_users["use"] == {"servers": 2, "cpu": 2.0, "memory": 2 * GIB, "gpus": 2}
+    assert sorted(s["user"] for s in gpu_users["servers"]) == ["ann", "bob"]
+    assert gpu_users["pool"] == {"gpus": 4} and gpu_users["user_limits"] == {
+        "servers": 3,
+        "gpus": 2,
+    }
+    assert report["big"]["use"]["servers"] == 0 and report["big"]["pool"] == {}

@@ -8,10 +8,10 @@ servers; each pool sums the servers of every member of its group. See docs/quota
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from types import MappingProxyType
 
-from .quotas import LIMIT_KEYS, UserQuota
+from .quotas import LIMIT_KEYS, Limits, Quotas, UserQuota
 
 _NOUNS = {"servers": "servers", "cpu": "CPU cores", "memory": "GiB of memory", "gpus": "GPUs"}
 _TITLES = {"servers": "Servers", "cpu": "CPU cores", "memory": "Memory (GiB)", "gpus": "GPUs"}
@@ -156,3 +156,27 @@ def usage_lines(
             if (bound := getattr(pool.limits, field)) is not None
         ]
     return lines
+
+
+def group_use(
+    quotas: Quotas, members: Mapping[str, Iterable[str]], counted: Iterable[Server]
+) -> dict:
+    """Use by group, for the admin view: each quota group's members' servers, their summed
+    requests and the group's per-user limits and pool (JSON-able; memory in bytes)."""
+    counted = list(counted)
+    report = {}
+    for quota in quotas.groups:
+        names = set(members.get(quota.group, ()))
+        servers = [s for s in counted if s.user in names]
+        report[quota.group] = {
+            "members": len(names),
+            "servers": [{"user": s.user, "name": s.name, **asdict(s.usage)} for s in servers],
+            "use": asdict(total(servers)),
+            "user_limits": _set_fields(quota.user),
+            "pool": _set_fields(quota.pool),
+        }
+    return report
+
+
+def _set_fields(limits: Limits) -> dict:
+    return {k: v for k, v in asdict(limits).items() if v is not None}

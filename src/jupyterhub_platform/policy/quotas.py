@@ -16,7 +16,7 @@ See docs/quotas.md.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from types import MappingProxyType
 
 from jupyterhub_platform.validate import FieldPath, Invalid, checks
@@ -68,7 +68,7 @@ class Pool:
 class UserQuota:
     """What applies to one user: per-user limits by field, and the pools of their groups."""
 
-    limits: Mapping[str, Limit] = MappingProxyType({})
+    limits: Mapping[str, Limit] = field(default_factory=lambda: MappingProxyType({}))
     pools: tuple[Pool, ...] = ()
 
     @property
