@@ -15,9 +15,12 @@ import inspect
 from dataclasses import dataclass
 
 from jupyterhub.apihandlers.users import UserServerAPIHandler
+from jupyterhub.handlers.pages import SpawnHandler
 
 SERVER_API_HANDLER = UserServerAPIHandler
 """JupyterHub's ``/api/users/<name>/server`` handler (not part of JupyterHub's public API)."""
+SPAWN_FORM_HANDLER = SpawnHandler
+"""JupyterHub's ``/spawn[/<user>[/<server>]]`` form handler (not part of its public API)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,17 @@ INTERNALS = (
         "spawn_single_user",
         "spawner/refusals.py: overridden to refuse first",
         "options=None",
+    ),
+    Internal(
+        "jupyterhub.handlers.pages",
+        "default_handlers",
+        "spawner/refusals.py: the spawn form's routes",
+    ),
+    Internal(
+        "jupyterhub.handlers.pages:SpawnHandler",
+        "_wrap_spawn_single_user",
+        "spawner/refusals.py: the form's spawn goes through the handler's spawn_single_user",
+        "self.spawn_single_user(user, server_name",
     ),
     # Cookie or token request, in refresh_user (auth/policy_bridge.py, auth/cloudflare.py)
     Internal(

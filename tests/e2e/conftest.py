@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 import pytest_asyncio
 from browser import chromium
-from hub_user import hub_users, local_platform
-from kubernetes_asyncio import client as k8s_client
-from kubernetes_asyncio import config as k8s_config
+from hub_user import core_api, hub_users, local_platform
 
 
 @pytest.hookimpl(tryfirst=True)  # before the root conftest reads the marker
@@ -42,12 +40,8 @@ async def hub(platform):
 @pytest_asyncio.fixture(scope="session", loop_scope="session")
 async def k8s(platform):
     """A kubernetes_asyncio CoreV1Api on the emulator, from the platform's kubeconfig."""
-    configuration = k8s_client.Configuration()
-    await k8s_config.load_kube_config(
-        config_file=str(platform.cluster.kubeconfig_path), client_configuration=configuration
-    )
-    async with k8s_client.ApiClient(configuration) as api:
-        yield k8s_client.CoreV1Api(api)
+    async with core_api(platform) as api:
+        yield api
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")

@@ -13,6 +13,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import aiohttp
+from kubernetes_asyncio import client as k8s_client
+from kubernetes_asyncio import config as k8s_config
 from skips import missing
 from yarl import URL
 
@@ -169,6 +171,17 @@ async def user_pods(k8s, name: str) -> list:
         "default", label_selector=f"component=singleuser-server,hub.jupyter.org/username={name}"
     )
     return pods.items
+
+
+@asynccontextmanager
+async def core_api(platform):
+    """A kubernetes_asyncio CoreV1Api on ``platform``'s emulator, from its kubeconfig."""
+    configuration = k8s_client.Configuration()
+    await k8s_config.load_kube_config(
+        config_file=str(platform.cluster.kubeconfig_path), client_configuration=configuration
+    )
+    async with k8s_client.ApiClient(configuration) as api:
+        yield k8s_client.CoreV1Api(api)
 
 
 @asynccontextmanager

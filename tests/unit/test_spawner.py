@@ -59,6 +59,7 @@ def fake_user(name="alice", groups=()):
         url=f"/user/{name}/",
         escaped_name=name,
         groups=[SimpleNamespace(name=g) for g in groups],
+        settings={"users": {}},  # JupyterHub's tornado settings, holding its users
     )
 
 

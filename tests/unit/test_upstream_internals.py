@@ -6,9 +6,14 @@ import ast
 from pathlib import Path
 
 from jupyterhub.apihandlers.users import default_handlers
+from jupyterhub.handlers import pages
 
 from jupyterhub_platform import upstream
-from jupyterhub_platform.spawner.refusals import RefusingServerAPIHandler, server_api_handlers
+from jupyterhub_platform.spawner.refusals import (
+    RefusingServerAPIHandler,
+    RefusingSpawnHandler,
+    server_api_handlers,
+)
 
 PACKAGE = Path(upstream.__file__).parent
 
@@ -28,11 +33,14 @@ def test_a_changed_internal_is_reported_by_name():
     assert "no longer contains 'no such line'" in rewired.problem()
 
 
-def test_the_refusing_handler_serves_every_server_api_route():
-    served = {pattern for pattern, handler in server_api_handlers()}
-    upstream_routes = {p for p, h, *_ in default_handlers if h is upstream.SERVER_API_HANDLER}
-    assert served == upstream_routes and len(served) == 2  # default and named servers
-    assert all(h is RefusingServerAPIHandler for _, h in server_api_handlers())
+def test_the_refusing_handlers_serve_every_server_api_and_spawn_form_route():
+    served = {pattern: handler for pattern, handler in server_api_handlers()}
+    api = {p for p, h, *_ in default_handlers if h is upstream.SERVER_API_HANDLER}
+    form = {p for p, h, *_ in pages.default_handlers if h is upstream.SPAWN_FORM_HANDLER}
+    assert set(served) == api | form
+    assert len(api) == 2 and len(form) >= 3  # default and named servers; /spawn for self/others
+    assert all(served[p] is RefusingServerAPIHandler for p in api)
+    assert all(served[p] is RefusingSpawnHandler for p in form)
 
 
 def _private_names_used_but_not_ours() -> dict[str, set[str]]:

@@ -21,6 +21,7 @@ from jupyterhub.auth import Authenticator
 from traitlets import List, Unicode, Union, default
 
 from jupyterhub_platform.policy import Entitlements, PlatformPolicy, Policy, PolicyError
+from jupyterhub_platform.spawner.quota_api import quota_api_handlers
 from jupyterhub_platform.spawner.refusals import server_api_handlers
 
 from .error_pages import page_error
@@ -145,9 +146,10 @@ class PolicyBridge(Authenticator, PlatformPolicy):
 
         JupyterHub matches authenticator routes before its own: with them, a spawn request the
         spawner refuses answers 400/403 before any spawn exists, so refusals never count towards
-        ``consecutive_failure_limit`` (see :mod:`jupyterhub_platform.spawner.refusals`).
+        ``consecutive_failure_limit`` (see :mod:`jupyterhub_platform.spawner.refusals`). Also
+        the admin view of quota use by group (:mod:`jupyterhub_platform.spawner.quota_api`).
         """
-        return [*super().get_handlers(app), *server_api_handlers()]
+        return [*super().get_handlers(app), *server_api_handlers(), *quota_api_handlers()]
 
     def _check_no_second_source(self) -> None:
         conflicting = {

@@ -7,6 +7,8 @@ from collections.abc import Iterable, Mapping
 from .cull_decision import PROFILE_KEY, applicable
 from .culling import format_duration
 from .model import Policy
+from .quota_decision import amount
+from .quotas import LIMIT_KEYS, UserQuota
 
 
 def explain(
@@ -39,7 +41,51 @@ def explain(
         "credential_sets": sorted(entitlements.credential_sets),
         "culling_policy": entitlements.culling_policy,
         "culling": [_culling(policy, entitlements.groups, options) for options in spawns],
+        "quotas": {
+            "multi_group": policy.quotas.multi_group,
+            **_quotas(policy.quota_for(entitlements.groups)),
+        },
     }
+
+
+def _quotas(quota: UserQuota) -> dict:
+    """Per-user limits (with where each comes from) and the group pools, as plain data."""
+    return {
+        "user": {
+            field: {"limit": limit.value, "from": limit.source}
+            for field, limit in quota.limits.items()
+        },
+        "pools": {
+            pool.group: {
+                field: getattr(pool.limits, field)
+                for field in LIMIT_KEYS
+                if getattr(pool.limits, field) is not None
+            }
+            for pool in quota.pools
+        },
+    }
+
+
+def render_quotas(quotas: dict) -> list[str]:
+    """``quotas:`` lines: each per-user limit and its source, then each shared pool."""
+    if not quotas["user"] and not quotas["pools"]:
+        return ["quotas:          (none: nothing is limited)"]
+    lines = [
+        "quotas (per user, summed over running and pending servers; "
+        f"several groups: {quotas['multi_group'].replace('_', ' ')}):"
+    ]
+    lines += [
+        f"  {field}: {amount(field, entry['limit'])}{' GiB' if field == 'memory' else ''}"
+        f"  (from {entry['from']})"
+        for field, entry in quotas["user"].items()
+    ]
+    for group, limits in quotas["pools"].items():
+        shown = ", ".join(
+            f"{field} {amount(field, value)}{' GiB' if field == 'memory' else ''}"
+            for field, value in limits.items()
+        )
+        lines.append(f"  pool shared by group {group}: {shown}")
+    return lines
 
 
 def _culling(policy: Policy, groups: frozenset[str], options: Mapping[str, str]) -> dict:
@@ -112,4 +158,5 @@ def render(report: dict) -> str:
     lines.append(f"culling policy:  {report['culling_policy'] or '(hub default)'}  (the group's)")
     lines.append("culling per server:" + ("" if report["culling"] else " (no profiles)"))
     lines += [render_culling(entry) for entry in report["culling"]]
+    lines += render_quotas(report["quotas"])
     return "\n".join(lines)

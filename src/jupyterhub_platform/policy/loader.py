@@ -30,7 +30,15 @@ from .normalise import GroupMapping, GroupNormaliser
 from .references import check_profile_sections, parse_sections
 from .scopes import scope_problem
 
-TOP_KEYS = ("group_names", "roles", "groups", "defaults", "culling", "credential_sets")
+TOP_KEYS = (
+    "group_names",
+    "roles",
+    "groups",
+    "defaults",
+    "culling",
+    "credential_sets",
+    "quotas",
+)
 GROUP_KEYS = ("login", "admin", "roles", "profiles", "credential_sets", "culling_policy")
 
 

@@ -19,6 +19,7 @@ from types import MappingProxyType
 from .culling import Culling
 from .entitlements import OPEN, Entitlements, ProfileRule
 from .normalise import GroupNormaliser
+from .quotas import Quotas, UserQuota
 
 ALL = "*"
 DEFAULT_ROLES = frozenset({"user", "admin", "server", "token"})
@@ -95,6 +96,7 @@ class Policy:
     profile_rules: tuple[ProfileRule, ...] = ()
     culling: Culling = Culling()
     credential_sets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    quotas: Quotas = Quotas()
 
     @property
     def login_groups(self) -> frozenset[str]:
@@ -136,6 +138,10 @@ class Policy:
             credential_sets=frozenset(c for g in mine for c in g.credential_sets),
             culling_policy=culling or self.default_culling_policy,
         )
+
+    def quota_for(self, groups: Iterable[str]) -> UserQuota:
+        """The quota of a user in the (normalised) ``groups`` (docs/quotas.md)."""
+        return self.quotas.for_groups(groups, self.normaliser.key)
 
     def _member(self, keys: set[str], allowed: frozenset[str] | None) -> bool:
         return allowed is OPEN or any(self.normaliser.key(a) in keys for a in allowed)

@@ -1,5 +1,5 @@
-"""The policy file's named sections (culling policies, credential sets) and every reference to
-them, checked at load: a misspelt name is a load error, never a silently missing policy."""
+"""The policy file's named sections (culling policies, credential sets, quotas) and every
+reference to them, checked at load: a misspelt name is a load error, never a silently missing policy."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from .culling import Culling, check_names, check_profile_references, parse_culli
 from .entitlements import ProfileRule
 from .model import GroupGrant, Policy
 from .normalise import GroupNormaliser
+from .quotas import check_quota_groups, parse_quotas
 
 
 def parse_sections(
@@ -24,7 +25,8 @@ def parse_sections(
     default_culling: str | None,
     normaliser: GroupNormaliser,
 ) -> dict:
-    """``Policy`` keyword arguments for the ``culling:`` and ``credential_sets:`` sections."""
+    """``Policy`` keyword arguments for the ``culling:``, ``credential_sets:`` and ``quotas:``
+    sections."""
     culling = parse_culling(top.get("culling"))
     check_names(
         culling,
@@ -37,7 +39,9 @@ def parse_sections(
         credential_sets,
         [(("groups", g.group, "credential_sets"), g.credential_sets) for g in grants],
     )
-    return {"culling": culling, "credential_sets": credential_sets}
+    quotas = parse_quotas(top.get("quotas"))
+    check_quota_groups(quotas, [g.group for g in grants], normaliser.key)
+    return {"culling": culling, "credential_sets": credential_sets, "quotas": quotas}
 
 
 def check_profile_sections(policy: Policy, rules: Iterable[ProfileRule]) -> None:

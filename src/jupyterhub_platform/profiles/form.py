@@ -7,13 +7,13 @@ descriptions, sizes), so images, env, mounts or other override content cannot re
 from __future__ import annotations
 
 import functools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 
 from .access import Offer, default_offer
-from .model import CUSTOM_CHOICE, IMAGE_OPTION, SIZE_OPTION, Size
+from .model import CUSTOM_CHOICE, IMAGE_OPTION, SIZE_OPTION, Profile, Size
 from .options import CUSTOM_IMAGE_KEY, FORM_PREFIX, Selection
 
 TEMPLATE = "profiles_form.html"
@@ -61,17 +61,39 @@ def format_bytes(amount: int) -> str:
     return f"{amount} B"
 
 
-def form_view(available: Sequence[Offer], last: Selection | None) -> tuple[ProfileView, ...]:
-    """One card per offer; ``last`` (the user's previous valid choices) preselected."""
+Refusal = Callable[[Profile, Size], str | None]
+"""Why a server of a profile at a size would be refused now (a quota), or None."""
+
+
+def _no_refusal(profile: Profile, size: Size) -> None:
+    return None
+
+
+def form_view(
+    available: Sequence[Offer], last: Selection | None, refusal: Refusal = _no_refusal
+) -> tuple[ProfileView, ...]:
+    """One card per offer; ``last`` (the user's previous valid choices) preselected; a size
+    ``refusal`` refuses says so next to it."""
     default = default_offer(tuple(available))
     chosen = last.offer.slug if last else (default.slug if default else None)
     return tuple(
-        _profile_view(o, o.slug == chosen, last if last and last.offer.slug == o.slug else None)
+        _profile_view(
+            o, o.slug == chosen, last if last and last.offer.slug == o.slug else None, refusal
+        )
         for o in available
     )
 
 
-def _profile_view(offer: Offer, selected: bool, last: Selection | None) -> ProfileView:
+def _size_choice(offer: Offer, size: Size, selected: bool, refusal: Refusal) -> ChoiceView:
+    label = size_label(size)
+    if refusal(offer.profile, size):
+        label += " (over your quota: stop a server first)"
+    return ChoiceView(size.key, label, selected)
+
+
+def _profile_view(
+    offer: Offer, selected: bool, last: Selection | None, refusal: Refusal
+) -> ProfileView:
     prefix = FORM_PREFIX.format(slug=offer.slug)
     if last is None:
         default = offer.default_image()
@@ -96,7 +118,7 @@ def _profile_view(offer: Offer, selected: bool, last: Selection | None) -> Profi
     size_option = OptionView(
         field=prefix + SIZE_OPTION,
         label="Size",
-        choices=tuple(ChoiceView(s.key, size_label(s), s.key == size_key) for s in offer.sizes),
+        choices=tuple(_size_choice(offer, s, s.key == size_key, refusal) for s in offer.sizes),
     )
     # A profile defined with one fixed image has nothing to choose or tell: no Image row.
     fixed_image = len(offer.profile.images) == 1 and offer.profile.custom_image is None
@@ -122,6 +144,11 @@ def _environment(extra_template_paths: tuple[str, ...]) -> Environment:
     )
 
 
-def render_form(views: Sequence[ProfileView], extra_template_paths: Sequence[str] = ()) -> str:
+def render_form(
+    views: Sequence[ProfileView],
+    extra_template_paths: Sequence[str] = (),
+    quota_lines: Sequence[str] = (),
+) -> str:
+    """The form; ``quota_lines`` (each limit and its use) are shown above the profiles."""
     template = _environment(tuple(extra_template_paths)).get_template(TEMPLATE)
-    return template.render(profiles=views)
+    return template.render(profiles=views, quota_lines=list(quota_lines))

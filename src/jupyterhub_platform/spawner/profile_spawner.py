@@ -19,6 +19,7 @@ from traitlets import Float, List, Unicode, default
 
 from jupyterhub_platform.policy.config import PlatformPolicy
 from jupyterhub_platform.policy.entitlements import Entitlements
+from jupyterhub_platform.policy.quota_decision import Server, usage_lines
 from jupyterhub_platform.profiles.access import Offer, offers
 from jupyterhub_platform.profiles.catalogue import Catalogue, bundled_profiles_dir
 from jupyterhub_platform.profiles.form import form_view, render_form
@@ -34,6 +35,7 @@ from jupyterhub_platform.profiles.options import (
     validate_options,
 )
 
+from .quota_gate import QuotaState, counted_servers, quota_refusal, size_usage
 from .sidecars import startup_failure, unready_sidecars
 from .sources import DEFAULT_RELOAD_INTERVAL, Sources, shared_sources
 
@@ -217,15 +219,46 @@ class ProfileSpawner(KubeSpawner):
     def check_user_options(self, user_options) -> None:
         self.validate_user_options(user_options)
 
-    def refuse_spawn_request(self, options) -> None:
-        """Raise :class:`OptionError` (400/403) unless ``options`` may start this server.
+    def refuse_spawn_request(self, options, users) -> Server | None:
+        """Raise :class:`OptionError` (400/403) unless ``options`` may start this server; return
+        the quota reservation to hold while the spawn starts (None: no quota applies).
 
-        Called by :mod:`.refusals` before JupyterHub starts a spawn. ``None`` means "start with
-        the saved options", as JupyterHub then does.
+        Called by :mod:`.refusals` before JupyterHub starts a spawn, with the hub's ``users``.
+        ``None`` options mean "start with the saved options", as JupyterHub then does.
         """
         if options is None:
             options = self.orm_spawner.user_options or {}
-        self.validate_user_options(options)
+        catalogue, available = self.available()
+        selection = self.validate_user_options(options, catalogue, available)
+        return self.check_quota(catalogue, selection, users)
+
+    def check_quota(self, catalogue: Catalogue, selection: Selection, users) -> Server | None:
+        """Refuse (403) a spawn that would exceed the user's quota; else the server to reserve."""
+        state = self.quota_state(catalogue, users)
+        if state is None:
+            return None
+        request = size_usage(selection.offer.profile, selection.size)
+        decision = state.decide(request)
+        if not decision.allowed:
+            self.log.warning("Quota refused a spawn of %s: %s", self._log_name, decision.message)
+            raise OptionError(403, decision.message)
+        return Server(self.user.name, self.name, request)
+
+    def quota_state(self, catalogue: Catalogue, users) -> QuotaState | None:
+        """The user's quota and what counts against it, from the hub's ``users`` (None: no
+        quota applies)."""
+        quota = self.sources().quota(self.user_groups())
+        if quota.unlimited:
+            return None
+        pools = {p.group for p in quota.pools}
+        groups = [g for g in self.user.groups if g.name in pools]
+        members = {g.name: [u.name for u in g.users] for g in groups}
+        counted_users = {self.user.name: self.user}
+        for orm_user in (u for g in groups for u in g.users):
+            if orm_user.id in users and orm_user.name not in counted_users:
+                counted_users[orm_user.name] = users[orm_user.id]
+        counted = counted_servers(catalogue, counted_users.values(), (self.user.name, self.name))
+        return QuotaState(quota, self.user.name, counted, members)
 
     def checked_options_from_form(self, formdata) -> dict[str, str]:
         options = options_from_form(formdata)
@@ -233,6 +266,7 @@ class ProfileSpawner(KubeSpawner):
 
     def render_options_form(self) -> str:
         catalogue, available = self.available()
+        state = self.quota_state(catalogue, self.user.settings.get("users", {}))
         try:
             last = (
                 validate_options(self.user_options, catalogue, available)
@@ -241,7 +275,12 @@ class ProfileSpawner(KubeSpawner):
             )
         except OptionError:
             last = None  # stale choices (profiles or groups changed): show the defaults
-        return render_form(form_view(available, last), self.additional_profile_form_template_paths)
+        if state is None:
+            views, lines = form_view(available, last), []
+        else:
+            views = form_view(available, last, quota_refusal(state))
+            lines = usage_lines(*state)
+        return render_form(views, self.additional_profile_form_template_paths, lines)
 
     async def load_user_options(self):
         """Validate, then let KubeSpawner apply the chosen profile's overrides."""

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
 from jupyterhub_platform.policy.entitlements import Entitlements
 from jupyterhub_platform.policy.loader import load_policy
+from jupyterhub_platform.policy.quotas import UserQuota
 from jupyterhub_platform.profiles.access import entitlements_from_rules
 from jupyterhub_platform.profiles.catalogue import Catalogue, load_catalogue, profile_files
 from jupyterhub_platform.profiles.reloader import Reloading, files_signature
@@ -58,6 +60,19 @@ class Sources:
             return catalogue, self.policy.current().resolve(groups, normalised=True)
         # No policy file: the profile files' allowed_groups decide alone.
         return catalogue, entitlements_from_rules(catalogue.rules(), groups)
+
+    def quota(self, groups: Sequence[str]) -> UserQuota:
+        """The quota of a user in JupyterHub ``groups``; pools named by the JupyterHub group."""
+        if self.policy is None:
+            return UserQuota()
+        policy = self.policy.current()
+        quota = policy.quota_for(groups)
+        by_key = {policy.normaliser.key(g): g for g in groups}
+        pools = tuple(
+            dataclasses.replace(p, group=by_key[policy.normaliser.key(p.group)])
+            for p in quota.pools
+        )
+        return dataclasses.replace(quota, pools=pools)
 
 
 def shared_sources(
