@@ -7,7 +7,9 @@ import json
 
 import kubernetes_validate
 import pytest
+import yaml
 
+from jupyterhub_platform.devcluster.platform import shipped_values_dir
 from jupyterhub_platform.services.backup.manifests import (
     JobSettings,
     backup_job,
@@ -138,3 +140,13 @@ def test_snapshot_times_become_directory_names(time, dirname):
 def test_snapshot_paths_are_absolute_in_the_snapshot():
     assert snapshot_path("notes/a.txt") == "/notes/a.txt"
     assert snapshot_path("/") == "/"
+
+
+def test_the_shipped_rbac_manifest_validates_and_grants_jobs():
+    docs = list(yaml.safe_load_all((shipped_values_dir() / "backup-rbac.yaml").read_text()))
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert {"create", "delete"} <= set(
+        next(r for r in role["rules"] if r["resources"] == ["jobs"])["verbs"]
+    )
