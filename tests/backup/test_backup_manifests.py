@@ -143,7 +143,9 @@ def test_snapshot_paths_are_absolute_in_the_snapshot():
 
 
 def test_the_shipped_rbac_manifest_validates_and_grants_jobs():
-    docs = list(yaml.safe_load_all((shipped_values_dir() / "backup-rbac.yaml").read_text()))
+    docs = list(
+        yaml.safe_load_all((shipped_values_dir() / "manifests" / "backup-rbac.yaml").read_text())
+    )
     for doc in docs:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     role = next(d for d in docs if d["kind"] == "Role")
