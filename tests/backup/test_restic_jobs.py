@@ -142,3 +142,12 @@ def test_a_killed_backup_leaves_a_consistent_repository_and_the_next_run_succeed
     rc, out = _restic(env, tmp_path, "check")
     assert rc == 0, out
     assert len(_snapshots(env, tmp_path)) == 1
+
+
+def test_s3_down_fails_the_run_visibly(tmp_path):
+    with s3_server(tmp_path / "s3") as server:
+        env = restic_env(server, "claim-outage", tmp_path)
+    home = _home(tmp_path)  # the server is stopped now
+    rc, log = _run(backup_argv(str(home), "h", "erin", Retention()), env, tmp_path / "down.log")
+    assert rc != 0
+    assert "127.0.0.1" in log and "claim-outage" in log  # restic names the repository it lacks
