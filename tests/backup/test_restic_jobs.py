@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -12,12 +13,15 @@ from pathlib import Path
 import pytest
 
 from jupyterhub_platform.devcluster.procs import ManagedProcess
+from jupyterhub_platform.services.backup.manifests import SECRET_KEYS
+from jupyterhub_platform.services.backup.repository import RepositoryError, run_restic
 from jupyterhub_platform.services.backup.restic import (
     Retention,
     backup_argv,
     restore_argv,
     snapshot_dirname,
 )
+from jupyterhub_platform.services.backup.views import directory_listing, snapshot_list
 from tests.backup.backup_fixtures import restic_env, s3_server, tree
 
 pytestmark = [pytest.mark.processes, pytest.mark.jh55_only]
@@ -151,3 +155,33 @@ def test_s3_down_fails_the_run_visibly(tmp_path):
     rc, log = _run(backup_argv(str(home), "h", "erin", Retention()), env, tmp_path / "down.log")
     assert rc != 0
     assert "127.0.0.1" in log and "claim-outage" in log  # restic names the repository it lacks
+
+
+def test_the_service_lists_and_browses_a_users_repository(s3, tmp_path):
+    """What the pages show: the service's own restic reads (keys only in restic's environment)."""
+    env = _env(s3, "claim-browse")
+    home = _home(tmp_path)
+    rc, log = _run(backup_argv(str(home), "h", "bob", Retention()), env, tmp_path / "b.log")
+    assert rc == 0, log
+    keys = {k: env[k] for k in SECRET_KEYS}
+
+    def restic(claim, args, secrets=keys):
+        return asyncio.run(run_restic("restic", s3["url"], claim, secrets, args, 60))
+
+    (snapshot,) = snapshot_list(restic("claim-browse", ["snapshots", "--json"]))
+    assert snapshot["id"] == _snapshots(env, tmp_path)[0]["id"]
+    assert snapshot["tags"] == ["user=bob"]
+    listing = restic("claim-browse", ["ls", "--json", snapshot["id"]])
+    top = {e["name"]: e["type"] for e in directory_listing(listing, "/")}
+    assert top == {"notes": "dir", "script.sh": "file", "link-to-a": "symlink",
+                   "dangling": "symlink"}  # fmt: skip
+    notes = directory_listing(listing, "notes")
+    assert [(e["name"], e["path"]) for e in notes] == [("deep", "/notes/deep"),
+                                                        ("a.txt", "/notes/a.txt")]  # fmt: skip
+    assert notes[1]["size"] == len("first notes\n") and notes[1]["permissions"] == "-rw-------"
+
+    assert restic("claim-nobody", ["snapshots", "--json"]) is None  # never backed up
+    wrong = {**keys, "RESTIC_PASSWORD": "not-the-password"}
+    with pytest.raises(RepositoryError) as failed:
+        restic("claim-browse", ["snapshots", "--json"], wrong)
+    assert "not-the-password" not in str(failed.value) and "password" in str(failed.value)

@@ -8,6 +8,7 @@ users' groups (opt-out), and creates at most ``concurrency`` Jobs (docs/backup.m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import json
 import random
@@ -19,10 +20,21 @@ from traitlets import Bool, Float, Integer, List, Unicode
 from ..common.app import ServiceApp
 from ..common.hub_client import HubAPIError
 from ..common.kube import KubeConfigError, KubeSource
+from ..common.web import oauth_routes, oauth_settings
 from .cycle import STORAGE_SELECTOR, home_claims, plan_cycle, running_claims
-from .manifests import COMPONENT, COMPONENT_LABEL, JobSettings, backup_job, node_of_claim
-from .restic import Retention
+from .manifests import (
+    COMPONENT,
+    COMPONENT_LABEL,
+    JobSettings,
+    backup_job,
+    node_of_claim,
+    restore_job,
+)
+from .pages import handlers
+from .repository import run_restic, secret_values
+from .restic import RestoreRequestError, Retention, check_snapshot_id, snapshot_dirname
 from .schedule import CronError, parse_cron
+from .views import UserStatus, backup_status, directory_listing, snapshot_list
 
 
 def utcnow() -> datetime:
@@ -64,6 +76,12 @@ class BackupApp(ServiceApp):
         config=True
     )
     once = Bool(False, help="Run one cycle now and exit.").tag(config=True)
+    restic = Unicode(
+        "restic", help="The restic program the service runs to list and browse snapshots."
+    ).tag(config=True)
+    restic_timeout = Float(
+        120.0, help="Seconds a listing (restic snapshots/ls) may take before it is refused."
+    ).tag(config=True)
 
     aliases = {**ServiceApp.aliases, "schedule": "BackupApp.schedule"}
     flags = {"once": ({"BackupApp": {"once": True}}, "Run one cycle now and exit.")}
@@ -85,18 +103,30 @@ class BackupApp(ServiceApp):
             retention=Retention(self.keep_daily, self.keep_weekly, self.keep_monthly),
         )
 
+    def handlers(self) -> list[tuple]:
+        return [*handlers(self), *oauth_routes()]
+
+    def web_settings(self) -> dict:
+        return oauth_settings(self.service_prefix, self.api_url, self.api_token)
+
     async def _groups(self) -> dict[str, list[str]]:
         return {u["name"]: u.get("groups", []) async for u in self.client.paged("/users")}
 
-    async def cycle(self) -> list[str]:
-        """One cycle; returns the Jobs created."""
+    @contextlib.asynccontextmanager
+    async def kube_apis(self):
+        """``(CoreV1Api, BatchV1Api, namespace)`` on one API client, closed afterwards."""
         api = await self.kube.api_client()
         try:
-            core, batch, ns = client.CoreV1Api(api), client.BatchV1Api(api), self.kube.namespace
+            yield client.CoreV1Api(api), client.BatchV1Api(api), self.kube.namespace
+        finally:
+            await api.close()
+
+    async def cycle(self) -> list[str]:
+        """One cycle; returns the Jobs created."""
+        async with self.kube_apis() as (core, batch, ns):
             pvcs = await _items(core.list_namespaced_persistent_volume_claim(
                 ns, label_selector=STORAGE_SELECTOR, _preload_content=False))  # fmt: skip
-            jobs = await _items(batch.list_namespaced_job(
-                ns, label_selector=f"{COMPONENT_LABEL}={COMPONENT}", _preload_content=False))  # fmt: skip
+            jobs = await _jobs(batch, ns)
             pods = await _items(core.list_namespaced_pod(ns, _preload_content=False))
             busy = running_claims(jobs)
             plan = plan_cycle(
@@ -119,8 +149,52 @@ class BackupApp(ServiceApp):
                               f" on node {node}" if node else "")  # fmt: skip
                 created.append(name)
             return created
-        finally:
-            await api.close()
+
+    # -- what the pages and the API read and do (the handlers check who may) --
+
+    async def claims(self) -> dict[str, str]:
+        """user → home claim."""
+        async with self.kube_apis() as (core, _, ns):
+            pvcs = await _items(core.list_namespaced_persistent_volume_claim(
+                ns, label_selector=STORAGE_SELECTOR, _preload_content=False))  # fmt: skip
+        return {c.user: c.claim for c in home_claims(pvcs)}
+
+    async def status(self) -> dict[str, UserStatus]:
+        """Every user with a home claim, and their backups as the Jobs show them."""
+        claims = await self.claims()
+        async with self.kube_apis() as (_, batch, ns):
+            found = backup_status(await _jobs(batch, ns))
+        return {user: found.get(user, UserStatus(user)) for user in sorted(claims)}
+
+    async def _restic(self, claim: str, args: list[str]) -> str | None:
+        async with self.kube_apis() as (core, _, ns):
+            secret = await core.read_namespaced_secret(self.secret_name, ns)
+        keys = secret_values(secret.data, self.secret_name)
+        return await run_restic(
+            self.restic, self.repository, claim, keys, args, self.restic_timeout
+        )
+
+    async def snapshots(self, claim: str) -> list[dict]:
+        return snapshot_list(await self._restic(claim, ["snapshots", "--json"]) or "[]")
+
+    async def files(self, claim: str, snapshot_id: str, directory: str) -> list[dict]:
+        listing = await self._restic(claim, ["ls", "--json", check_snapshot_id(snapshot_id)])
+        return directory_listing(listing or "", directory)
+
+    async def restore(self, user: str, claim: str, snapshot_id: str, paths: list[str]) -> str:
+        """Create the restore Job of ``paths`` (empty: the whole home) from one of the claim's
+        snapshots; returns its name."""
+        snapshot = next((s for s in await self.snapshots(claim) if s["id"] == snapshot_id), None)
+        if snapshot is None:
+            raise RestoreRequestError(f"snapshot: {snapshot_id!r} is not one of {user}'s")
+        name = job_name("restore", claim, utcnow())
+        async with self.kube_apis() as (core, batch, ns):
+            pods = await _items(core.list_namespaced_pod(ns, _preload_content=False))
+            body = restore_job(name, user, claim, node_of_claim(claim, pods), self.settings,
+                               snapshot_id=snapshot_id, snapshot_dir=snapshot_dirname(
+                                   snapshot["time"]), paths=paths)  # fmt: skip
+            await batch.create_namespaced_job(ns, body)
+        return name
 
     async def run(self) -> None:
         if self.once:
@@ -140,6 +214,11 @@ class BackupApp(ServiceApp):
             self.log.error("backup cycle failed: %s", exc)
         else:
             self.log.info("backup cycle: %d Jobs created", len(created))
+
+
+async def _jobs(batch, ns: str) -> list[dict]:
+    return await _items(batch.list_namespaced_job(
+        ns, label_selector=f"{COMPONENT_LABEL}={COMPONENT}", _preload_content=False))  # fmt: skip
 
 
 async def _items(call) -> list[dict]:

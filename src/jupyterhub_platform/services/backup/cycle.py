@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from .manifests import CLAIM_LABEL, KIND_LABEL, USER_ANNOTATION
+from .views import job_outcome
 
 STORAGE_SELECTOR = "component=singleuser-storage"
 
@@ -44,9 +45,7 @@ def running_claims(jobs: Iterable[dict]) -> set[str]:
     """Claims whose backup or restore Job has not finished (one Job per repository)."""
     busy = set()
     for job in jobs:
-        conditions = (job.get("status") or {}).get("conditions") or []
-        done = any(c.get("type") in ("Complete", "Failed") and c.get("status") == "True"
-                   for c in conditions)  # fmt: skip
+        done = job_outcome(job.get("status") or {}) is not None
         labels = job.get("metadata", {}).get("labels") or {}
         if not done and labels.get(KIND_LABEL):
             busy.add(labels.get(CLAIM_LABEL, ""))

@@ -48,7 +48,7 @@ echo "restored into $target"
 a directory that did not exist (never over existing files); restic keeps modes, times, owners
 and symlinks."""
 
-_SNAPSHOT_ID = re.compile(r"^[0-9a-f]{8,64}$")
+SNAPSHOT_ID = re.compile(r"^[0-9a-f]{8,64}$")
 
 
 class RestoreRequestError(ValueError):
@@ -83,12 +83,17 @@ def backup_argv(home: str, host: str, user: str, retention: Retention) -> list[s
 def restore_argv(
     home: str, snapshot_id: str, snapshot_time: str, paths: Sequence[str]
 ) -> list[str]:
-    if not _SNAPSHOT_ID.match(snapshot_id):
-        raise RestoreRequestError(f"snapshot: {snapshot_id!r} is not a restic snapshot ID")
+    check_snapshot_id(snapshot_id)
     includes = []
     for path in paths:
         includes += ["--include", snapshot_path(path)]
     return ["sh", "-c", RESTORE_SCRIPT, "restore", home, snapshot_time, snapshot_id, *includes]
+
+
+def check_snapshot_id(snapshot_id: str) -> str:
+    if not SNAPSHOT_ID.match(snapshot_id):
+        raise RestoreRequestError(f"snapshot: {snapshot_id!r} is not a restic snapshot ID")
+    return snapshot_id
 
 
 def snapshot_path(path: str) -> str:
