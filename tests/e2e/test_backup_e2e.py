@@ -276,5 +276,8 @@ async def test_a_user_lists_browses_and_restores_only_their_own_backups(
         assert status == 200
         assert 'backup_last_success_timestamp_seconds{user="alice"}' in metrics
         assert (await call("GET", "metrics", mine))[0] == 403  # read:metrics only
-        assert (await call("GET", "", mine))[0] == 200
+        status, page = await call("GET", "", mine)
+        assert status == 200 and f'data-id="{newest["id"]}"' in page
+        status, page = await call("GET", f"?snapshot={newest['id']}&path=/api-restore", mine)
+        assert status == 200 and 'data-path="/api-restore/kept.txt"' in page
     await alice.stop()

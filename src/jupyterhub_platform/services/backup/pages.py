@@ -9,17 +9,13 @@ user's status (last success, failures) and trigger a run. Each restore logs one 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from tornado import web
-from tornado.template import Loader
 
-from ..common.web import UserHandler
+from ..common.web import TEMPLATES, UserHandler
 from .repository import RepositoryError
 from .restic import RestoreRequestError
-
-TEMPLATES = Loader(str(Path(__file__).with_name("templates")))
 
 
 class BackupHandler(UserHandler):
@@ -130,7 +126,7 @@ class PageHandler(BackupHandler):
         )
         status = await self.backup.status() if self.is_admin() else {}
         self.finish(
-            TEMPLATES.load("backup.html").generate(
+            TEMPLATES.load("backup/templates/backup.html").generate(
                 user=user, me=self.user["name"], admin=self.is_admin(), claim=claim,
                 snapshots=snapshots, snapshot=snapshot_id, path=directory, files=files,
                 status=list(status.values()), prefix=self.backup.service_prefix,

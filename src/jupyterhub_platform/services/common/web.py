@@ -10,9 +10,15 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from pathlib import Path
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import httputil, web
+from tornado.template import Loader
+
+TEMPLATES = Loader(str(Path(__file__).parent.parent))
+"""Every service's page templates, ``<service>/templates/<page>.html``; each extends
+``common/templates/page.html`` (one look for all the services' pages)."""
 
 
 def oauth_settings(service_prefix: str, api_url: str, api_token: str) -> dict:
