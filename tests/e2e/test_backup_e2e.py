@@ -23,7 +23,7 @@ from kubernetes_asyncio import client as k8s_client
 
 from jupyterhub_platform.devcluster.procs import free_port, wait_for
 from jupyterhub_platform.services.backup.app import BackupApp, job_name
-from jupyterhub_platform.services.backup.manifests import JobSettings, restore_job
+from jupyterhub_platform.services.backup.manifests import JobSettings, backup_job, restore_job
 from jupyterhub_platform.services.backup.restic import snapshot_dirname
 from tests.backup.backup_fixtures import (
     ACCESS_KEY,
@@ -268,6 +268,16 @@ async def test_a_user_lists_browses_and_restores_only_their_own_backups(
         audit = [r.getMessage() for r in log if r.getMessage().startswith("audit: restore")]
         assert audit == [f'audit: restore user=alice by=alice snapshot={newest["id"]} '
                          f'paths=["/api-restore/kept.txt"] job={restore["job"]}']  # fmt: skip
+        # a Job of alice's volume that has not finished (suspended: it never runs) → 409
+        busy = backup_job(job_name("backup", claim, datetime.now()), "alice", claim, None,
+                          JobSettings(image="restic", repository=s3, secret_name=SECRET))  # fmt: skip
+        busy["spec"]["suspend"] = True
+        await batch.create_namespaced_job("default", busy)
+        try:
+            status, refused = await call("POST", "api/restore", mine, json=body_of(newest))
+            assert status == 409 and "is running" in refused, refused
+        finally:
+            await batch.delete_namespaced_job(busy["metadata"]["name"], "default")
         bad = {"snapshot": "0" * 64, "paths": ["/x"]}
         status, refused = await call("POST", "api/restore", mine, json=bad)
         assert status == 400 and "is not one of alice's" in refused, refused

@@ -21,7 +21,7 @@ from ..common.app import ServiceApp
 from ..common.hub_client import HubAPIError
 from ..common.kube import KubeConfigError, KubeSource
 from ..common.web import oauth_routes, oauth_settings
-from .cycle import STORAGE_SELECTOR, home_claims, plan_cycle, running_claims
+from .cycle import STORAGE_SELECTOR, VolumeBusyError, home_claims, plan_cycle, running_claims
 from .manifests import (
     COMPONENT,
     COMPONENT_LABEL,
@@ -183,12 +183,17 @@ class BackupApp(ServiceApp):
 
     async def restore(self, user: str, claim: str, snapshot_id: str, paths: list[str]) -> str:
         """Create the restore Job of ``paths`` (empty: the whole home) from one of the claim's
-        snapshots; returns its name."""
+        snapshots; returns its name. Never while another Job of the claim runs: a backup's
+        ``unlock --remove-all`` and prune must not meet a restore reading the repository."""
         snapshot = next((s for s in await self.snapshots(claim) if s["id"] == snapshot_id), None)
         if snapshot is None:
             raise RestoreRequestError(f"snapshot: {snapshot_id!r} is not one of {user}'s")
         name = job_name("restore", claim, utcnow())
         async with self.kube_apis() as (core, batch, ns):
+            if claim in running_claims(await _jobs(batch, ns)):
+                raise VolumeBusyError(
+                    f"a backup or restore of {user}'s home is running; retry later"
+                )
             pods = await _items(core.list_namespaced_pod(ns, _preload_content=False))
             body = restore_job(name, user, claim, node_of_claim(claim, pods), self.settings,
                                snapshot_id=snapshot_id, snapshot_dir=snapshot_dirname(

@@ -18,6 +18,10 @@ from .views import job_outcome
 STORAGE_SELECTOR = "component=singleuser-storage"
 
 
+class VolumeBusyError(RuntimeError):
+    """A backup or restore Job of this volume has not finished (one Job per repository)."""
+
+
 @dataclass(frozen=True)
 class Candidate:
     user: str

@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, gen
 from tornado import web
 
 from ..common.web import TEMPLATES, UserHandler
+from .cycle import VolumeBusyError
 from .repository import RepositoryError
 from .restic import RestoreRequestError
 
@@ -37,9 +38,12 @@ class BackupHandler(UserHandler):
         return claim
 
     async def guarded(self, call):
-        """``call``'s result; bad requests → 400, restic failures → 502 (message, no secret)."""
+        """``call``'s result; bad requests → 400, a volume whose Job runs → 409, restic
+        failures → 502 (message, no secret)."""
         try:
             return await call
+        except VolumeBusyError as exc:
+            raise web.HTTPError(409, str(exc)) from None
         except RestoreRequestError as exc:
             raise web.HTTPError(400, str(exc)) from None
         except RepositoryError as exc:

@@ -1,7 +1,8 @@
 """The service reads a user's repository itself: ``restic snapshots`` and ``restic ls`` run as
 its children, with the repository password and S3 keys read from the Jobs' Secret through the
 Kubernetes API and passed only in the child's environment (never an argument, a log or a page).
-Only the repository of the claim the caller resolved is ever opened."""
+Only the repository of the claim the caller resolved is ever opened. Reads take no lock
+(``--no-lock``): a backup Job's ``unlock --remove-all`` and prune never meet the service's."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ async def run_restic(
         **secrets,
     }
     proc = await asyncio.create_subprocess_exec(
-        restic, "--no-cache", "--quiet", *args, env=env, start_new_session=True,
+        restic, "--no-cache", "--no-lock", "--quiet", *args, env=env, start_new_session=True,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
