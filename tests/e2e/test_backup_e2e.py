@@ -2,7 +2,8 @@
 Jobs, Secret), process kubelet (the Job's pod runs restic) and an S3 server (``rclone serve
 s3``). A running user's home is backed up, files are changed and deleted, a restore Job brings
 them back under ``~/restored/<time>/``: byte-identical, modes and symlinks kept; then the same
-user's stopped volume is backed up again."""
+user's stopped volume is backed up again. The service's pages and API, with real hub tokens:
+users reach only their own backups (403 across users), admins all."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 from hub_user import launch
+from jupyterhub.services.auth import HubOAuth
 from kubernetes_asyncio import client as k8s_client
 
 from jupyterhub_platform.devcluster.procs import free_port, wait_for
@@ -180,6 +182,7 @@ async def backup_web(platform, s3, batch):
         finally:
             server.stop()
             app.log.removeHandler(lines)
+            HubOAuth.clear_instance()  # the process-wide singleton holds this hub's URL and token
 
 
 async def _user_token(http, platform, name: str, scopes=None) -> dict[str, str]:
