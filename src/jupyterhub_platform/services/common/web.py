@@ -10,21 +10,29 @@ from __future__ import annotations
 import json
 import os
 import secrets
+from pathlib import Path
 
 from jupyterhub.services.auth import HubOAuth, HubOAuthCallbackHandler, HubOAuthenticated
 from tornado import httputil, web
+from tornado.template import Loader
+
+TEMPLATES = Loader(str(Path(__file__).parent.parent))
+"""Every service's page templates, ``<service>/templates/<page>.html``; each extends
+``common/templates/page.html`` (one look for all the services' pages)."""
 
 
-def oauth_settings(service_prefix: str) -> dict:
+def oauth_settings(service_prefix: str, api_url: str, api_token: str) -> dict:
     """tornado settings for HubOAuth: the hub_auth object and a fresh cookie secret.
 
+    ``api_url`` and ``api_token``: the service's (``ServiceApp.api_url``/``api_token``).
     The secret only signs the OAuth state and the service's session cookie; a restart logs
     users out of the service page, never out of the hub.
     """
     # the singleton: HubOAuthCallbackHandler finds it by HubOAuth.instance() (JupyterHub 6 keeps
     # the PKCE code verifier of a login there)
     auth = HubOAuth.instance(
-        api_token=os.environ.get("JUPYTERHUB_API_TOKEN", ""),
+        api_url=api_url,
+        api_token=api_token,
         cache_max_age=60,
         oauth_redirect_uri=os.environ.get("JUPYTERHUB_OAUTH_CALLBACK_URL")
         or service_prefix.rstrip("/") + "/oauth_callback",

@@ -85,7 +85,7 @@ class CullerApp(ServiceApp):
         ]
 
     def web_settings(self) -> dict:
-        return oauth_settings(self.service_prefix)
+        return oauth_settings(self.service_prefix, self.api_url, self.api_token)
 
     async def cycle(self):
         """One cycle, with the hub's request and error counts in the metrics."""

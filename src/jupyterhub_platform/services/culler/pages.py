@@ -3,19 +3,14 @@ JSON; admins see everyone and a dry-run preview; Prometheus metrics."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from tornado import web
-from tornado.template import Loader
 
 from jupyterhub_platform.policy.culling import format_duration
 
 from ..common.hub_client import user_url
-from ..common.web import UserHandler
+from ..common.web import TEMPLATES, UserHandler
 from .views import server_views, to_cull
-
-TEMPLATES = Loader(str(Path(__file__).with_name("templates")))
 
 
 class CullerHandler(UserHandler):
@@ -41,7 +36,7 @@ class PageHandler(CullerHandler):
         everyone = self.get_argument("all", "") == "1"
         now, views = await self.views(everyone)
         self.finish(
-            TEMPLATES.load("culler.html").generate(
+            TEMPLATES.load("culler/templates/culler.html").generate(
                 user=self.user["name"],
                 admin=self.is_admin(),
                 everyone=everyone,

@@ -1,0 +1,1 @@
+"""``jupyterhub-platform-backup``: home-volume backups with restic, per user (docs/backup.md)."""

@@ -1,0 +1,234 @@
+"""``jupyterhub-platform-backup``: back up every user's home volume on a cron schedule.
+
+Each cycle lists the home claims, the backup Jobs and the pods (Kubernetes is the only state:
+a restarted service sees the Jobs still running and starts no second one), asks the hub for
+users' groups (opt-out), and creates at most ``concurrency`` Jobs (docs/backup.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+from datetime import datetime, timezone
+
+from kubernetes_asyncio import client
+from traitlets import Bool, Float, Integer, List, Unicode
+
+from ..common.app import ServiceApp
+from ..common.hub_client import HubAPIError
+from ..common.kube import KubeConfigError, KubeSource
+from ..common.web import oauth_routes, oauth_settings
+from .cycle import STORAGE_SELECTOR, VolumeBusyError, home_claims, plan_cycle, running_claims
+from .manifests import (
+    COMPONENT,
+    COMPONENT_LABEL,
+    JobSettings,
+    backup_job,
+    node_of_claim,
+    restore_job,
+)
+from .pages import handlers
+from .repository import run_restic, secret_values
+from .restic import RestoreRequestError, Retention, check_snapshot_id, snapshot_dirname
+from .schedule import CronError, parse_cron
+from .views import UserStatus, backup_status, directory_listing, snapshot_list
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def job_name(kind: str, claim: str, now: datetime) -> str:
+    """``backup-<claim>-<time>``, within Kubernetes' 63 characters (a hash keeps it unique)."""
+    digest = hashlib.sha256(claim.encode()).hexdigest()[:6]
+    return f"{kind}-{claim[:32].rstrip('-.')}-{digest}-{now:%Y%m%d%H%M%S}"
+
+
+class BackupApp(ServiceApp):
+    name = "backup"
+    description = "Back up users' home volumes with restic, per user (docs/backup.md)."
+    classes = [KubeSource]
+
+    schedule = Unicode("0 2 * * *", help="When cycles run, in cron syntax (UTC).").tag(config=True)
+    jitter = Float(
+        1800.0, help="Each cycle starts up to this many seconds after its scheduled minute."
+    ).tag(config=True)
+    concurrency = Integer(4, help="At most this many backup Jobs run at a time.").tag(config=True)
+    image = Unicode(
+        "docker.io/restic/restic:0.14.0", help="The image of the Jobs (restic and sh)."
+    ).tag(config=True)
+    repository = Unicode(
+        help="The S3 repository base, s3:https://host/bucket; each user's is <base>/<claim>."
+    ).tag(config=True)
+    secret_name = Unicode(
+        "backup-restic",
+        help="The Secret with RESTIC_PASSWORD, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY.",
+    ).tag(config=True)
+    keep_daily = Integer(7, help="Daily snapshots kept (the newest is always kept).").tag(
+        config=True
+    )
+    keep_weekly = Integer(4, help="Weekly snapshots kept.").tag(config=True)
+    keep_monthly = Integer(6, help="Monthly snapshots kept.").tag(config=True)
+    opt_out_groups = List(Unicode(), help="Members of these hub groups are not backed up.").tag(
+        config=True
+    )
+    once = Bool(False, help="Run one cycle now and exit.").tag(config=True)
+    restic = Unicode(
+        "restic", help="The restic program the service runs to list and browse snapshots."
+    ).tag(config=True)
+    restic_timeout = Float(
+        120.0, help="Seconds a listing (restic snapshots/ls) may take before it is refused."
+    ).tag(config=True)
+
+    aliases = {**ServiceApp.aliases, "schedule": "BackupApp.schedule"}
+    flags = {"once": ({"BackupApp": {"once": True}}, "Run one cycle now and exit.")}
+
+    def initialize(self, argv=None) -> None:
+        super().initialize(argv)
+        try:
+            self.cron = parse_cron(self.schedule)
+        except CronError as exc:
+            self.exit_error(f"BackupApp.schedule: {exc}")
+        if not self.repository.startswith("s3:"):
+            self.exit_error(f"BackupApp.repository: {self.repository!r} is not s3:<url>/<bucket>")
+        self.kube = KubeSource(parent=self)
+        self.client = self.hub_client()
+        self.settings = JobSettings(
+            image=self.image,
+            repository=self.repository,
+            secret_name=self.secret_name,
+            retention=Retention(self.keep_daily, self.keep_weekly, self.keep_monthly),
+        )
+
+    def handlers(self) -> list[tuple]:
+        return [*handlers(self), *oauth_routes()]
+
+    def web_settings(self) -> dict:
+        return oauth_settings(self.service_prefix, self.api_url, self.api_token)
+
+    async def _groups(self) -> dict[str, list[str]]:
+        return {u["name"]: u.get("groups", []) async for u in self.client.paged("/users")}
+
+    @contextlib.asynccontextmanager
+    async def kube_apis(self):
+        """``(CoreV1Api, BatchV1Api, namespace)`` on one API client, closed afterwards."""
+        api = await self.kube.api_client()
+        try:
+            yield client.CoreV1Api(api), client.BatchV1Api(api), self.kube.namespace
+        finally:
+            await api.close()
+
+    async def cycle(self) -> list[str]:
+        """One cycle; returns the Jobs created."""
+        async with self.kube_apis() as (core, batch, ns):
+            pvcs = await _items(core.list_namespaced_persistent_volume_claim(
+                ns, label_selector=STORAGE_SELECTOR, _preload_content=False))  # fmt: skip
+            jobs = await _jobs(batch, ns)
+            pods = await _items(core.list_namespaced_pod(ns, _preload_content=False))
+            busy = running_claims(jobs)
+            plan = plan_cycle(
+                home_claims(pvcs),
+                busy,
+                await self._groups(),
+                frozenset(self.opt_out_groups),
+                max(0, self.concurrency - len(busy)),
+            )
+            for user, why in sorted(plan.skipped.items()):
+                self.log.info("backup of %s skipped: %s", user, why)
+            created = []
+            now = utcnow()
+            for candidate in plan.start:
+                node = node_of_claim(candidate.claim, pods)
+                name = job_name("backup", candidate.claim, now)
+                body = backup_job(name, candidate.user, candidate.claim, node, self.settings)
+                await batch.create_namespaced_job(ns, body)
+                self.log.info("backup of %s: Job %s%s", candidate.user, name,
+                              f" on node {node}" if node else "")  # fmt: skip
+                created.append(name)
+            return created
+
+    # -- what the pages and the API read and do (the handlers check who may) --
+
+    async def claims(self) -> dict[str, str]:
+        """user → home claim."""
+        async with self.kube_apis() as (core, _, ns):
+            pvcs = await _items(core.list_namespaced_persistent_volume_claim(
+                ns, label_selector=STORAGE_SELECTOR, _preload_content=False))  # fmt: skip
+        return {c.user: c.claim for c in home_claims(pvcs)}
+
+    async def status(self) -> dict[str, UserStatus]:
+        """Every user with a home claim, and their backups as the Jobs show them."""
+        claims = await self.claims()
+        async with self.kube_apis() as (_, batch, ns):
+            found = backup_status(await _jobs(batch, ns))
+        return {user: found.get(user, UserStatus(user)) for user in sorted(claims)}
+
+    async def _restic(self, claim: str, args: list[str]) -> str | None:
+        async with self.kube_apis() as (core, _, ns):
+            secret = await core.read_namespaced_secret(self.secret_name, ns)
+        keys = secret_values(secret.data, self.secret_name)
+        return await run_restic(
+            self.restic, self.repository, claim, keys, args, self.restic_timeout
+        )
+
+    async def snapshots(self, claim: str) -> list[dict]:
+        return snapshot_list(await self._restic(claim, ["snapshots", "--json"]) or "[]")
+
+    async def files(self, claim: str, snapshot_id: str, directory: str) -> list[dict]:
+        listing = await self._restic(claim, ["ls", "--json", check_snapshot_id(snapshot_id)])
+        return directory_listing(listing or "", directory)
+
+    async def restore(self, user: str, claim: str, snapshot_id: str, paths: list[str]) -> str:
+        """Create the restore Job of ``paths`` (empty: the whole home) from one of the claim's
+        snapshots; returns its name. Never while another Job of the claim runs: a backup's
+        ``unlock --remove-all`` and prune must not meet a restore reading the repository."""
+        snapshot = next((s for s in await self.snapshots(claim) if s["id"] == snapshot_id), None)
+        if snapshot is None:
+            raise RestoreRequestError(f"snapshot: {snapshot_id!r} is not one of {user}'s")
+        name = job_name("restore", claim, utcnow())
+        async with self.kube_apis() as (core, batch, ns):
+            if claim in running_claims(await _jobs(batch, ns)):
+                raise VolumeBusyError(
+                    f"a backup or restore of {user}'s home is running; retry later"
+                )
+            pods = await _items(core.list_namespaced_pod(ns, _preload_content=False))
+            body = restore_job(name, user, claim, node_of_claim(claim, pods), self.settings,
+                               snapshot_id=snapshot_id, snapshot_dir=snapshot_dirname(
+                                   snapshot["time"]), paths=paths)  # fmt: skip
+            await batch.create_namespaced_job(ns, body)
+        return name
+
+    async def run(self) -> None:
+        if self.once:
+            await self._guarded_cycle()
+            return
+        while True:
+            due = self.cron.next_after(utcnow())
+            wait = (due - utcnow()).total_seconds() + random.uniform(0, self.jitter)
+            self.log.info("next backup cycle at %s (+jitter), in %.0fs", due.isoformat(), wait)
+            await asyncio.sleep(max(0.0, wait))
+            await self._guarded_cycle()
+
+    async def _guarded_cycle(self) -> None:
+        try:
+            created = await self.cycle()
+        except (HubAPIError, KubeConfigError, client.ApiException, OSError) as exc:
+            self.log.error("backup cycle failed: %s", exc)
+        else:
+            self.log.info("backup cycle: %d Jobs created", len(created))
+
+
+async def _jobs(batch, ns: str) -> list[dict]:
+    return await _items(batch.list_namespaced_job(
+        ns, label_selector=f"{COMPONENT_LABEL}={COMPONENT}", _preload_content=False))  # fmt: skip
+
+
+async def _items(call) -> list[dict]:
+    response = await call
+    return json.loads(await response.read()).get("items", [])
+
+
+main = BackupApp.launch_instance

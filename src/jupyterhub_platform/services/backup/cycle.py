@@ -1,0 +1,78 @@
+"""One backup cycle's decisions (pure): which users' volumes get a Job now.
+
+Candidates are the users' home claims (z2jh's ``claim-<user>`` PVCs, labelled
+``component=singleuser-storage`` by KubeSpawner, the user's name in the
+``hub.jupyter.org/username`` annotation): users with no PVC are never candidates, stopped users'
+volumes are. A claim with an active backup Job is not started again (at most one Job per
+repository); users in an opted-out group are skipped; at most ``slots`` Jobs start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from .manifests import CLAIM_LABEL, KIND_LABEL, USER_ANNOTATION
+from .views import job_outcome
+
+STORAGE_SELECTOR = "component=singleuser-storage"
+
+
+class VolumeBusyError(RuntimeError):
+    """A backup or restore Job of this volume has not finished (one Job per repository)."""
+
+
+@dataclass(frozen=True)
+class Candidate:
+    user: str
+    claim: str
+
+
+@dataclass(frozen=True)
+class Plan:
+    start: tuple[Candidate, ...]
+    skipped: Mapping[str, str]
+    """user → why no Job starts (opted out, already running, no slot)."""
+
+
+def home_claims(pvcs: Iterable[dict]) -> list[Candidate]:
+    found = []
+    for pvc in pvcs:
+        meta = pvc.get("metadata", {})
+        user = (meta.get("annotations") or {}).get(USER_ANNOTATION)
+        if user and not meta.get("deletionTimestamp"):
+            found.append(Candidate(user=user, claim=meta["name"]))
+    return sorted(found, key=lambda c: c.claim)
+
+
+def running_claims(jobs: Iterable[dict]) -> set[str]:
+    """Claims whose backup or restore Job has not finished (one Job per repository)."""
+    busy = set()
+    for job in jobs:
+        done = job_outcome(job.get("status") or {}) is not None
+        labels = job.get("metadata", {}).get("labels") or {}
+        if not done and labels.get(KIND_LABEL):
+            busy.add(labels.get(CLAIM_LABEL, ""))
+    return busy
+
+
+def plan_cycle(
+    candidates: Iterable[Candidate],
+    busy: set[str],
+    groups: Mapping[str, Iterable[str]],
+    opted_out: frozenset[str],
+    slots: int,
+) -> Plan:
+    start: list[Candidate] = []
+    skipped: dict[str, str] = {}
+    for candidate in candidates:
+        out = sorted(opted_out.intersection(groups.get(candidate.user, ())))
+        if out:
+            skipped[candidate.user] = f"opted out (group {out[0]})"
+        elif candidate.claim in busy:
+            skipped[candidate.user] = "a Job for this volume is still running"
+        elif len(start) >= slots:
+            skipped[candidate.user] = "concurrency limit reached; next cycle"
+        else:
+            start.append(candidate)
+    return Plan(tuple(start), skipped)

@@ -1,0 +1,108 @@
+"""What the backup pages and API show, as plain data (pure): restic's JSON and the Jobs' status.
+
+``restic snapshots --json`` and ``restic ls --json`` output become snapshot and file lists; the
+backup Jobs (Kubernetes is the only state) become each user's last success, its duration and the
+failed runs still on record (finished Jobs expire after ``ttlSecondsAfterFinished``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import PurePosixPath
+
+from .manifests import KIND_LABEL, USER_ANNOTATION
+from .restic import snapshot_path
+
+
+def snapshot_list(output: str) -> list[dict]:
+    """``restic snapshots --json``, newest first: id, time, paths, tags (nothing else)."""
+    snapshots = [
+        {"id": s["id"], "short_id": s.get("short_id", s["id"][:8]), "time": s["time"],
+         "tags": s.get("tags") or [], "hostname": s.get("hostname", "")}
+        for s in json.loads(output or "[]")
+    ]  # fmt: skip
+    return sorted(snapshots, key=lambda s: s["time"], reverse=True)
+
+
+def directory_listing(output: str, directory: str) -> list[dict]:
+    """The entries directly inside ``directory`` (``/`` = the home) of ``restic ls --json``."""
+    parent = PurePosixPath(snapshot_path(directory))
+    entries = []
+    for line in output.splitlines():
+        node = json.loads(line) if line.strip() else {}
+        if node.get("struct_type") != "node" or "path" not in node:
+            continue
+        path = PurePosixPath(node["path"])
+        if path.parent != parent or path == parent:
+            continue
+        entries.append(
+            {"name": node["name"], "path": str(path), "type": node.get("type", ""),
+             "size": node.get("size"), "mtime": node.get("mtime"),
+             "permissions": node.get("permissions", "")}
+        )  # fmt: skip
+    return sorted(entries, key=lambda e: (e["type"] != "dir", e["name"]))
+
+
+@dataclass
+class UserStatus:
+    """One user's backups as the Jobs on record show them."""
+
+    user: str
+    last_success: datetime | None = None
+    last_duration: float | None = None
+    """Seconds the last successful backup Job ran."""
+    failures: int = 0
+    running: bool = False
+    failed_jobs: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict:
+        return {
+            "user": self.user,
+            "last_success": self.last_success.isoformat() if self.last_success else None,
+            "last_duration_seconds": self.last_duration,
+            "failures": self.failures,
+            "failed_jobs": self.failed_jobs,
+            "running": self.running,
+        }
+
+
+def backup_status(jobs: Iterable[dict]) -> dict[str, UserStatus]:
+    """user → :class:`UserStatus` from the backup Jobs (restore Jobs do not count)."""
+    status: dict[str, UserStatus] = {}
+    for job in jobs:
+        meta = job.get("metadata") or {}
+        if (meta.get("labels") or {}).get(KIND_LABEL) != "backup":
+            continue
+        user = (meta.get("annotations") or {}).get(USER_ANNOTATION)
+        if not user:
+            continue
+        mine = status.setdefault(user, UserStatus(user))
+        state = job.get("status") or {}
+        outcome = job_outcome(state)
+        if outcome == "Failed":
+            mine.failures += 1
+            mine.failed_jobs.append(meta.get("name", ""))
+        elif outcome is None:
+            mine.running = True
+        else:
+            done = _time(state.get("completionTime"))
+            if done and (mine.last_success is None or done > mine.last_success):
+                started = _time(state.get("startTime"))
+                mine.last_success = done
+                mine.last_duration = (done - started).total_seconds() if started else None
+    return status
+
+
+def job_outcome(state: dict) -> str | None:
+    """``Complete`` or ``Failed`` once a Job (its ``status``) has finished, else None."""
+    for condition in state.get("conditions") or []:
+        if condition.get("type") in ("Complete", "Failed") and condition.get("status") == "True":
+            return condition["type"]
+    return None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None

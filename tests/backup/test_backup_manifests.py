@@ -1,0 +1,154 @@
+"""The backup service's Jobs and Secret: strictly valid Kubernetes, no secret in a pod spec, and
+the scripts' arguments built from validated input."""
+
+from __future__ import annotations
+
+import json
+
+import kubernetes_validate
+import pytest
+import yaml
+
+from jupyterhub_platform.devcluster.platform import shipped_values_dir
+from jupyterhub_platform.services.backup.manifests import (
+    JobSettings,
+    backup_job,
+    node_of_claim,
+    restore_job,
+    secret_manifest,
+)
+from jupyterhub_platform.services.backup.restic import (
+    RestoreRequestError,
+    Retention,
+    snapshot_dirname,
+    snapshot_path,
+)
+
+KUBERNETES_VERSION = "1.30"
+SETTINGS = JobSettings(
+    image="docker.io/restic/restic:0.14.0",
+    repository="s3:https://s3.example.org/backups",
+    secret_name="backup-restic",
+    retention=Retention(daily=3, weekly=2, monthly=1),
+)
+PASSWORD = "correct-horse-battery-staple"
+
+
+def _restore(**kwargs):
+    args = {"snapshot_id": "51124340dc06ffc9", "snapshot_dir": "2026-12-02T09-33-04Z"}
+    args.update(kwargs)
+    return restore_job(
+        "restore-alice-1", "alice@example.org", "claim-alice", None, SETTINGS, **args
+    )
+
+
+@pytest.mark.parametrize(
+    "manifest",
+    [
+        backup_job("backup-alice-1", "alice@example.org", "claim-alice", "node-a", SETTINGS),
+        backup_job("backup-bob-1", "bob", "claim-bob", None, SETTINGS),
+        _restore(paths=["/notes/a.txt", "data"]),
+        secret_manifest("backup-restic", PASSWORD, "AK", "SK"),
+    ],
+    ids=["backup-on-node", "backup-stopped", "restore", "secret"],
+)
+def test_manifests_validate_strictly(manifest):
+    kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+
+
+def test_backup_job_mounts_the_claim_read_only_and_reads_keys_from_the_secret():
+    job = backup_job("backup-alice-1", "alice", "claim-alice", None, SETTINGS)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["volumes"][0]["persistentVolumeClaim"] == {
+        "claimName": "claim-alice",
+        "readOnly": True,
+    }
+    container = pod["containers"][0]
+    assert container["volumeMounts"][0]["readOnly"] is True
+    env = {e["name"]: e for e in container["env"]}
+    assert env["RESTIC_REPOSITORY"]["value"] == "s3:https://s3.example.org/backups/claim-alice"
+    for key in ("RESTIC_PASSWORD", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        assert env[key]["valueFrom"]["secretKeyRef"] == {"name": "backup-restic", "key": key}
+    assert "--keep-daily=3" in container["command"]
+    assert "--keep-monthly=1" in container["command"]
+    assert "affinity" not in pod  # a stopped user's volume: any node
+
+
+def test_password_never_in_a_job():
+    job = backup_job("backup-alice-1", "alice", "claim-alice", "node-a", SETTINGS)
+    restore = _restore(paths=[])
+    secret = secret_manifest("backup-restic", PASSWORD, "AK", "SK")
+    assert PASSWORD in json.dumps(secret)
+    assert PASSWORD not in json.dumps(job) + json.dumps(restore)
+
+
+def test_a_job_follows_a_running_servers_volume_to_its_node():
+    pods = [
+        {"spec": {"nodeName": "n1", "volumes": [{"persistentVolumeClaim": {"claimName": "claim-bob"}}]}, "status": {"phase": "Running"}},
+        {"spec": {"nodeName": "n2", "volumes": [{"persistentVolumeClaim": {"claimName": "claim-alice"}}]}, "status": {"phase": "Succeeded"}},
+        {"spec": {"nodeName": "n3", "volumes": [{"persistentVolumeClaim": {"claimName": "claim-alice"}}]}, "status": {"phase": "Running"}},
+    ]  # fmt: skip
+    node = node_of_claim("claim-alice", pods)
+    assert node == "n3"
+    job = backup_job("backup-alice-1", "alice", "claim-alice", node, SETTINGS)
+    term = job["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    ]["nodeSelectorTerms"][0]
+    assert term["matchExpressions"][0]["values"] == ["n3"]
+    assert node_of_claim("claim-carol", pods) is None
+
+
+def test_restore_job_writes_its_own_directory_once():
+    job = _restore(paths=["notes/a.txt"])
+    spec = job["spec"]
+    assert spec["backoffLimit"] == 0
+    command = spec["template"]["spec"]["containers"][0]["command"]
+    assert command[-5:] == [
+        "/data",
+        "2026-12-02T09-33-04Z",
+        "51124340dc06ffc9",
+        "--include",
+        "/notes/a.txt",
+    ]
+    assert spec["template"]["spec"]["volumes"][0]["persistentVolumeClaim"]["readOnly"] is False
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"snapshot_id": "latest; rm -rf /", "paths": []}, "snapshot: 'latest; rm -rf /'"),
+        ({"paths": ["../bob/secret"]}, "path: '../bob/secret' must stay inside the home"),
+    ],
+)
+def test_bad_restore_requests_are_refused_with_the_field(kwargs, message):
+    with pytest.raises(RestoreRequestError, match=message.replace("(", r"\(")):
+        _restore(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("time", "dirname"),
+    [
+        ("2026-12-02T09:33:04.542235546Z", "2026-12-02T09-33-04Z"),
+        ("2026-12-02T10:33:04.5+01:00", "2026-12-02T09-33-04Z"),
+        ("2026-12-02T09:33:04Z", "2026-12-02T09-33-04Z"),
+    ],
+)
+def test_snapshot_times_become_directory_names(time, dirname):
+    assert snapshot_dirname(time) == dirname
+
+
+def test_snapshot_paths_are_absolute_in_the_snapshot():
+    assert snapshot_path("notes/a.txt") == "/notes/a.txt"
+    assert snapshot_path("/") == "/"
+
+
+def test_the_shipped_rbac_manifest_validates_and_grants_jobs():
+    docs = list(
+        yaml.safe_load_all((shipped_values_dir() / "manifests" / "backup-rbac.yaml").read_text())
+    )
+    for doc in docs:
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+    role = next(d for d in docs if d["kind"] == "Role")
+    assert {"create", "delete"} <= set(
+        next(r for r in role["rules"] if r["resources"] == ["jobs"])["verbs"]
+    )

@@ -1,0 +1,85 @@
+"""Cron schedules and one cycle's plan: pure decisions, no process."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+import pytest
+
+from jupyterhub_platform.services.backup.app import job_name
+from jupyterhub_platform.services.backup.cycle import (
+    Candidate,
+    home_claims,
+    plan_cycle,
+    running_claims,
+)
+from jupyterhub_platform.services.backup.manifests import JobSettings, backup_job
+from jupyterhub_platform.services.backup.schedule import CronError, parse_cron
+
+UTC = timezone.utc
+
+
+@pytest.mark.parametrize(
+    ("expr", "after", "expected"),
+    [
+        ("0 2 * * *", datetime(2026, 12, 2, 9, 30, tzinfo=UTC), datetime(2026, 12, 3, 2, 0, tzinfo=UTC)),
+        ("0 2 * * *", datetime(2026, 12, 2, 1, 59, 30, tzinfo=UTC), datetime(2026, 12, 2, 2, 0, tzinfo=UTC)),
+        ("*/15 * * * *", datetime(2026, 12, 2, 9, 15, tzinfo=UTC), datetime(2026, 12, 2, 9, 30, tzinfo=UTC)),
+        ("30 3 * * 0", datetime(2026, 12, 2, 0, 0, tzinfo=UTC), datetime(2026, 12, 6, 3, 30, tzinfo=UTC)),
+        ("0 0 1 1 *", datetime(2026, 12, 2, 0, 0, tzinfo=UTC), datetime(2027, 1, 1, 0, 0, tzinfo=UTC)),
+        ("0 0 29 2 *", datetime(2026, 3, 1, tzinfo=UTC), datetime(2028, 2, 29, tzinfo=UTC)),
+        ("0 12 1 * 1", datetime(2026, 12, 2, tzinfo=UTC), datetime(2026, 12, 7, 12, 0, tzinfo=UTC)),
+    ],
+)  # fmt: skip
+def test_next_run(expr, after, expected):
+    assert parse_cron(expr).next_after(after) == expected
+
+
+@pytest.mark.parametrize(
+    ("expr", "message"),
+    [
+        ("0 2 * *", "must have 5 fields"),
+        ("61 * * * *", "minute '61' is outside 0-59"),
+        ("0 x * * *", "hour 'x' is not a number"),
+        ("*/0 * * * *", "minute '\\*/0' is outside"),
+        ("0 0 31 2 *", "never matches"),
+    ],
+)
+def test_bad_schedules_name_the_field(expr, message):
+    with pytest.raises(CronError, match=message):
+        parse_cron(expr).next_after(datetime(2026, 1, 1, tzinfo=UTC))
+
+
+def _pvc(name, user, deleting=False):
+    meta = {"name": name, "annotations": {"hub.jupyter.org/username": user}}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-12-02T00:00:00Z"
+    return {"metadata": meta}
+
+
+def test_plan_skips_opted_out_busy_and_over_the_limit():
+    claims = home_claims(
+        [_pvc("claim-a", "a"), _pvc("claim-b", "b"), _pvc("claim-c", "c"),
+         _pvc("claim-d", "d"), _pvc("claim-gone", "gone", deleting=True), {"metadata": {"name": "other"}}]
+    )  # fmt: skip
+    assert [c.claim for c in claims] == ["claim-a", "claim-b", "claim-c", "claim-d"]
+    settings = JobSettings(image="i", repository="s3:http://s3/b", secret_name="s")
+    running = backup_job("backup-b-1", "b", "claim-b", None, settings)
+    finished = backup_job("backup-c-1", "c", "claim-c", None, settings)
+    finished["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
+    busy = running_claims([running, finished])
+    assert busy == {"claim-b"}
+    plan = plan_cycle(claims, busy, {"a": ["no-backup", "x"]}, frozenset({"no-backup"}), 1)
+    assert plan.start == (Candidate("c", "claim-c"),)
+    assert plan.skipped == {
+        "a": "opted out (group no-backup)",
+        "b": "a Job for this volume is still running",
+        "d": "concurrency limit reached; next cycle",
+    }
+
+
+def test_job_names_fit_kubernetes():
+    now = datetime(2026, 12, 2, 9, 30, 5, tzinfo=UTC)
+    long = job_name("backup", "claim-" + "x" * 80, now)
+    assert len(long) <= 63 and long.endswith("-20261202093005")
+    assert job_name("backup", "claim-a", now) != job_name("backup", "claim-b", now)
