@@ -3,6 +3,7 @@ real hub is in tests/e2e/test_culler_e2e.py), and the culler's pure views."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import datetime, timedelta, timezone
 
@@ -23,9 +24,14 @@ USERS = [{"name": f"u{i}"} for i in range(7)]
 class Users(web.RequestHandler):
     """GET /users, paginated as JupyterHub 5/6 does when asked with the pagination media type."""
 
+    offsets: list[int] = []  # of the pages served
+    served: asyncio.Event
+
     def get(self):
         assert self.request.headers["Authorization"] == "token secret"
         offset, limit = int(self.get_argument("offset", "0")), int(self.get_argument("limit"))
+        Users.offsets.append(offset)
+        Users.served.set()
         items = USERS[offset : offset + limit]
         following = None
         if offset + limit < len(USERS):
@@ -54,6 +60,7 @@ async def hub():
     server = HTTPServer(app)
     server.add_sockets(sockets)
     Flaky.calls = 0
+    Users.offsets, Users.served = [], asyncio.Event()
     yield f"http://127.0.0.1:{sockets[0].getsockname()[1]}/hub/api"
     server.stop()
 
@@ -62,6 +69,18 @@ async def test_paged_follows_next_links(hub):
     client = HubClient(hub, "secret", page_size=3)
     assert [u async for u in client.paged("/users")] == USERS
     assert client.requests == 3  # 3 + 3 + 1 items
+
+
+async def test_paged_asks_for_the_next_page_before_handing_out_this_one(hub):
+    client = HubClient(hub, "secret", page_size=3)
+    pages = client.paged("/users")
+    assert await anext(pages) == USERS[0]
+    Users.served.clear()
+    await asyncio.wait_for(Users.served.wait(), 10)  # served while we hold page one
+    assert Users.offsets == [0, 3]
+    assert [await anext(pages) for _ in range(3)] == USERS[1:4]
+    await pages.aclose()  # stopping early drops the prefetch of the last page
+    assert client.requests <= 3 and client.errors == 0
 
 
 async def test_retries_with_backoff_on_hub_errors(hub):

@@ -68,21 +68,32 @@ class HubClient:
         return await self._send(method, path, url, body, accept=accept)
 
     async def paged(self, path: str, params: Mapping | None = None) -> AsyncIterator[dict]:
-        """Every item of a listing, following JupyterHub's ``_pagination.next`` links."""
+        """Every item of a listing, following JupyterHub's ``_pagination.next`` links; the next
+        page is requested before this one's items are handed out, so the hub builds it while the
+        caller works through them."""
         query = dict(params or {})
         if self.page_size:
             query["limit"] = str(self.page_size)
         url = self.api_url + path + (f"?{urlencode(query)}" if query else "")
-        while url:
-            _, page = await self._send("GET", path, url, None, accept=PAGINATION)
-            if isinstance(page, list):  # a hub that does not paginate
-                for item in page:
+        pending = asyncio.ensure_future(self._send("GET", path, url, None, accept=PAGINATION))
+        try:
+            while pending is not None:
+                _, page = await pending
+                pending = None
+                if isinstance(page, list):  # a hub that does not paginate
+                    items = page
+                else:
+                    items = page.get("items", [])
+                    following = (page.get("_pagination") or {}).get("next")
+                    if following:
+                        pending = asyncio.ensure_future(
+                            self._send("GET", path, following["url"], None, accept=PAGINATION)
+                        )
+                for item in items:
                     yield item
-                return
-            for item in page.get("items", []):
-                yield item
-            following = (page.get("_pagination") or {}).get("next")
-            url = following["url"] if following else None
+        finally:
+            if pending is not None:  # the caller stopped early or failed: drop the prefetch
+                _discard(pending)
 
     async def _send(self, method, path, url, body, *, accept) -> tuple[int, Any]:
         headers = {"Authorization": f"token {self._token}", "Accept": accept}
@@ -117,6 +128,12 @@ class HubClient:
             self.log.warning("hub API %s %s: %s; retry in %.1fs", method, path, status, delay)
             await asyncio.sleep(delay)
             attempt += 1
+
+
+def _discard(task: asyncio.Future) -> None:
+    """Cancel ``task``; if it already ended, retrieve its outcome (no "never retrieved" noise)."""
+    if not task.cancel() and not task.cancelled():
+        task.exception()
 
 
 def _message(text: str) -> str:

@@ -44,6 +44,11 @@ class CullerApp(ServiceApp):
     once = Bool(
         False, help="Run one cycle and exit (with dry_run: what would be stopped now)."
     ).tag(config=True)
+    page_size = Integer(
+        200,
+        help="Users per page of the hub's user listing (the hub caps it at its "
+        "api_page_max_limit, 200 by default, and would otherwise send 50): fewer round trips.",
+    ).tag(config=True)
     max_backoff = Float(
         600.0, help="Longest wait (seconds) between cycles while the hub keeps failing."
     ).tag(config=True)
@@ -64,7 +69,7 @@ class CullerApp(ServiceApp):
             self.policy = PolicySource(parent=self).load()
         except PolicyLoadError as exc:
             self.exit_error(str(exc))
-        self.client = self.hub_client()
+        self.client = self.hub_client(page_size=self.page_size)
         self.metrics = CullerMetrics()
         self.clock = utcnow
         self.cull_settings = CullSettings(

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,11 +35,11 @@ class CycleReport:
     duration: float = 0.0
 
 
-async def list_users(client: HubClient, cull_users: bool) -> list[dict]:
+def list_users(client: HubClient, cull_users: bool) -> AsyncIterator[dict]:
     """Users with ready servers; with ``cull_users`` also those without (JupyterHub's state
-    filter: ``ready`` and ``inactive``)."""
+    filter: ``ready`` and ``inactive``), as the hub's pages arrive."""
     states = ("ready", "inactive") if cull_users else ("ready",)
-    return [u for state in states async for u in client.paged("/users", {"state": state})]
+    return (u for state in states async for u in client.paged("/users", {"state": state}))
 
 
 async def run_cycle(
@@ -50,24 +50,27 @@ async def run_cycle(
     log: logging.Logger,
     clock: Callable[[], datetime],
 ) -> CycleReport:
-    """Decide every server; stop those to cull (each re-checked on a fresh user model)."""
+    """Decide every server as its page arrives; stop those to cull (each re-checked on a fresh
+    user model)."""
     started = time.monotonic()
     report = CycleReport()
-    users = await list_users(client, settings.cull_users)
     now = clock()
-    views = [v for u in users for v in server_views(u, policy, now)]
-    report.seen.update(v.decision.action for v in views)
-    by_name = {u["name"]: u for u in users}
-    stops = [_stop(client, v, policy, settings, metrics, log, clock) for v in to_cull(views)]
+    culls: list[ServerView] = []
+    idle: dict[str, bool] = {}  # user -> deletable; the last listing of a user counts
+    async for user in list_users(client, settings.cull_users):
+        views = server_views(user, policy, now)
+        report.seen.update(v.decision.action for v in views)
+        culls.extend(to_cull(views))
+        if settings.cull_users:
+            idle[user["name"]] = user_is_idle(
+                user, now, settings.user_idle_timeout, settings.cull_admin_users
+            )
+    stops = [_stop(client, v, policy, settings, metrics, log, clock) for v in culls]
     report.culled = [v for v in await asyncio.gather(*stops) if v is not None]
     if settings.cull_users:
-        idle = [
-            n
-            for n, u in by_name.items()
-            if user_is_idle(u, now, settings.user_idle_timeout, settings.cull_admin_users)
-        ]
-        done = await asyncio.gather(*(_delete_user(client, n, settings, log) for n in idle))
-        report.users_culled = [n for n, ok in zip(idle, done, strict=True) if ok]
+        names = [n for n, deletable in idle.items() if deletable]
+        done = await asyncio.gather(*(_delete_user(client, n, settings, log) for n in names))
+        report.users_culled = [n for n, ok in zip(names, done, strict=True) if ok]
         metrics.users_culled.inc(len(report.users_culled))
     report.duration = time.monotonic() - started
     for action in ("keep", "cull", "exempt"):
