@@ -134,8 +134,8 @@ class Side:
         group = view.get("groups", {}).get(GROUP)
         return None if group is None else group["use"]["servers"]
 
-    async def batch(self, users: list[str]) -> None:
-        self.seconds["batch"] += await asyncio.gather(*(self.spawn(u) for u in users))
+    async def timed(self, phase: str, user: str) -> None:
+        self.seconds[phase].append(await self.spawn(user))
 
 
 async def run() -> list[Figure]:
@@ -160,8 +160,15 @@ async def run() -> list[Figure]:
             cpu_before = {s.name: s.hub_cpu_seconds() for s in sides}
             for i, user in enumerate(sequential):
                 for side in sides if i % 2 else sides[::-1]:
-                    side.seconds["sequential"].append(await side.spawn(user))
-            await asyncio.gather(*(side.batch(batch) for side in sides))  # under the same load
+                    await side.timed("sequential", user)
+            # both batches at once, their requests interleaved: neither gets a head start
+            await asyncio.gather(
+                *(
+                    side.timed("batch", u)
+                    for i, u in enumerate(batch)
+                    for side in sides[:: i % 2 * 2 - 1]
+                )
+            )
             cpu = {s.name: s.hub_cpu_seconds() - cpu_before[s.name] for s in sides}
             requests = {s.name: await s.hub_requests() - before[s.name] for s in sides}
             use = {s.name: await s.quota_use() for s in sides}
