@@ -22,6 +22,7 @@ import time
 from pathlib import Path
 
 from benchmarks.figures import Figure
+from benchmarks.hub_config import API_USERS
 from jupyterhub_platform.devcluster.platform import LocalPlatform
 from jupyterhub_platform.devcluster.procs import wait_for
 from jupyterhub_platform.services.common.hub_client import PAGINATION, HubClient, server_url
@@ -40,15 +41,7 @@ def overlay() -> dict:
     tokens = {name: os.urandom(16).hex() for name in (OURS, UPSTREAM)}
     return {
         "hub": {
-            # API-made users: the API puts them in groups and they have no tokens to refresh
-            # (the authenticator would do both at login)
-            "config": {
-                "Authenticator": {
-                    "manage_groups": False,
-                    "auth_refresh_age": 0,
-                    "refresh_pre_spawn": False,
-                }
-            },
+            "config": API_USERS,
             "concurrentSpawnLimit": 200,
             "services": {
                 "culler": {"command": [CULLER, "--cull-every=3600"]},  # out of the way

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import ssl
 import stat
 
@@ -95,3 +96,25 @@ async def test_both_official_clients_are_refused_without_the_token(devcluster, t
     with pytest.raises(kubernetes.client.ApiException) as sync_info:
         await asyncio.to_thread(sync_list)
     assert sync_info.value.status == 401 and json.loads(sync_info.value.body) == UNAUTHORIZED
+
+
+async def test_metrics_count_requests_by_client_and_method_and_need_the_token(devcluster, core):
+    async with anonymous(devcluster) as http, http.get(f"{devcluster.url}/metrics") as resp:
+        assert resp.status == 401
+
+    async def kubernetes_client_gets() -> int:
+        async with devcluster.access.session() as http:
+            async with http.get(f"{devcluster.url}/metrics") as resp:
+                assert resp.status == 200
+                text = await resp.text()
+        sample = re.search(
+            r'^devcluster_requests_total\{client="OpenAPI-Generator",method="GET"\} (\d+)$',
+            text,
+            re.MULTILINE,
+        )
+        return int(sample.group(1)) if sample else 0
+
+    before = await kubernetes_client_gets()
+    for _ in range(3):
+        await core.list_namespaced_pod("default")
+    assert await kubernetes_client_gets() == before + 3

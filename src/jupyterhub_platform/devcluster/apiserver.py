@@ -14,6 +14,7 @@ import hmac
 import json
 import logging
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from aiohttp import web
@@ -117,6 +118,29 @@ def bearer_token(header: str | None) -> str | None:
     return token.strip() if scheme.lower() == "bearer" and token.strip() else None
 
 
+def client_of(user_agent: str | None) -> str:
+    """The first product of a User-Agent (``OpenAPI-Generator/31.1.0/python``: ``OpenAPI-Generator``)."""
+    product = (user_agent or "").split(" ", 1)[0].split("/", 1)[0]
+    return product or "unknown"
+
+
+def metrics_text(counts: Counter[tuple[str, str]]) -> str:
+    """``counts`` as Prometheus text, one ``devcluster_requests_total`` sample per key."""
+
+    def label(value: str) -> str:
+        return value.replace("\\", "\\\\").replace('"', '\\"')
+
+    lines = [
+        "# HELP devcluster_requests_total Requests served, by client and method.",
+        "# TYPE devcluster_requests_total counter",
+    ]
+    lines += [
+        f'devcluster_requests_total{{client="{label(c)}",method="{label(m)}"}} {n}'
+        for (c, m), n in sorted(counts.items())
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def unauthorized() -> web.Response:
     return _json(errors.status_body(401, "Unauthorized", "Unauthorized"), 401)
 
@@ -147,6 +171,8 @@ class ApiServer:
         self.token = token
         self.on_request: Callable[[web.Request], None] | None = None
         """Called with every request before it is handled (benchmarks count requests with it)."""
+        self.request_counts: Counter[tuple[str, str]] = Counter()
+        """Requests served, by (User-Agent product, method); ``GET /metrics`` reports them."""
         self.node_streams: NodeStreams | None = None
         """The kubelet serving ``pods/log`` and ``pods/exec`` (None without a kubelet)."""
         self.app = web.Application(
@@ -165,6 +191,7 @@ class ApiServer:
             ("/healthz", self._ok),
             ("/readyz", self._ok),
             ("/livez", self._ok),
+            ("/metrics", self._metrics),
         ):
             route("*", path, handler)
             route("*", path + "/", handler)
@@ -173,6 +200,7 @@ class ApiServer:
 
     @web.middleware
     async def _observe(self, request: web.Request, handler):
+        self.request_counts[(client_of(request.headers.get("User-Agent")), request.method)] += 1
         if self.on_request is not None:
             self.on_request(request)
         return await handler(request)
@@ -189,6 +217,10 @@ class ApiServer:
     async def _ok(self, request: web.Request) -> web.Response:
         self._only_get(request)
         return web.Response(text="ok")
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        self._only_get(request)
+        return web.Response(text=metrics_text(self.request_counts))
 
     async def _version(self, request: web.Request) -> web.Response:
         self._only_get(request)
