@@ -273,7 +273,7 @@ def lock(session: nox.Session) -> None:
     ``nox -s lock`` rewrites requirements/ at the date in requirements/exclude-newer.txt (the same
     files again unless pyproject.toml or the matrix changed); ``-- --date YYYY-MM-DD`` (or
     ``today``) moves the date first; ``-- --check`` fails if any lock differs from what
-    re-resolving gives, i.e. the locks are stale for pyproject.toml.
+    re-resolving it in place gives, i.e. its pins no longer fit pyproject.toml and the matrix.
     """
     args = list(session.posargs)
     if "--date" in args:
@@ -289,6 +289,12 @@ def lock(session: nox.Session) -> None:
             session.log(f"wrote {path.relative_to(ROOT)}")
         return
     with tempfile.TemporaryDirectory() as tmp:
+        # uv keeps the pins of an existing output file unless the inputs rule them out, as
+        # `nox -s lock` does in requirements/: a release uploaded late (its upload time before the
+        # lock date, seen by the index only now) does not make a lock that still fits stale.
+        locks = [lock_file(m, v) for m in MATRIX for v in PYTHONS] + [LOCKS / HUB_IMAGE_LOCK]
+        for committed in filter(Path.exists, locks):
+            shutil.copy(committed, Path(tmp) / committed.name)
         stale = []
         for fresh in _lock_all(session, Path(tmp), exclude_newer):
             committed = LOCKS / fresh.name

@@ -1,7 +1,8 @@
 """Quotas on the local platform: the shipped policy with a tight quota for alice's group
 (two concurrent servers), refused on the REST API and on the spawn form before any pod exists,
-freed by stopping a server, and not raced past by parallel spawns. The refusals go through
-JupyterHub's own handlers, so this runs on both JupyterHub matrices."""
+freed by stopping a server, not raced past by parallel spawns, and still counted after the hub
+restarts. The refusals go through JupyterHub's own handlers, so this runs on both JupyterHub
+matrices."""
 
 from __future__ import annotations
 
@@ -170,3 +171,19 @@ async def test_ten_parallel_spawns_against_a_limit_of_two_start_exactly_two(alic
     await wait_ready(alice, started)
     assert set(await servers(alice)) == set(started)
     assert await server_names_of_pods(pods_api, alice) == set(started)
+
+
+async def test_use_is_still_counted_after_the_hub_restarts(alice, quota_platform):
+    """Use comes from the hub's database and the servers' saved options, not from memory."""
+    for name in ("one", "two"):
+        resp = await spawn(alice, name)
+        assert resp.status in (201, 202), await resp.text()
+    await wait_ready(alice, ["one", "two"])
+
+    await quota_platform.restart_hub()
+    await wait_ready(alice, ["one", "two"])  # the new hub found both servers running
+    resp = await spawn(alice, "three")
+    body = await resp.json()
+    assert resp.status == 403, body
+    assert REFUSAL in body["message"]
+    assert set(await servers(alice)) == {"one", "two"}

@@ -171,6 +171,7 @@ class LocalPlatform:
         self.secrets = SecretStore(self.state_dir / "secrets.json")
         self.processes = ProcessGroupSet()
         self._idp = ProcessGroupSet()  # apart: tests stop and restart the provider
+        self._hub: HubProcess | None = None  # how the hub was started (restart_hub)
         self._idp_port = 0
         self.cluster: ClusterHandle | None = None
         self.hub_url = ""
@@ -254,6 +255,7 @@ class LocalPlatform:
                 self._wait_cluster(cluster_proc, cluster_dir),
                 self._wait_port(chp_proc, endpoints.proxy_api_port),
             )
+            self._hub = hub
             hub_proc = self._start_hub(hub)
             await self._wait_http(
                 hub_proc, f"{self.hub_url}/hub/health", "the hub through the proxy"
@@ -299,6 +301,16 @@ class LocalPlatform:
         return self.processes.start(
             hub.argv, name="hub", log_path=self._log("hub"), cwd=hub.cwd, env=hub.env
         )
+
+    async def restart_hub(self) -> None:
+        """Stop the hub and start it again on the same database and configuration, as when a
+        hub pod restarts: the proxy and the users' servers keep running (the stock chart sets
+        ``cleanup_servers = False``); the hub's managed services restart with it."""
+        (old,) = [p for p in self.processes if p.name == "hub"]
+        await old.astop(_GRACE.get(old.name, 5.0))
+        self.processes.forget(old)
+        proc = self._start_hub(self._hub)
+        await self._wait_http(proc, f"{self.hub_url}/hub/health", "the restarted hub")
 
     async def start_idp(self) -> None:
         """Start the OIDC provider on its fixed port and seed the demo users (its state is memory)."""

@@ -164,6 +164,10 @@ class ProcessGroupSet:
     def __iter__(self):
         return iter(self._procs)
 
+    def forget(self, proc: ManagedProcess) -> None:
+        """Drop a process that was stopped on its own (it is not stopped again)."""
+        self._procs.remove(proc)
+
     def stop_all(self, grace: float = 5.0) -> None:
         while self._procs:
             self._procs.pop().stop(grace)
