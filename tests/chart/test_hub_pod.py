@@ -19,6 +19,7 @@ from jupyterhub_platform.devcluster.local_values import (
     OIDCLogin,
     local_services,
     local_values,
+    moved_service_urls,
 )
 from jupyterhub_platform.devcluster.secret_store import SecretStore
 from jupyterhub_platform.devcluster.stock_hub import OUTSIDE_VALUES, HubLayout, prepare_hub
@@ -193,6 +194,18 @@ def test_hub_managed_services_run_from_this_virtualenv_on_local_ports(tmp_path):
             "environment": {BIND_URL_ENV: "http://127.0.0.1:23456"},
         },
         "elsewhere": {},
+    }
+    shipped["singleuser"] = {
+        "extraEnv": {
+            "WEB": "http://hub:10101/services/web/",
+            "WEB_ROOT": "http://hub:10101",
+            "NEAR_MISS": "http://hub:101010/",
+            "OTHER": "http://hub:8081/hub/api",
+        }
+    }
+    assert moved_service_urls(shipped, services) == {
+        "WEB": "http://127.0.0.1:23456/services/web/",
+        "WEB_ROOT": "http://127.0.0.1:23456",
     }
 
 

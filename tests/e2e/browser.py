@@ -43,3 +43,22 @@ async def log_in(page, hub_url: str, name: str):
     form = page.get_by_role("group", name="Choose a server profile")
     await form.wait_for()
     return form
+
+
+async def jupyterlab_loaded(page, timeout_ms: float = START_TIMEOUT_MS, attempts: int = 3) -> None:
+    """Wait for JupyterLab's launcher. On a loaded machine Chromium now and then fails to load
+    the theme's stylesheet (JupyterLab then opens an "Error Loading Theme" dialog over the page,
+    and no request for it reaches the server): reload, as a person would, and say so."""
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})"))
+    launcher = page.locator(".jp-LauncherCard").first
+    theme_error = page.locator(".jp-Dialog", has_text="Error Loading Theme")
+    for attempt in range(1, attempts + 1):
+        await launcher.or_(theme_error).first.wait_for(timeout=timeout_ms)
+        if not await theme_error.count():
+            return
+        print(f"JupyterLab: theme failed to load (attempt {attempt}); failed requests: {failed}")
+        if attempt < attempts:
+            failed.clear()
+            await page.reload()
+    raise AssertionError(f"JupyterLab's theme failed to load {attempts} times: {failed}")

@@ -24,7 +24,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 import pytest_asyncio
-from browser import SCREENSHOTS, START_TIMEOUT_MS, log_in
+from browser import SCREENSHOTS, START_TIMEOUT_MS, jupyterlab_loaded, log_in
 from hub_user import ARTIFACTS, hub_users, local_platform, require_programs
 
 from jupyterhub_platform.devcluster.procs import wait_for
@@ -218,6 +218,7 @@ async def test_jupyterlab_counts_use_and_a_busy_kernel_not_an_open_tab(
     async with workspace(
         browser, activity_platform, "alice", "JupyterLab", "lab", "jupyterlab"
     ) as (page, traffic):
+        await jupyterlab_loaded(page)
         await page.locator(".jp-LauncherCard[data-category='Notebook']").first.click(
             timeout=START_TIMEOUT_MS
         )

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
-from browser import SCREENSHOTS, sign_in_at_the_idp
+from browser import SCREENSHOTS, START_TIMEOUT_MS, jupyterlab_loaded, sign_in_at_the_idp
 from hub_user import ARTIFACTS, HubUser
 
 from jupyterhub_platform.chart.values import load_values_file, policy_in_values
@@ -29,6 +29,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.waits, pytest.mark.asyncio(loop_scope
 IDLE = 30  # seconds: the test policies' idle timeout
 MAX_AGE = 120  # from the spawn request: leaves a slow spawn time to be used past IDLE
 EVERY = 3
+WARN_BEFORE = 15  # seconds: JupyterLab warns when the stop is this near
 CULLER = str(Path(sys.executable).parent / "jupyterhub-platform-culler")
 
 
@@ -55,7 +56,15 @@ async def culled(z2jh_chart):
         "hub": {
             "config": {"JupyterHub": {"allow_named_servers": True}},
             "extraFiles": {"platform-policy": {"stringData": short_policy_text()}},
-            "services": {"culler": {"command": [CULLER, f"--cull-every={EVERY}"]}},
+            "services": {
+                "culler": {
+                    "command": [
+                        CULLER,
+                        f"--cull-every={EVERY}",
+                        f"--CullerApp.warn_before={WARN_BEFORE}",
+                    ]
+                }
+            },
         },
         "singleuser": {"extraEnv": {"JUPYTERHUB_ACTIVITY_INTERVAL": "2"}},
     }
@@ -234,6 +243,50 @@ async def test_user_page_shows_the_countdown_in_a_browser(culled, users, browser
         assert int(re.search(r"\d+", later)[0]) < int(re.search(r"\d+", first)[0])
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         await page.screenshot(path=str(SCREENSHOTS / "culler-page.png"))
+    finally:
+        working.cancel()
+        await context.close()
+
+
+async def test_jupyterlab_warns_before_the_stop(culled, users, browser):
+    """alice's JupyterLab shows no warning while she works, warns once she has left it
+    WARN_BEFORE seconds before the idle stop (the cull-warning extension asking the culler),
+    and the server is stopped after the warning."""
+    alice = users("alice")
+    assert await alice.login() == 302
+    await spawn(alice)
+    await alice.wait_ready()
+    saves = 0
+
+    async def work() -> (
+        None
+    ):  # saving her notes every 2 s: use, so the stop stays > IDLE - 4 s away
+        nonlocal saves
+        while True:
+            saves += 1
+            note = {"type": "file", "format": "text", "content": f"draft {saves}\n"}
+            await alice.server("PUT", "/contents/notes.txt", json=note)
+            await asyncio.sleep(2)
+
+    working = asyncio.ensure_future(work())
+    context = await browser.new_context()
+    page = await context.new_page()
+    warning = page.get_by_text(re.compile("will be stopped in about"))
+    try:
+        await sign_in_at_the_idp(page, culled.hub_url, "alice")
+        await page.wait_for_url(re.compile(r"/user/alice/lab"), timeout=START_TIMEOUT_MS)
+        await jupyterlab_loaded(page)
+        at = saves
+        await wait_for(lambda: saves >= at + 4, timeout=60, interval=0.5, what="more saves")
+        assert await warning.count() == 0, "warned while in use"
+        working.cancel()
+        await warning.wait_for(timeout=IDLE * 3 * 1000)
+        text = await warning.first.inner_text()
+        assert "if it stays unused" in text and "culling policy 'standard'" in text, text
+        assert "" in await servers(alice), "the warning came after the stop"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOTS / "culler-warning.png"))
+        await wait_stopped(alice)
     finally:
         working.cancel()
         await context.close()

@@ -220,7 +220,11 @@ def test_countdown_is_the_earlier_of_idle_and_max_age():
     decision = decide(model, applicable(p, ["researchers"], model["user_options"]), NOW)
     assert decision.action == KEEP
     assert decision.cull_at == NOW + timedelta(minutes=10)  # max age 8h beats idle 30m - 5m
+    assert decision.due == MAX_AGE
     assert decision.idle_seconds == 300
+    model = server(started=ago(60 * 60), last=ago(5 * 60), profile="lab", size="gpu")
+    decision = decide(model, applicable(p, ["researchers"], model["user_options"]), NOW)
+    assert (decision.cull_at, decision.due) == (NOW + timedelta(minutes=25), IDLE)
 
 
 def test_no_policy_at_all_keeps_everything():

@@ -5,8 +5,8 @@ runs the chart's own configuration with the same values a cluster gets plus this
 addresses on 127.0.0.1 instead of the chart's Service names and port 8081, the local identity
 provider or Cloudflare stand-in, the chart Secret's generated values (kept stable across restarts,
 so sessions survive one), a token-only admin service for tests and scripts, the command of
-process "pods", the hub-managed services' addresses and programs, and no user-scheduler (the
-emulator has one node and its own scheduler).
+process "pods", the hub-managed services' addresses and programs (and the user servers' settings
+that name them), and no user-scheduler (the emulator has one node and its own scheduler).
 """
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ def local_values(
     for a hub-managed service with a ``url``, and ``bin_dir`` where its program is installed.
     """
     admin_role_services = get_path(shipped, "hub.loadRoles.admin.services") or []
+    services = local_services(shipped, endpoints.ip, service_port, bin_dir)
     return {
+        "singleuser": {"extraEnv": moved_service_urls(shipped, services)},
         "hub": {
             "config": {
                 "JupyterHub": {
@@ -112,7 +114,7 @@ def local_values(
                 **login.authenticator_config(secret),
             },
             "services": {
-                **local_services(shipped, endpoints.ip, service_port, bin_dir),
+                **services,
                 ADMIN_SERVICE: {"apiToken": secret(ADMIN_TOKEN_KEY)},
             },
             "loadRoles": {"admin": {"services": [*admin_role_services, ADMIN_SERVICE]}},
@@ -143,3 +145,20 @@ def local_services(
             local["environment"] = {BIND_URL_ENV: url}
         overlay[name] = local
     return overlay
+
+
+def moved_service_urls(shipped: Mapping[str, Any], services: Mapping[str, Any]) -> dict[str, str]:
+    """``singleuser.extraEnv`` values that point at a hub-managed service's ``url`` (the user
+    servers asking the culler), moved to where :func:`local_services` runs that service."""
+    moves = {
+        get_path(shipped, f"hub.services.{name}.url").rstrip("/"): local["url"]
+        for name, local in services.items()
+        if local.get("url")
+    }
+    env = get_path(shipped, "singleuser.extraEnv")
+    moved = {}
+    for key, value in env.items() if isinstance(env, Mapping) else ():
+        for old, new in moves.items():
+            if isinstance(value, str) and (value == old or value.startswith(old + "/")):
+                moved[key] = new + value[len(old) :]
+    return moved

@@ -43,6 +43,7 @@ class Decision:
     idle_seconds: float | None = None
     age_seconds: float | None = None
     cull_at: datetime | None = None  # when it will be culled if nothing changes
+    due: str | None = None  # the limit (IDLE / MAX_AGE) that stops a kept server at cull_at
 
 
 def applicable(policy: Policy, groups: Iterable[str], user_options: Mapping | None) -> Applied:
@@ -88,16 +89,17 @@ def decide(server: Mapping, applied: Applied, now: datetime) -> Decision:
     idle = max((now - last).total_seconds(), 0.0)  # activity "in the future": clock skew, not idle
     age = max((now - started).total_seconds(), 0.0) if started else None
     limits = applied.policy
-    deadlines = []
+    deadlines = []  # (when, which limit)
     if limits.idle_timeout is not None:
         if idle > limits.idle_timeout:
-            return Decision(CULL, IDLE, name, idle, age, now)
-        deadlines.append(now - _s(idle) + _s(limits.idle_timeout))
+            return Decision(CULL, IDLE, name, idle, age, now, IDLE)
+        deadlines.append((now - _s(idle) + _s(limits.idle_timeout), IDLE))
     if limits.max_age is not None and started is not None:
         if age > limits.max_age:
-            return Decision(CULL, MAX_AGE, name, idle, age, now)
-        deadlines.append(started + _s(limits.max_age))
-    return Decision(KEEP, "within its limits", name, idle, age, min(deadlines, default=None))
+            return Decision(CULL, MAX_AGE, name, idle, age, now, MAX_AGE)
+        deadlines.append((started + _s(limits.max_age), MAX_AGE))
+    cull_at, due = min(deadlines, key=lambda d: d[0], default=(None, None))
+    return Decision(KEEP, "within its limits", name, idle, age, cull_at, due)
 
 
 def parse_time(value: object) -> datetime | None:

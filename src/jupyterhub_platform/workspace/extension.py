@@ -13,7 +13,7 @@ from functools import partial
 from traitlets import Dict, Float, List, Unicode
 from traitlets.config import LoggingConfigurable
 
-from . import hooks
+from . import cull_deadline, hooks
 from .activity import UseLedger, honest_last_activity
 from .cpu import TerminalCPU
 from .protocols import (
@@ -131,6 +131,7 @@ def load(serverapp) -> None:
         serverapp.log.critical("jupyterhub-platform workspace activity: %s", exc)
         raise SystemExit(1) from None
     activity.install()
+    cull_deadline.install(serverapp.web_app)
     serverapp.log.info(
         "jupyterhub-platform workspace activity: use counts, traffic does not (%s)",
         ", ".join(f"{n}={p}" for n, p in sorted(activity.proxy_protocols.items())),

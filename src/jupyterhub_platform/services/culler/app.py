@@ -49,6 +49,11 @@ class CullerApp(ServiceApp):
         help="Users per page of the hub's user listing (the hub caps it at its "
         "api_page_max_limit, 200 by default, and would otherwise send 50): fewer round trips.",
     ).tag(config=True)
+    warn_before = Float(
+        600.0,
+        help="Seconds before a server's stop at which its JupyterLab warns the user (the "
+        "platform's cull-warning extension reads it from api/servers); 0: no warning.",
+    ).tag(config=True)
     max_backoff = Float(
         600.0, help="Longest wait (seconds) between cycles while the hub keeps failing."
     ).tag(config=True)

@@ -56,7 +56,11 @@ class ServersAPIHandler(CullerHandler):
     async def get(self) -> None:
         everyone = self.get_argument("all", "") == "1"
         now, views = await self.views(everyone)
-        data = {"now": now.isoformat(), "servers": [v.as_json() for v in views]}
+        data = {
+            "now": now.isoformat(),
+            "warn_before": self.culler.warn_before,
+            "servers": [v.as_json() for v in views],
+        }
         if everyone:
             data["preview"] = [v.as_json() for v in to_cull(views)]
         self.write_json(data)

@@ -36,6 +36,7 @@ class ServerView:
             "idle_seconds": None if d.idle_seconds is None else round(d.idle_seconds),
             "age_seconds": None if d.age_seconds is None else round(d.age_seconds),
             "cull_at": d.cull_at.isoformat() if d.cull_at else None,
+            "due": d.due,
         }
 
     def audit(self, dry_run: bool) -> str:
