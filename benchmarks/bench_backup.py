@@ -242,7 +242,6 @@ def measure_service(platform: LocalPlatform, s3: dict) -> dict:
     if done.returncode != 0:
         raise RuntimeError(f"the backup service failed:\n{done.stderr[-3000:]}")
     result = json.loads(done.stdout.strip().splitlines()[-1])
-    result["log_lines"] = len(done.stderr.splitlines())
     return result
 
 
