@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 import yaml
 from browser import SCREENSHOTS, START_TIMEOUT_MS, jupyterlab_loaded, sign_in_at_the_idp
-from hub_user import ARTIFACTS, HubUser
+from hub_user import ARTIFACTS, HubUser, require_programs
 
 from jupyterhub_platform.chart.values import load_values_file, policy_in_values
 from jupyterhub_platform.devcluster.platform import LocalPlatform, shipped_values_dir
@@ -40,6 +40,7 @@ def short_policy_text() -> str:
     policy = yaml.safe_load(shipped)
     culling = policy["culling"]
     culling["policies"]["standard"] = {"idle_timeout": IDLE}
+    culling["policies"]["desktop"] = {"idle_timeout": IDLE * 2}  # the desktop kind's own
     culling["policies"]["short-life"] = {"idle_timeout": IDLE, "max_age": MAX_AGE}
     culling["rules"].append(
         {"profile": "jupyterlab", "choice": "image/scipy", "policy": "short-life"}
@@ -97,7 +98,7 @@ async def servers(user: HubUser) -> dict:
 
 async def spawn(user: HubUser, name: str = "", **options) -> None:
     path = f"/users/{user.name}/servers/{name}" if name else f"/users/{user.name}/server"
-    resp = await user.api("POST", path, json={"profile": "jupyterlab", **options})
+    resp = await user.api("POST", path, json={"profile": "jupyterlab"} | options)
     assert resp.status in (201, 202), await resp.text()
 
     async def ready() -> bool:
@@ -166,6 +167,37 @@ async def test_real_traffic_keeps_a_server_and_max_age_still_culls_it(culled, us
     assert "user=alice server=(default) profile=jupyterlab policy=short-life reason=max-age" in (
         hub_log(culled)
     )
+
+
+async def test_an_idle_server_of_every_other_kind_is_culled_by_its_policy(culled, users):
+    """VS Code, Streamlit and the desktop, each running for real and left alone (no browser:
+    the activity tests show an open, untouched tab of each kind reports no use): culled by the
+    policy their profile gets — the desktop by the rule for its kind."""
+    require_programs("code-server", "streamlit", "jupyterhub-platform-streamlit")
+    require_programs("vncserver", "Xvnc", "openbox", "xterm", "jupyterhub-platform-desktop-session")
+    alice = users("alice")
+    assert await alice.login() == 302
+    kinds = {"code": "vscode", "app": "streamlit", "desk": "desktop"}
+    await asyncio.gather(*(spawn(alice, name, profile=p) for name, p in kinds.items()))
+    landing = {"code": "code-server", "app": "<title>Streamlit</title>", "desk": "noVNC"}
+
+    async def opened(name: str) -> bool:  # the program started (a GET is not use)
+        async with alice.session.get(f"{culled.hub_url}/user/alice/{name}/") as resp:
+            return resp.status == 200 and landing[name] in await resp.text()
+
+    for name in kinds:
+        await wait_for(lambda: opened(name), timeout=60, interval=0.5, what=f"{name} landed")
+    await asyncio.gather(*(wait_stopped(alice, name, timeout=IDLE * 8) for name in kinds))
+    log = hub_log(culled)
+    for name, profile, policy in [
+        ("code", "vscode", "standard"),
+        ("app", "streamlit", "standard"),
+        ("desk", "desktop", "desktop"),
+    ]:
+        assert (
+            f"AUDIT culling user=alice server={name} profile={profile} policy={policy} reason=idle"
+            in log
+        ), name
 
 
 async def test_named_server_is_culled(culled, users):
