@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -186,7 +187,7 @@ async def test_an_idle_server_of_every_other_kind_is_culled_by_its_policy(culled
             return resp.status == 200 and landing[name] in await resp.text()
 
     for name in kinds:
-        await wait_for(lambda: opened(name), timeout=60, interval=0.5, what=f"{name} landed")
+        await wait_for(partial(opened, name), timeout=60, interval=0.5, what=f"{name} landed")
     await asyncio.gather(*(wait_stopped(alice, name, timeout=IDLE * 8) for name in kinds))
     log = hub_log(culled)
     for name, profile, policy in [
