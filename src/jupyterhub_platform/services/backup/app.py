@@ -180,10 +180,13 @@ class BackupApp(ServiceApp):
         return {c.user: c.claim for c in home_claims(pvcs)}
 
     async def status(self) -> dict[str, UserStatus]:
-        """Every user with a home claim, and their backups as the Jobs show them."""
+        """Every user with a home claim, and their backups as the Jobs and their pods show them."""
         claims = await self.claims()
-        async with self.kube_apis() as (_, batch, ns):
-            found = backup_status(await _jobs(batch, ns))
+        async with self.kube_apis() as (core, batch, ns):
+            jobs = await _jobs(batch, ns)
+            pods = await _items(core.list_namespaced_pod(
+                ns, label_selector=f"{COMPONENT_LABEL}={COMPONENT}", _preload_content=False))  # fmt: skip
+            found = backup_status(jobs, pods)
         return {user: found.get(user, UserStatus(user)) for user in sorted(claims)}
 
     async def _restic(self, claim: str, args: list[str]) -> str | None:
