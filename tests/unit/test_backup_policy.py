@@ -110,14 +110,17 @@ def test_profile_opt_outs_are_checked_once_the_profiles_are_known():
     assert lenient.backup.opt_out_profiles == ("streamlt",)
 
 
+def _explain(path, capsys, groups: str, *flags: str) -> str:
+    """``policy explain``'s output for ``groups`` (it must succeed)."""
+    assert policy_main(["explain", "--policy", str(path), "--groups", groups, *flags]) == 0
+    return capsys.readouterr().out
+
+
 def test_policy_explain_says_whether_the_home_is_backed_up_and_why(tmp_path, capsys):
-    path = tmp_path / "policy.yaml"
-    path.write_text(GROUPS + BACKUP)
-    assert policy_main(["explain", "--policy", str(path), "--groups", "researchers,guests"]) == 0
-    text = capsys.readouterr().out
+    (tmp_path / "policy.yaml").write_text(GROUPS + BACKUP)
+    text = _explain(tmp_path / "policy.yaml", capsys, "researchers,guests")
     assert "home backed up:  no: group guests opts out (backup.opt_out_groups)" in text
-    assert policy_main(["explain", "--policy", str(path), "--groups", "students", "--json"]) == 0
-    report = json.loads(capsys.readouterr().out)
+    report = json.loads(_explain(tmp_path / "policy.yaml", capsys, "students", "--json"))
     assert report["backup"] == {
         "backed_up": True,
         "reason": "no group opts out; backup.opt_out_profiles is not weighed without the profiles",
