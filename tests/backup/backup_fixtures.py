@@ -31,15 +31,16 @@ def require_backup_programs() -> None:
 
 
 @contextlib.contextmanager
-def s3_server(root: Path) -> Iterator[dict]:
-    """``{"url": "s3:http://127.0.0.1:P/backups", "dir": <the bucket's directory>}``."""
+def s3_server(root: Path, port: int = 0) -> Iterator[dict]:
+    """``{"url": "s3:http://127.0.0.1:P/backups", "dir": <the bucket's directory>, "port": P}``;
+    ``root`` and ``port`` of a stopped one start it again with its data."""
     require_backup_programs()
-    (root / "data" / BUCKET).mkdir(parents=True)
-    port = free_port()
+    (root / "data" / BUCKET).mkdir(parents=True, exist_ok=True)
+    port = port or free_port()
     proc = ManagedProcess(
         [str(RCLONE), "serve", "s3", "--addr", f"127.0.0.1:{port}",
          "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", str(root / "data")],
-        name="rclone", log_path=root / "rclone.log",
+        name="rclone", log_path=root / f"rclone-{port}-{time.monotonic_ns()}.log",
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 30
@@ -47,7 +48,8 @@ def s3_server(root: Path) -> Iterator[dict]:
             assert proc.running(), proc.log_tail()
             assert time.monotonic() < deadline, "rclone serve s3 did not listen"
             time.sleep(0.1)
-        yield {"url": f"s3:http://127.0.0.1:{port}/{BUCKET}", "dir": root / "data" / BUCKET}
+        yield {"url": f"s3:http://127.0.0.1:{port}/{BUCKET}", "dir": root / "data" / BUCKET,
+               "port": port}  # fmt: skip
     finally:
         proc.stop()
 

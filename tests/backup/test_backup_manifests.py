@@ -72,6 +72,10 @@ def test_backup_job_mounts_the_claim_read_only_and_reads_keys_from_the_secret():
     assert "--keep-daily=3" in container["command"]
     assert "--keep-monthly=1" in container["command"]
     assert "affinity" not in pod  # a stopped user's volume: any node
+    # the run's summary (bytes) or, failed, its log's end comes back in the pod's status
+    assert container["terminationMessagePath"] == "/dev/termination-log"
+    assert "/dev/termination-log" in container["command"]
+    assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
 
 
 def test_password_never_in_a_job():

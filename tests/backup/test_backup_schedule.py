@@ -6,10 +6,12 @@ from datetime import datetime, timezone
 
 import pytest
 
+from jupyterhub_platform.policy import policy_from_text
 from jupyterhub_platform.services.backup.app import job_name
 from jupyterhub_platform.services.backup.cycle import (
     Candidate,
     home_claims,
+    opted_out,
     plan_cycle,
     running_claims,
 )
@@ -69,10 +71,15 @@ def test_plan_skips_opted_out_busy_and_over_the_limit():
     finished["status"] = {"conditions": [{"type": "Complete", "status": "True"}]}
     busy = running_claims([running, finished])
     assert busy == {"claim-b"}
-    plan = plan_cycle(claims, busy, {"a": ["no-backup", "x"]}, frozenset({"no-backup"}), 1)
+    policy = policy_from_text(
+        "groups: {no-backup: {}, x: {}}\nbackup: {opt_out_groups: [no-backup]}\n", "p.yaml"
+    )
+    out = opted_out(claims, {"a": ["no-backup", "x"], "c": ["x"]}, policy)
+    assert out == {"a": "opted out: group no-backup opts out (backup.opt_out_groups)"}
+    plan = plan_cycle(claims, busy, out, 1)
     assert plan.start == (Candidate("c", "claim-c"),)
     assert plan.skipped == {
-        "a": "opted out (group no-backup)",
+        "a": "opted out: group no-backup opts out (backup.opt_out_groups)",
         "b": "a Job for this volume is still running",
         "d": "concurrency limit reached; next cycle",
     }

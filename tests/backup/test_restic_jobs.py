@@ -21,7 +21,7 @@ from jupyterhub_platform.services.backup.restic import (
     restore_argv,
     snapshot_dirname,
 )
-from jupyterhub_platform.services.backup.views import directory_listing, snapshot_list
+from jupyterhub_platform.services.backup.views import directory_listing, run_summary, snapshot_list
 from tests.backup.backup_fixtures import restic_env, s3_server, tree
 
 pytestmark = [pytest.mark.processes, pytest.mark.jh55_only]
@@ -37,6 +37,11 @@ def s3(tmp_path_factory):
 
 def _env(s3, repo: str) -> dict[str, str]:
     return restic_env(s3, repo, Path(s3["dir"]).parent.parent)
+
+
+def _message(tmp_path: Path) -> str:
+    """Where a run's summary goes (in a pod: its terminationMessagePath)."""
+    return str(tmp_path / "termination-log")
 
 
 def _run(argv, env, log: Path, timeout: float = 120) -> tuple[int, str]:
@@ -75,10 +80,19 @@ def test_backup_then_restore_is_identical_and_never_overwrites(s3, tmp_path):
     env = _env(s3, CLAIM)
     home = _home(tmp_path)
     before = tree(home, skip="restored")
-    rc, log = _run(backup_argv(str(home), "h", "alice", Retention()), env, tmp_path / "b1.log")
+    rc, log = _run(
+        backup_argv(str(home), "h", "alice", Retention(), _message(tmp_path)),
+        env,
+        tmp_path / "b1.log",
+    )
     assert rc == 0, log
     (snapshot,) = _snapshots(env, tmp_path)
     assert snapshot["tags"] == ["user=alice"]
+    summary = run_summary((tmp_path / "termination-log").read_text())  # what the pod reports
+    assert summary["snapshot_id"] == snapshot["short_id"] and summary["data_added"] > 300_000
+    assert summary["total_bytes_processed"] == sum(
+        p.stat().st_size for p in home.rglob("*") if p.is_file() and not p.is_symlink()
+    )
 
     (home / "notes" / "a.txt").write_text("overwritten\n")
     (home / "notes" / "deep" / "b.bin").unlink()
@@ -109,7 +123,11 @@ def test_retention_keeps_the_newest_good_backup(s3, tmp_path):
     nothing = Retention(daily=0, weekly=0, monthly=0)
     for run in range(2):
         (home / "counter").write_text(str(run))
-        rc, log = _run(backup_argv(str(home), "h", "carol", nothing), env, tmp_path / f"{run}.log")
+        rc, log = _run(
+            backup_argv(str(home), "h", "carol", nothing, _message(tmp_path)),
+            env,
+            tmp_path / f"{run}.log",
+        )
         assert rc == 0, log
     snapshots = _snapshots(env, tmp_path)
     assert len(snapshots) == 1
@@ -119,20 +137,13 @@ def test_retention_keeps_the_newest_good_backup(s3, tmp_path):
 
 def test_a_killed_backup_leaves_a_consistent_repository_and_the_next_run_succeeds(s3, tmp_path):
     env = _env(s3, "claim-killed")
-    home = tmp_path / "big"
-    home.mkdir()
-    for i in range(400):
-        (home / f"f{i:03}").write_bytes(os.urandom(256 * 1024))
+    home = _big_home(tmp_path)
     locks = s3["dir"] / "claim-killed" / "locks"
     proc = ManagedProcess(
-        backup_argv(str(home), "h", "dave", Retention()),
+        backup_argv(str(home), "h", "dave", Retention(), _message(tmp_path)),
         name="backup", log_path=tmp_path / "killed.log", env=env,
     )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not (locks.is_dir() and any(locks.iterdir())):
-        assert proc.running(), proc.log_tail()
-        assert time.monotonic() < deadline, "the backup never took its lock"
-        time.sleep(0.02)
+    _taking_its_lock(proc, locks)
     proc.signal_group(signal.SIGKILL)  # restic dies holding its lock
     proc.stop()
     assert any(locks.iterdir()), "the killed run's lock should be left behind"
@@ -141,18 +152,75 @@ def test_a_killed_backup_leaves_a_consistent_repository_and_the_next_run_succeed
     rc, out = _restic(env, tmp_path, "prune", "--dry-run")
     assert rc != 0 and "lock" in out  # the stale lock blocks exclusive operations
 
-    rc, log = _run(backup_argv(str(home), "h", "dave", Retention()), env, tmp_path / "next.log")
+    rc, log = _run(
+        backup_argv(str(home), "h", "dave", Retention(), _message(tmp_path)),
+        env,
+        tmp_path / "next.log",
+    )
     assert rc == 0, log
     rc, out = _restic(env, tmp_path, "check")
     assert rc == 0, out
     assert len(_snapshots(env, tmp_path)) == 1
 
 
+def _big_home(root: Path, files: int = 400) -> Path:
+    home = root / "big"
+    home.mkdir()
+    for i in range(files):
+        (home / f"f{i:03}").write_bytes(os.urandom(256 * 1024))
+    return home
+
+
+def _taking_its_lock(proc: ManagedProcess, locks: Path) -> None:
+    deadline = time.monotonic() + 60
+    while not (locks.is_dir() and any(locks.iterdir())):
+        assert proc.running(), proc.log_tail()
+        assert time.monotonic() < deadline, "the backup never took its lock"
+        time.sleep(0.02)
+
+
+def test_s3_down_mid_run_is_retried_and_the_run_succeeds_once_it_is_back(tmp_path):
+    """restic retries each S3 request (10 times, about a minute of back-off in 0.14): an outage
+    shorter than that is waited out inside the run. A longer one fails the run (measured: 331 s
+    for a 30 MB home), and the Job's backoffLimit and the next cycle retry it (docs/backup.md)."""
+    root, home = tmp_path / "s3", _big_home(tmp_path)
+    with s3_server(root) as server:
+        env = restic_env(server, "claim-flaky", tmp_path)
+        proc = ManagedProcess(
+            backup_argv(str(home), "h", "frank", Retention(), _message(tmp_path)),
+            name="backup", log_path=tmp_path / "flaky.log", env=env,
+        )  # fmt: skip
+        data = server["dir"] / "claim-flaky" / "data"
+        deadline = time.monotonic() + 60
+        while not (data.is_dir() and any(p.is_file() for p in data.rglob("*"))):
+            assert proc.running(), proc.log_tail()  # until it uploads
+            assert time.monotonic() < deadline, "the backup never uploaded"
+            time.sleep(0.02)
+    try:
+        time.sleep(5)  # S3 is down
+        assert proc.running(), proc.log_tail()  # restic waits and retries
+        with s3_server(root, server["port"]):
+            assert proc.popen.wait(timeout=240) == 0, proc.log_tail()
+            log = (tmp_path / "flaky.log").read_text()
+            assert "retrying after" in log and "connection refused" in log
+            summary = run_summary((tmp_path / "termination-log").read_text())
+            assert summary["total_bytes_processed"] == 400 * 256 * 1024
+            rc, out = _restic(env, tmp_path, "check")
+            assert rc == 0, out
+            assert len(_snapshots(env, tmp_path)) == 1
+    finally:
+        proc.stop()
+
+
 def test_s3_down_fails_the_run_visibly(tmp_path):
     with s3_server(tmp_path / "s3") as server:
         env = restic_env(server, "claim-outage", tmp_path)
     home = _home(tmp_path)  # the server is stopped now
-    rc, log = _run(backup_argv(str(home), "h", "erin", Retention()), env, tmp_path / "down.log")
+    rc, log = _run(
+        backup_argv(str(home), "h", "erin", Retention(), _message(tmp_path)),
+        env,
+        tmp_path / "down.log",
+    )
     assert rc != 0
     assert "127.0.0.1" in log and "claim-outage" in log  # restic names the repository it lacks
 
@@ -161,7 +229,9 @@ def test_the_service_lists_and_browses_a_users_repository(s3, tmp_path):
     """What the pages show: the service's own restic reads (keys only in restic's environment)."""
     env = _env(s3, "claim-browse")
     home = _home(tmp_path)
-    rc, log = _run(backup_argv(str(home), "h", "bob", Retention()), env, tmp_path / "b.log")
+    rc, log = _run(
+        backup_argv(str(home), "h", "bob", Retention(), _message(tmp_path)), env, tmp_path / "b.log"
+    )
     assert rc == 0, log
     keys = {k: env[k] for k in SECRET_KEYS}
 

@@ -174,13 +174,45 @@ async def test_missing_command_terminates_the_container_with_an_event(devcluster
 
 async def test_crash_is_recorded_with_the_log_tail(devcluster, core):
     code = "import sys; print('something went wrong', flush=True); sys.exit(3)"
-    await core.create_namespaced_pod(NS, pod_body("crash", container("main", PY, "-c", code)))
+    main = container("main", PY, "-c", code, terminationMessagePolicy="FallbackToLogsOnError")
+    silent = container("silent", PY, "-c", code)  # the default policy, File: nothing written
+    await core.create_namespaced_pod(NS, pod_body("crash", main, silent))
     pod = await wait_pod(core, "crash", "failed", phase_is("Failed"))
-    terminated = pod.status.container_statuses[0].state.terminated
+    statuses = {s.name: s.state.terminated for s in pod.status.container_statuses}
+    terminated = statuses["main"]
     assert (terminated.exit_code, terminated.reason) == (3, "Error")
-    assert "something went wrong" in terminated.message
+    assert terminated.message == "something went wrong"
+    assert statuses["silent"].exit_code == 3 and not statuses["silent"].message
     backoff = [e for e in await events_of(core, "crash") if e.reason == "BackOff"]
     assert backoff and "exited with code 3" in backoff[0].message
+
+
+WRITE_MESSAGE = (
+    "import pathlib, sys; pathlib.Path(sys.argv[1]).write_text(sys.argv[2]); "
+    "print('log line', flush=True); sys.exit(int(sys.argv[3]))"
+)
+
+
+@pytest.mark.parametrize("isolation", [
+    pytest.param("auto", marks=pytest.mark.isolation("auto")),
+    pytest.param("none", marks=pytest.mark.isolation("none")),
+])  # fmt: skip
+async def test_termination_message_is_what_the_container_wrote_at_its_path(
+    devcluster, core, isolation
+):
+    """As the kubelet does: the file at terminationMessagePath (default /dev/termination-log),
+    at most 4 KiB, whether the container succeeded or failed, and whatever its user."""
+    done = container("done", PY, "-c", WRITE_MESSAGE, "/dev/termination-log", '{"a": 1}', "0")
+    failed = container(
+        "failed", PY, "-c", WRITE_MESSAGE, "/tmp/why", "x" * 5000, "1",
+        terminationMessagePath="/tmp/why", terminationMessagePolicy="FallbackToLogsOnError",
+        securityContext={"runAsUser": 1000},
+    )  # fmt: skip
+    await core.create_namespaced_pod(NS, pod_body("msg", done, failed, restart="Never"))
+    pod = await wait_pod(core, "msg", "finished", phase_is("Failed"))
+    statuses = {s.name: s.state.terminated for s in pod.status.container_statuses}
+    assert (statuses["done"].exit_code, statuses["done"].message) == (0, '{"a": 1}')
+    assert (statuses["failed"].exit_code, statuses["failed"].message) == (1, "x" * 4096)
 
 
 ON_SIGTERM = """

@@ -21,7 +21,12 @@ from jupyterhub_platform.devcluster.kubelet.events import build_event
 from jupyterhub_platform.devcluster.kubelet.light import light_target
 from jupyterhub_platform.devcluster.kubelet.podnet import PodNetwork, ports_free
 from jupyterhub_platform.devcluster.kubelet.probes import readiness_check
-from jupyterhub_platform.devcluster.kubelet.status import ContainerState, PodState, render_status
+from jupyterhub_platform.devcluster.kubelet.status import (
+    ContainerState,
+    PodState,
+    render_status,
+    termination_message,
+)
 from jupyterhub_platform.devcluster.kubelet.volumes import (
     ContainerConfigError,
     PodLayout,
@@ -109,7 +114,11 @@ def test_a_pod_with_its_own_network_keeps_its_bind_addresses_and_mount_modes(tmp
     assert {m.mount_path: m.read_only for m in spec.mounts} == {
         "/home/jovyan": False,
         "/srv/ro": True,
+        "/dev/termination-log": False,  # a file of the pod's, as the kubelet mounts one
     }
+    assert spec.termination_log == tmp_path / "pods" / "hub_jupyter-alice_u-1" / "notebook" / (
+        "termination-log"
+    )
 
 
 def test_home_not_on_a_volume_is_a_per_pod_directory(tmp_path):
@@ -401,3 +410,22 @@ def test_pod_network_hands_out_distinct_free_addresses():
     assert all(ip.startswith("127.") and not ip.startswith("127.0.") for ip in ips)
     assert all(not ip.endswith((".0", ".255")) for ip in ips)
     assert ports_free(next(iter(ips)), [8888])
+
+
+FALLBACK = {"terminationMessagePolicy": "FallbackToLogsOnError"}
+
+
+@pytest.mark.parametrize(
+    ("container", "written", "code", "tail", "message"),
+    [
+        ({}, b'{"bytes": 1}', 0, "log", '{"bytes": 1}'),
+        ({}, b"", 3, "log", ""),  # File (the default): only what was written
+        (FALLBACK, b"", 3, "a\nb", "a\nb"),
+        (FALLBACK, b"", 0, "a", ""),  # the fallback is for failures only
+        (FALLBACK, b"why", 3, "a", "why"),  # what was written wins
+        ({}, b"x" * 5000, 1, "", "x" * 4096),
+        (FALLBACK, b"", 1, "y" * 3000, "y" * 2048),  # the end of the log
+    ],
+)  # fmt: skip
+def test_termination_message_as_kubernetes_reports_it(container, written, code, tail, message):
+    assert termination_message(container, written, code, tail) == message

@@ -73,6 +73,7 @@ result = {
     'home_mode': oct(os.stat(os.environ['HOME']).st_mode),
     'bob_home': attempt(sys.argv[1]), 'secrets': attempt(sys.argv[2]), 'kubeconfig': attempt(sys.argv[3]),
     'state_dir': sorted(os.listdir(sys.argv[4])) if os.path.isdir(sys.argv[4]) else 'absent',
+    'pods': sorted(os.listdir(sys.argv[4] + '/pods')) if os.path.isdir(sys.argv[4] + '/pods') else [],
     'processes': sorted(int(p) for p in os.listdir('/proc') if p.isdigit()),
 }
 open(os.path.join(os.environ['HOME'], 'created-by-alice'), 'w').close()
@@ -105,7 +106,10 @@ async def test_a_pod_runs_as_its_user_and_sees_neither_other_homes_nor_platform_
     assert seen["secrets"] in ("FileNotFoundError", "PermissionError")
     assert seen["kubeconfig"] == "FileNotFoundError"
     # the kubelet's state: hidden but for the path down to her own home
-    assert seen["state_dir"] in ("absent", ["volumes"])
+    assert seen["state_dir"] in ("absent", ["volumes"], ["pods", "volumes"])
+    # of the pods' directories only its own, for its termination message file (as Kubernetes
+    # mounts one at terminationMessagePath)
+    assert len(seen["pods"]) <= 1 and all("alice" in p for p in seen["pods"]), seen["pods"]
     assert (
         len(seen["processes"]) <= 3
     )  # her pod's own: its PID 1 and her process (bob's: invisible)

@@ -8,27 +8,34 @@ users reach only their own backups (403 across users), admins all."""
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import logging.handlers
 import os
 import shutil
 import subprocess
+import sys
 from datetime import datetime
 from pathlib import Path
 
 import aiohttp
+import psutil
 import pytest
 import pytest_asyncio
+import yaml
 from hub_user import launch
 from jupyterhub.services.auth import HubOAuth
 from kubernetes_asyncio import client as k8s_client
 
-from jupyterhub_platform.devcluster.procs import free_port, wait_for
+from jupyterhub_platform.chart.values import load_values_file, policy_in_values
+from jupyterhub_platform.devcluster.platform import shipped_values_dir
+from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, wait_for
 from jupyterhub_platform.services.backup.app import BackupApp, job_name
 from jupyterhub_platform.services.backup.manifests import JobSettings, backup_job, restore_job
 from jupyterhub_platform.services.backup.restic import snapshot_dirname
 from tests.backup.backup_fixtures import (
     ACCESS_KEY,
+    BUCKET,
     PASSWORD,
     SECRET_KEY,
     restic_env,
@@ -41,10 +48,46 @@ pytestmark = [pytest.mark.e2e, pytest.mark.jh55_only, pytest.mark.asyncio(loop_s
 SECRET = "backup-restic"
 
 
+class S3Control:
+    """The module's S3 server, which a test stops and starts again (same port, same data)."""
+
+    def __init__(self, root: Path):
+        self.root, self.port, self._running = root, 0, None
+
+    def start(self) -> dict:
+        self._running = s3_server(self.root, self.port)
+        server = self._running.__enter__()
+        self.port = server["port"]
+        return server
+
+    def stop(self) -> None:
+        running, self._running = self._running, None
+        if running is not None:
+            running.__exit__(None, None, None)
+
+
 @pytest.fixture(scope="module")
-def s3(tmp_path_factory):
-    with s3_server(tmp_path_factory.mktemp("s3")) as server:
-        yield server["url"]
+def s3_control(tmp_path_factory):
+    control = S3Control(tmp_path_factory.mktemp("s3"))
+    control.start()
+    yield control
+    control.stop()
+
+
+@pytest.fixture(scope="module")
+def s3(s3_control):
+    return f"s3:http://127.0.0.1:{s3_control.port}/{BUCKET}"
+
+
+@pytest.fixture(scope="module")
+def policy_file(tmp_path_factory) -> Path:
+    """The shipped policy, with platform-admins (bob) opted out of backups."""
+    shipped = policy_in_values(load_values_file(shipped_values_dir() / "values.yaml")).text
+    policy = yaml.safe_load(shipped)
+    policy["backup"] = {"opt_out_groups": ["platform-admins"]}
+    path = tmp_path_factory.mktemp("policy") / "policy.yaml"
+    path.write_text(yaml.safe_dump(policy, sort_keys=False))
+    return path
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
@@ -68,19 +111,21 @@ async def batch(k8s, s3):
     await k8s.delete_namespaced_secret(SECRET, "default")
 
 
-def _service(platform, s3) -> BackupApp:
+def _service_argv(platform, s3, policy: Path) -> list[str]:
+    return [
+        f"--BackupApp.api_url={platform.hub_api_url}",
+        f"--BackupApp.api_token={platform.admin_token}",
+        f"--BackupApp.repository={s3}",
+        f"--BackupApp.secret_name={SECRET}",
+        f"--PolicySource.policy_file={policy}",
+        f"--KubeSource.kubeconfig={platform.cluster.kubeconfig_path}",
+        "--KubeSource.namespace=default",
+    ]
+
+
+def _service(platform, s3, policy: Path) -> BackupApp:
     app = BackupApp()
-    app.initialize(
-        [
-            f"--BackupApp.api_url={platform.hub_api_url}",
-            f"--BackupApp.api_token={platform.admin_token}",
-            f"--BackupApp.repository={s3}",
-            f"--BackupApp.secret_name={SECRET}",
-            "--BackupApp.opt_out_groups=platform-admins",
-            f"--KubeSource.kubeconfig={platform.cluster.kubeconfig_path}",
-            "--KubeSource.namespace=default",
-        ]
-    )
+    app.initialize(_service_argv(platform, s3, policy))
     return app
 
 
@@ -104,11 +149,11 @@ def _snapshots(s3: str, claim: str) -> list[dict]:
     return json.loads(out)
 
 
-async def _backup_cycle(platform, s3, batch, claim: str) -> None:
-    created = await _service(platform, s3).cycle()
+async def _backup_cycle(platform, s3, policy, batch, claim: str) -> None:
+    created = await _service(platform, s3, policy).cycle()
     mine = [n for n in created if n.startswith(job_name("backup", claim, _EPOCH)[:-15])]
     assert len(mine) == 1, created
-    assert not [n for n in created if "claim-bob" in n]  # bob is in an opted-out group
+    assert not [n for n in created if "claim-bob" in n]  # bob's platform-admins opts out
     assert await _finished(batch, mine[0]) == "Complete"
 
 
@@ -126,7 +171,7 @@ async def _claim_and_home(platform, k8s, user: str) -> tuple[str, Path]:
 
 
 async def test_backup_and_restore_a_running_then_a_stopped_users_home(
-    platform, hub, k8s, batch, s3
+    platform, hub, k8s, batch, s3, policy_file
 ):
     alice = hub("alice")
     await launch(alice)
@@ -142,7 +187,7 @@ async def test_backup_and_restore_a_running_then_a_stopped_users_home(
     os.symlink("deep/data.bin", work / "link")
     before = tree(work)
 
-    await _backup_cycle(platform, s3, batch, claim)  # the server is running
+    await _backup_cycle(platform, s3, policy_file, batch, claim)  # the server is running
     (snapshot,) = _snapshots(s3, claim)
     (work / "notes.txt").write_text("changed\n")
     (work / "deep" / "data.bin").unlink()
@@ -160,19 +205,19 @@ async def test_backup_and_restore_a_running_then_a_stopped_users_home(
     assert (work / "notes.txt").read_text() == "changed\n"  # nothing overwritten
 
     await alice.stop()
-    await _backup_cycle(platform, s3, batch, claim)  # the stopped user's volume
+    await _backup_cycle(platform, s3, policy_file, batch, claim)  # the stopped user's volume
     (latest,) = _snapshots(s3, claim)  # retention keeps one a day: the newest
     assert latest["id"] != snapshot["id"] and latest["time"] > snapshot["time"]
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def backup_web(platform, s3, batch):
+async def backup_web(platform, s3, batch, policy_file):
     """The service's pages and API served from this process on a free port, HubOAuth checking
     tokens with the platform's hub (the scope it requires: ``access:services!service=backup``,
     which the shipped values' user role grants); its log lines collected."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("JUPYTERHUB_SERVICE_NAME", "backup")
-        app = _service(platform, s3)
+        app = _service(platform, s3, policy_file)
         lines = logging.handlers.BufferingHandler(capacity=100_000)
         app.log.addHandler(lines)
         port = free_port()
@@ -261,6 +306,7 @@ async def test_a_user_lists_browses_and_restores_only_their_own_backups(
         assert status == 200
         (entry,) = [u for u in users["users"] if u["user"] == "alice"]
         assert entry["last_success"] and entry["last_duration_seconds"] is not None
+        assert entry["last_bytes_processed"] >= 5000 and entry["last_bytes_added"] > 0
 
         (work / "kept.txt").unlink()
         status, restore = await call("POST", "api/restore", mine, json=body_of(newest))
@@ -288,9 +334,170 @@ async def test_a_user_lists_browses_and_restores_only_their_own_backups(
         status, metrics = await call("GET", "metrics", admin)
         assert status == 200
         assert 'backup_last_success_timestamp_seconds{user="alice"}' in metrics
+        assert 'backup_last_bytes_added{user="alice"}' in metrics  # restic's summary, via the pod
+        assert 'backup_last_bytes_processed{user="alice"}' in metrics
         assert (await call("GET", "metrics", mine))[0] == 403  # read:metrics only
         status, page = await call("GET", "", mine)
         assert status == 200 and f'data-id="{newest["id"]}"' in page
         status, page = await call("GET", f"?snapshot={newest['id']}&path=/api-restore", mine)
         assert status == 200 and 'data-path="/api-restore/kept.txt"' in page
     await alice.stop()
+
+
+async def _alice_claim(platform, hub, k8s) -> str:
+    """alice's home claim (her first server creates it), her server stopped."""
+    alice = hub("alice")
+    await launch(alice)
+    await alice.stop()
+    return (await _claim_and_home(platform, k8s, "alice"))[0]
+
+
+async def _api(http, base: str, method: str, path: str, token: str):
+    headers = {"Authorization": f"token {token}"}
+    async with http.request(method, base + path, headers=headers) as resp:
+        body = await resp.text()
+        return resp.status, json.loads(body) if "json" in resp.content_type else body
+
+
+def _mine(names, claim: str) -> list[str]:
+    return [n for n in names if n.startswith(job_name("backup", claim, _EPOCH)[:-15])]
+
+
+async def test_s3_down_fails_the_run_visibly_and_the_next_cycle_succeeds(
+    platform, hub, k8s, batch, s3_control, backup_web
+):
+    """S3 down while the Job runs: each of its pods fails at once (restic cannot open the
+    repository), backoffLimit retries it twice, the Job fails with restic's reason in the admin
+    API and the failure metric; the next cycle, S3 back, succeeds and reports its bytes."""
+    base, _ = backup_web
+    claim = await _alice_claim(platform, hub, k8s)
+    token = platform.admin_token
+    async with aiohttp.ClientSession() as http:
+        s3_control.stop()
+        try:
+            status, run = await _api(http, base, "POST", "api/run", token)
+            assert status == 201, run
+            (job,) = _mine(run["jobs"], claim)
+            assert await _finished(batch, job) == "Failed"
+        finally:
+            s3_control.start()
+        failed = await batch.read_namespaced_job_status(job, "default")
+        assert failed.status.failed == 3  # the first run and backoffLimit's 2 retries
+        assert failed.status.conditions[-1].reason == "BackoffLimitExceeded"
+        status, users = await _api(http, base, "GET", "api/users", token)
+        (alice,) = [u for u in users["users"] if u["user"] == "alice"]
+        assert job in alice["failed_jobs"]
+        # restic's own words, e.g. "Fatal: create repository at s3:http://127.0.0.1:P/backups/
+        # claim-alice failed: ... Connection closed by foreign host" (the pod's port forward)
+        assert alice["last_failure"].startswith("Fatal: "), alice
+        assert f"127.0.0.1:{s3_control.port}" in alice["last_failure"]
+        status, metrics = await _api(http, base, "GET", "metrics", token)
+        failures = next(line for line in metrics.splitlines()
+                        if line.startswith('backup_failed_jobs{user="alice"}'))  # fmt: skip
+        assert float(failures.split()[-1]) >= 1
+
+        status, run = await _api(http, base, "POST", "api/run", token)  # the next cycle
+        (retry,) = _mine(run["jobs"], claim)
+        assert await _finished(batch, retry) == "Complete"
+        status, users = await _api(http, base, "GET", "api/users", token)
+        (alice,) = [u for u in users["users"] if u["user"] == "alice"]
+        assert alice["last_bytes_processed"] > 0 and job in alice["failed_jobs"]
+
+
+def _pod_processes(pod) -> list[psutil.Process]:
+    """The processes of a running pod's container: the kubelet's child and everything under it."""
+    (status,) = pod.status.container_statuses
+    top = psutil.Process(int(status.container_id.removeprefix("process://")))
+    return [top, *top.children(recursive=True)]
+
+
+async def _running_pod(k8s, job: str):
+    async def running():
+        for pod in (await k8s.list_namespaced_pod("default")).items:
+            owners = [o.name for o in pod.metadata.owner_references or []]
+            statuses = pod.status.container_statuses or []
+            if job in owners and statuses and statuses[0].state.running:
+                return pod
+        return None
+
+    return await wait_for(running, timeout=120, interval=0.2, what=f"a running pod of {job}")
+
+
+async def test_a_service_restarted_mid_run_starts_no_second_job_and_reports_the_result(
+    platform, hub, k8s, batch, s3, policy_file, tmp_path
+):
+    """The service is a process (``jupyterhub-platform-backup``) stopped while its Job runs (its
+    pod held with SIGSTOP, so "mid-run" is certain); a new one sees the Job running, starts no
+    second one for the volume, and reports the run once it is done (Kubernetes is the state)."""
+    claim = await _alice_claim(platform, hub, k8s)
+    token = platform.admin_token
+    port = free_port()
+    base = f"http://127.0.0.1:{port}/services/backup/"
+    env = {**os.environ, "JUPYTERHUB_SERVICE_NAME": "backup",
+           "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}",
+           "JUPYTERHUB_SERVICE_PREFIX": "/services/backup/"}  # fmt: skip
+    program = str(Path(sys.executable).parent / "jupyterhub-platform-backup")
+
+    def service(n: int) -> ManagedProcess:
+        return ManagedProcess([program, *_service_argv(platform, s3, policy_file)],
+                              name=f"backup-{n}", log_path=tmp_path / f"service-{n}.log",
+                              env=env)  # fmt: skip
+
+    async def serving(http, proc):
+        async def up():
+            assert proc.running(), proc.log_tail()
+            try:
+                async with http.get(base + "health") as resp:
+                    return resp.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(up, timeout=60, interval=0.2, what="the backup service")
+
+    first, second, held = service(1), None, []
+    try:
+        async with aiohttp.ClientSession() as http:
+            await serving(http, first)
+            status, run = await _api(http, base, "POST", "api/run", token)
+            assert status == 201, run
+            (job,) = _mine(run["jobs"], claim)
+            held = _pod_processes(await _running_pod(k8s, job))
+            for proc in held:
+                proc.suspend()  # restic (or the script before it) stops where it is
+            assert await first.astop() is not None  # the service is gone, its Job runs on
+
+            second = service(2)
+            await serving(http, second)
+            status, run = await _api(http, base, "POST", "api/run", token)
+            assert status == 201 and _mine(run["jobs"], claim) == [], run  # no duplicate
+            assert (
+                "backup of alice skipped: a Job for this volume is still running"
+                in (tmp_path / "service-2.log").read_text()
+            )
+            status, users = await _api(http, base, "GET", "api/users", token)
+            (alice,) = [u for u in users["users"] if u["user"] == "alice"]
+            assert alice["running"] is True
+
+            for proc in held:
+                proc.resume()
+            held = []
+            assert await _finished(batch, job) == "Complete"
+            done = await batch.read_namespaced_job_status(job, "default")
+            status, users = await _api(http, base, "GET", "api/users", token)
+            (alice,) = [u for u in users["users"] if u["user"] == "alice"]
+            assert alice["running"] is False
+            assert alice["last_success"] == done.status.completion_time.isoformat()
+            assert alice["last_bytes_processed"] > 0
+            jobs = (await batch.list_namespaced_job(
+                "default", label_selector=f"backup.jupyterhub-platform/claim={claim}")).items  # fmt: skip
+            started = [j.metadata.name for j in jobs if j.metadata.creation_timestamp >=
+                       done.metadata.creation_timestamp and j.metadata.labels.get(
+                           "backup.jupyterhub-platform/kind") == "backup"]  # fmt: skip
+            assert started == [job]  # one Job for the volume across both services
+    finally:
+        for proc in held:
+            with contextlib.suppress(psutil.Error):
+                proc.resume()
+        for proc in (first, second):
+            if proc is not None:
+                await proc.astop()

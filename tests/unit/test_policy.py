@@ -206,7 +206,7 @@ def test_example_policy_loads_with_the_shipped_profiles():
     [
         (
             "grups: {}",
-            "policy.yaml:1: grups: unknown field (allowed: credential_sets, culling, defaults, group_names,",
+            "policy.yaml:1: grups: unknown field (allowed: backup, credential_sets, culling, defaults, group_names,",
         ),
         ("groups: {a: {adm: true}}", "groups.a.adm: unknown field (allowed: admin,"),
         (

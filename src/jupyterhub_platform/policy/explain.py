@@ -27,6 +27,7 @@ def explain(
             for t in map(policy.normaliser.trace, raw_groups)
         ],
         "groups": sorted(entitlements.groups),
+        "backup": _backup(policy, raw_groups),
         "login_allowed": entitlements.login_allowed,
         "admin": entitlements.admin,
         "roles": {name: list(policy.roles[name].scopes) for name in sorted(entitlements.roles)},
@@ -46,6 +47,11 @@ def explain(
             **_quotas(policy.quota_for(entitlements.groups)),
         },
     }
+
+
+def _backup(policy: Policy, raw_groups: list[str]) -> dict:
+    decision = policy.backup_for(raw_groups)
+    return {"backed_up": decision.backed_up, "reason": decision.reason}
 
 
 def _quotas(quota: UserQuota) -> dict:
@@ -136,6 +142,7 @@ def render(report: dict) -> str:
         lines += [f"    {step}" for step in name["steps"]]
     lines += [
         f"groups:          {', '.join(report['groups']) or '(none)'}",
+        f"home backed up:  {yes(report['backup']['backed_up'])}: {report['backup']['reason']}",
         f"login allowed:   {yes(report['login_allowed'])}",
     ]
     if not report["login_allowed"]:

@@ -38,6 +38,7 @@ TOP_KEYS = (
     "culling",
     "credential_sets",
     "quotas",
+    "backup",
 )
 GROUP_KEYS = ("login", "admin", "roles", "profiles", "credential_sets", "culling_policy")
 

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from .backup import Backup, BackupDecision, backup_decision
 from .culling import Culling
 from .entitlements import OPEN, Entitlements, ProfileRule
 from .normalise import GroupNormaliser
@@ -97,6 +98,7 @@ class Policy:
     culling: Culling = Culling()
     credential_sets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     quotas: Quotas = Quotas()
+    backup: Backup = Backup()
 
     @property
     def login_groups(self) -> frozenset[str]:
@@ -142,6 +144,17 @@ class Policy:
     def quota_for(self, groups: Iterable[str]) -> UserQuota:
         """The quota of a user in the (normalised) ``groups`` (docs/quotas.md)."""
         return self.quotas.for_groups(groups, self.normaliser.key)
+
+    def backup_for(self, groups: Iterable[str], *, normalised: bool = False) -> BackupDecision:
+        """Whether the home of a user in ``groups`` is backed up, and why (docs/backup.md)."""
+        entitlements = self.resolve(groups, normalised=normalised)
+        return backup_decision(
+            self.backup,
+            entitlements.groups,
+            entitlements.profiles,
+            self.normaliser.key,
+            profiles_known=bool(self.profile_rules),
+        )
 
     def _member(self, keys: set[str], allowed: frozenset[str] | None) -> bool:
         return allowed is OPEN or any(self.normaliser.key(a) in keys for a in allowed)

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 
 from jupyterhub_platform.validate import Invalid
 
+from .backup import check_backup_groups, check_backup_profiles, parse_backup
 from .credential_sets import (
     check_credential_references,
     parse_credential_sets,
@@ -25,8 +26,8 @@ def parse_sections(
     default_culling: str | None,
     normaliser: GroupNormaliser,
 ) -> dict:
-    """``Policy`` keyword arguments for the ``culling:``, ``credential_sets:`` and ``quotas:``
-    sections."""
+    """``Policy`` keyword arguments for the ``culling:``, ``credential_sets:``, ``quotas:`` and
+    ``backup:`` sections."""
     culling = parse_culling(top.get("culling"))
     check_names(
         culling,
@@ -41,13 +42,22 @@ def parse_sections(
     )
     quotas = parse_quotas(top.get("quotas"))
     check_quota_groups(quotas, [g.group for g in grants], normaliser.key)
-    return {"culling": culling, "credential_sets": credential_sets, "quotas": quotas}
+    backup = parse_backup(top.get("backup"))
+    check_backup_groups(backup, [g.group for g in grants], normaliser.key)
+    return {
+        "culling": culling,
+        "credential_sets": credential_sets,
+        "quotas": quotas,
+        "backup": backup,
+    }
 
 
 def check_profile_sections(policy: Policy, rules: Iterable[ProfileRule]) -> None:
-    """The profile files' culling policies and credential sets, and the rules' profiles."""
+    """The profile files' culling policies and credential sets, the rules' profiles and the
+    profiles that opt out of backups."""
     rules = tuple(rules)
     check_profile_references(policy.culling, rules)
+    check_backup_profiles(policy.backup, rules)
     check_credential_references(policy.credential_sets, profile_credential_references(rules))
 
 

@@ -6,6 +6,8 @@ isolates pods), so the translation rewrites what the container would have seen:
 - mount paths (in env values, args and ``workingDir``) become the volumes' local directories;
 - for a pod on the host's network (no namespace of its own), bind-all addresses (``0.0.0.0``,
   ``::``, ``*``) become the pod's own loopback IP, so many pods can listen on the same port;
+- ``terminationMessagePath`` (default ``/dev/termination-log``) is a per-container file the
+  kubelet reads when the container exits, as Kubernetes mounts one there (status.py);
 - ``HOME`` is the local directory of the volume mounted at the container's home (env ``HOME``,
   else ``/home/jovyan``), or a per-pod directory;
 - ``PATH`` starts with the directory of the running Python (so the platform's virtualenv provides
@@ -35,6 +37,7 @@ from .volumes import (
 )
 
 DEFAULT_HOME = "/home/jovyan"
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
 # Host variables a process may need that a container image would normally set.
 _HOST_ENV_PASSTHROUGH = ("LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR")
 _ENV_NAME_RE = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
@@ -66,6 +69,8 @@ class ProcessSpec:
     env: dict[str, str]
     cwd: Path
     log_path: Path
+    #: the local file behind the container's terminationMessagePath (created before it starts)
+    termination_log: Path | None = None
     #: directories that must exist before the process starts (HOME, cwd, subPath directories)
     make_dirs: tuple[Path, ...] = ()
     mounts: tuple[Mount, ...] = ()
@@ -297,7 +302,17 @@ def build_process_spec(
     pod's addresses, so bind addresses are left as they are.
     """
     name = checked_name(container.get("name"), "container name")
-    mounts = container_mounts(container, volumes)
+    termination = Mount(
+        mount_path=str(
+            PurePosixPath(container.get("terminationMessagePath") or TERMINATION_MESSAGE_PATH)
+        ),
+        local=layout.termination_log(name),
+    )
+    mounts = sorted(
+        [*container_mounts(container, volumes), termination],
+        key=lambda m: len(m.mount_path),
+        reverse=True,
+    )
     env = resolve_env(pod, container, objects, pod_ip, host_ip)
     home = map_path(env.get("HOME") or DEFAULT_HOME, mounts) or layout.home_dir
     command = [expand(str(a), env) for a in container.get("command") or []]
@@ -336,6 +351,7 @@ def build_process_spec(
         env=final_env,
         cwd=cwd,
         log_path=layout.log_path(name),
+        termination_log=termination.local,
         make_dirs=make_dirs,
         mounts=tuple(mounts),
     )

@@ -52,7 +52,13 @@ from .podnet import GATEWAY_IP, HOST_IP
 from .probes import POLL_INTERVAL, probe_once, readiness_check
 from .runtime import PodRuntime
 from .security import Identity, container_identity, pod_fs_group
-from .status import ContainerState, PodState, log_refusal
+from .status import (
+    FALLBACK_LOG_LINES,
+    ContainerState,
+    PodState,
+    log_refusal,
+    termination_message,
+)
 from .volumes import (
     ContainerConfigError,
     ObjectData,
@@ -65,7 +71,6 @@ from .volumes import (
     remove_pod_dirs,
 )
 
-_LOG_TAIL_LINES = 20
 # a ready container is only watched for its exit, which may be noticed a little later
 EXIT_POLL_INTERVAL = 0.5
 # how long an exited container's output may take to drain before its status is written
@@ -227,6 +232,7 @@ class ProcessPod(PodRuntime):
                 )
                 for directory in spec.make_dirs:
                     directory.mkdir(parents=True, exist_ok=True)
+                _termination_file(spec)
                 if self.isolated:
                     identity = container_identity(self.pod, container, primary_gid)
                     self.identities[spec.name] = identity
@@ -329,8 +335,15 @@ class ProcessPod(PodRuntime):
         log = self.logs[name]
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(log.ended.wait(), _LOG_DRAIN_SECONDS)
-        tail = log.tail_text(_LOG_TAIL_LINES)
-        status.terminate(code, "Completed" if code == 0 else "Error", tail)
+        tail = log.tail_text(FALLBACK_LOG_LINES)
+        spec = self.specs.get(name)
+        written = b""
+        if isinstance(spec, ProcessSpec) and spec.termination_log is not None:
+            with contextlib.suppress(OSError):
+                written = spec.termination_log.read_bytes()
+        container = next(c for c in all_containers(self.pod) if c["name"] == name)
+        message = termination_message(container, written, code, tail)
+        status.terminate(code, "Completed" if code == 0 else "Error", message)
         if code != 0:
             last = tail.splitlines()[-1] if tail else "(no output)"
             await self.event(
@@ -414,3 +427,12 @@ class ProcessPod(PodRuntime):
             await log.close()
         if self.layout is not None:
             remove_pod_dirs(self.layout)
+
+
+def _termination_file(spec: ProcessSpec) -> None:
+    """An empty file at the container's terminationMessagePath that any of its users may write,
+    as the kubelet creates one."""
+    if spec.termination_log is not None:
+        spec.termination_log.parent.mkdir(parents=True, exist_ok=True)
+        spec.termination_log.write_bytes(b"")
+        os.chmod(spec.termination_log, 0o666)

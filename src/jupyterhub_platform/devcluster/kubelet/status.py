@@ -9,6 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+MAX_TERMINATION_MESSAGE = 4096
+"""Bytes of a container's termination message file the kubelet reports."""
+FALLBACK_LOG_LINES, FALLBACK_LOG_BYTES = 80, 2048
+"""How much of the log ``FallbackToLogsOnError`` reports: the last 80 lines, at most 2 KiB."""
+
+
+def termination_message(container: dict, written: bytes, code: int, log_tail: str) -> str:
+    """The ``state.terminated.message`` Kubernetes reports for an exited ``container`` (its spec):
+    what it ``written`` to its ``terminationMessagePath`` (at most 4 KiB); with
+    ``terminationMessagePolicy: FallbackToLogsOnError``, when it wrote nothing and failed, the
+    tail of its log (``log_tail``: its last 80 lines, of which the last 2 KiB are kept)."""
+    message = written[:MAX_TERMINATION_MESSAGE].decode(errors="replace")
+    if message or code == 0 or container.get("terminationMessagePolicy") != "FallbackToLogsOnError":
+        return message
+    return log_tail.encode()[-FALLBACK_LOG_BYTES:].decode(errors="replace")
+
 
 def now_rfc3339() -> str:
     """The current time the way Kubernetes writes ``Time`` fields (seconds, UTC)."""

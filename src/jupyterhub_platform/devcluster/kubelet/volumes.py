@@ -100,6 +100,10 @@ class PodLayout:
         """The container's log, as ``/var/log/pods/<ns>_<pod>_<uid>/<container>/0.log``."""
         return self.pod_dir / container / "0.log"
 
+    def termination_log(self, container: str) -> Path:
+        """The file standing in for the container's ``terminationMessagePath``."""
+        return self.pod_dir / container / "termination-log"
+
     def pvc_dir(self, claim: str) -> Path:
         return self.state_dir / "volumes" / self.namespace / "pvc" / claim
 

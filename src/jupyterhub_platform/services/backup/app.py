@@ -2,7 +2,8 @@
 
 Each cycle lists the home claims, the backup Jobs and the pods (Kubernetes is the only state:
 a restarted service sees the Jobs still running and starts no second one), asks the hub for
-users' groups (opt-out), and creates at most ``concurrency`` Jobs (docs/backup.md).
+users' groups (the group policy's ``backup:`` section opts users out), and creates at most
+``concurrency`` Jobs (docs/backup.md).
 """
 
 from __future__ import annotations
@@ -20,8 +21,16 @@ from traitlets import Bool, Float, Integer, List, Unicode
 from ..common.app import ServiceApp
 from ..common.hub_client import HubAPIError
 from ..common.kube import KubeConfigError, KubeSource
+from ..common.policy_source import PolicyLoadError, PolicySource
 from ..common.web import oauth_routes, oauth_settings
-from .cycle import STORAGE_SELECTOR, VolumeBusyError, home_claims, plan_cycle, running_claims
+from .cycle import (
+    STORAGE_SELECTOR,
+    VolumeBusyError,
+    home_claims,
+    opted_out,
+    plan_cycle,
+    running_claims,
+)
 from .manifests import (
     COMPONENT,
     COMPONENT_LABEL,
@@ -50,7 +59,7 @@ def job_name(kind: str, claim: str, now: datetime) -> str:
 class BackupApp(ServiceApp):
     name = "backup"
     description = "Back up users' home volumes with restic, per user (docs/backup.md)."
-    classes = [KubeSource]
+    classes = [KubeSource, PolicySource]
 
     schedule = Unicode("0 2 * * *", help="When cycles run, in cron syntax (UTC).").tag(config=True)
     jitter = Float(
@@ -72,9 +81,11 @@ class BackupApp(ServiceApp):
     )
     keep_weekly = Integer(4, help="Weekly snapshots kept.").tag(config=True)
     keep_monthly = Integer(6, help="Monthly snapshots kept.").tag(config=True)
-    opt_out_groups = List(Unicode(), help="Members of these hub groups are not backed up.").tag(
-        config=True
-    )
+    opt_out_groups = List(
+        Unicode(),
+        help="Removed: opt-outs are in the group policy (backup.opt_out_groups, "
+        "backup.opt_out_profiles; docs/backup.md). Setting it stops the service with that message.",
+    ).tag(config=True)
     once = Bool(False, help="Run one cycle now and exit.").tag(config=True)
     restic = Unicode(
         "restic", help="The restic program the service runs to list and browse snapshots."
@@ -83,7 +94,11 @@ class BackupApp(ServiceApp):
         120.0, help="Seconds a listing (restic snapshots/ls) may take before it is refused."
     ).tag(config=True)
 
-    aliases = {**ServiceApp.aliases, "schedule": "BackupApp.schedule"}
+    aliases = {
+        **ServiceApp.aliases,
+        "schedule": "BackupApp.schedule",
+        "policy": "PolicySource.policy_file",
+    }
     flags = {"once": ({"BackupApp": {"once": True}}, "Run one cycle now and exit.")}
 
     def initialize(self, argv=None) -> None:
@@ -94,6 +109,15 @@ class BackupApp(ServiceApp):
             self.exit_error(f"BackupApp.schedule: {exc}")
         if not self.repository.startswith("s3:"):
             self.exit_error(f"BackupApp.repository: {self.repository!r} is not s3:<url>/<bucket>")
+        if self.opt_out_groups:
+            self.exit_error(
+                f"BackupApp.opt_out_groups ({', '.join(self.opt_out_groups)}) was removed: list "
+                "the groups under backup.opt_out_groups in the group policy file (docs/backup.md)"
+            )
+        try:
+            self.policy = PolicySource(parent=self).load()
+        except PolicyLoadError as exc:
+            self.exit_error(str(exc))
         self.kube = KubeSource(parent=self)
         self.client = self.hub_client()
         self.settings = JobSettings(
@@ -129,13 +153,9 @@ class BackupApp(ServiceApp):
             jobs = await _jobs(batch, ns)
             pods = await _items(core.list_namespaced_pod(ns, _preload_content=False))
             busy = running_claims(jobs)
-            plan = plan_cycle(
-                home_claims(pvcs),
-                busy,
-                await self._groups(),
-                frozenset(self.opt_out_groups),
-                max(0, self.concurrency - len(busy)),
-            )
+            candidates = home_claims(pvcs)
+            out = opted_out(candidates, await self._groups(), self.policy)
+            plan = plan_cycle(candidates, busy, out, max(0, self.concurrency - len(busy)))
             for user, why in sorted(plan.skipped.items()):
                 self.log.info("backup of %s skipped: %s", user, why)
             created = []
@@ -160,10 +180,13 @@ class BackupApp(ServiceApp):
         return {c.user: c.claim for c in home_claims(pvcs)}
 
     async def status(self) -> dict[str, UserStatus]:
-        """Every user with a home claim, and their backups as the Jobs show them."""
+        """Every user with a home claim, and their backups as the Jobs and their pods show them."""
         claims = await self.claims()
-        async with self.kube_apis() as (_, batch, ns):
-            found = backup_status(await _jobs(batch, ns))
+        async with self.kube_apis() as (core, batch, ns):
+            jobs = await _jobs(batch, ns)
+            pods = await _items(core.list_namespaced_pod(
+                ns, label_selector=f"{COMPONENT_LABEL}={COMPONENT}", _preload_content=False))  # fmt: skip
+            found = backup_status(jobs, pods)
         return {user: found.get(user, UserStatus(user)) for user in sorted(claims)}
 
     async def _restic(self, claim: str, args: list[str]) -> str | None:

@@ -4,13 +4,16 @@ Candidates are the users' home claims (z2jh's ``claim-<user>`` PVCs, labelled
 ``component=singleuser-storage`` by KubeSpawner, the user's name in the
 ``hub.jupyter.org/username`` annotation): users with no PVC are never candidates, stopped users'
 volumes are. A claim with an active backup Job is not started again (at most one Job per
-repository); users in an opted-out group are skipped; at most ``slots`` Jobs start.
+repository); users the group policy opts out (its ``backup:`` section, docs/backup.md) are
+skipped; at most ``slots`` Jobs start.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+
+from jupyterhub_platform.policy.model import Policy
 
 from .manifests import CLAIM_LABEL, KIND_LABEL, USER_ANNOTATION
 from .views import job_outcome
@@ -56,19 +59,31 @@ def running_claims(jobs: Iterable[dict]) -> set[str]:
     return busy
 
 
+def opted_out(
+    candidates: Iterable[Candidate], groups: Mapping[str, Iterable[str]], policy: Policy
+) -> dict[str, str]:
+    """user → why the policy does not back up their home; ``groups`` are the hub's (already
+    normalised) group names of each user."""
+    found = {}
+    for candidate in candidates:
+        decision = policy.backup_for(groups.get(candidate.user, ()), normalised=True)
+        if not decision.backed_up:
+            found[candidate.user] = f"opted out: {decision.reason}"
+    return found
+
+
 def plan_cycle(
     candidates: Iterable[Candidate],
     busy: set[str],
-    groups: Mapping[str, Iterable[str]],
-    opted_out: frozenset[str],
+    opted_out: Mapping[str, str],
     slots: int,
 ) -> Plan:
+    """``opted_out``: user → why the policy does not back them up (:func:`opted_out`)."""
     start: list[Candidate] = []
     skipped: dict[str, str] = {}
     for candidate in candidates:
-        out = sorted(opted_out.intersection(groups.get(candidate.user, ())))
-        if out:
-            skipped[candidate.user] = f"opted out (group {out[0]})"
+        if candidate.user in opted_out:
+            skipped[candidate.user] = opted_out[candidate.user]
         elif candidate.claim in busy:
             skipped[candidate.user] = "a Job for this volume is still running"
         elif len(start) >= slots:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .restic import Retention, backup_argv, repository_url, restore_argv
+from .restic import TERMINATION_MESSAGE_PATH, Retention, backup_argv, repository_url, restore_argv
 
 HOME = "/data"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -73,6 +73,9 @@ def _job(name, kind, user, claim, node, settings: JobSettings, argv, *, read_onl
                 "env": env,
                 "volumeMounts": [{"name": "home", "mountPath": HOME, "readOnly": read_only}],
                 "securityContext": {"allowPrivilegeEscalation": False, "runAsUser": 0},
+                # success: restic's summary (the bytes metrics); failure: the log's end (why)
+                "terminationMessagePath": TERMINATION_MESSAGE_PATH,
+                "terminationMessagePolicy": "FallbackToLogsOnError",
             }
         ],
         "volumes": [

@@ -157,12 +157,22 @@ class MetricsHandler(UserHandler):
                          registry=registry)  # fmt: skip
         failures = Gauge("backup_failed_jobs", "Failed backup Jobs on record, per user",
                          ["user"], registry=registry)  # fmt: skip
+        added = Gauge("backup_last_bytes_added",
+                      "Bytes the user's last successful backup added to the repository",
+                      ["user"], registry=registry)  # fmt: skip
+        processed = Gauge("backup_last_bytes_processed",
+                          "Bytes of the home the user's last successful backup read", ["user"],
+                          registry=registry)  # fmt: skip
         for user, status in (await self.backup.status()).items():
             failures.labels(user).set(status.failures)
             if status.last_success:
                 last.labels(user).set(status.last_success.timestamp())
             if status.last_duration is not None:
                 duration.labels(user).set(status.last_duration)
+            if status.last_bytes_added is not None:
+                added.labels(user).set(status.last_bytes_added)
+            if status.last_bytes_processed is not None:
+                processed.labels(user).set(status.last_bytes_processed)
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(registry))
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
+TERMINATION_MESSAGE_PATH = "/dev/termination-log"
+
 BACKUP_SCRIPT = """set -eu
 cd "$1"
 if ! restic cat config >/dev/null 2>&1; then
@@ -22,13 +24,19 @@ if ! restic cat config >/dev/null 2>&1; then
 fi
 # a run killed midway leaves its lock; this is the only Job of this repository (docs/backup.md)
 restic unlock --remove-all
-restic backup --host "$2" --tag "$3" --one-file-system .
-shift 3
+summary=$(restic backup --json --quiet --host "$2" --tag "$3" --one-file-system .)
+echo "$summary"
+message="$4"
+shift 4
 restic forget --keep-last 1 "$@" --prune
+# the run's figures, for the service: Kubernetes keeps this file's contents in the pod's status
+echo "$summary" | tail -n 1 > "$message"
 """
-"""``sh -c BACKUP_SCRIPT backup <home> <host> <tag> <retention flags...>``: a snapshot whose tree
+"""``sh -c BACKUP_SCRIPT backup <home> <host> <tag> <message file> <retention flags...>``: a snapshot whose tree
 is the home's contents, then retention (``--keep-last 1``: the newest good backup always stays;
-an interrupted backup writes no snapshot, so the newest snapshot is always a good one)."""
+an interrupted backup writes no snapshot, so the newest snapshot is always a good one). Once all
+of it succeeded, restic's JSON summary (bytes added and processed, files, the snapshot) is the
+container's termination message; a failed run writes none, so its message is its log's end."""
 
 RESTORE_SCRIPT = """set -eu
 base="$1/restored/$2"
@@ -76,8 +84,14 @@ def repository_url(base: str, claim: str) -> str:
     return base.rstrip("/") + "/" + claim
 
 
-def backup_argv(home: str, host: str, user: str, retention: Retention) -> list[str]:
-    return ["sh", "-c", BACKUP_SCRIPT, "backup", home, host, user_tag(user), *retention.flags()]
+def backup_argv(
+    home: str, host: str, user: str, retention: Retention, message: str = TERMINATION_MESSAGE_PATH
+) -> list[str]:
+    """``message``: where the run's summary goes (the container's terminationMessagePath)."""
+    return [
+        "sh", "-c", BACKUP_SCRIPT, "backup", home, host, user_tag(user), message,
+        *retention.flags(),
+    ]  # fmt: skip
 
 
 def restore_argv(

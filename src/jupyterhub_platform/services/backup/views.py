@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import PurePosixPath
 
 from .manifests import KIND_LABEL, USER_ANNOTATION
@@ -57,6 +57,13 @@ class UserStatus:
     failures: int = 0
     running: bool = False
     failed_jobs: list[str] = field(default_factory=list)
+    last_bytes_added: int | None = None
+    """What the last successful backup added to the repository (restic's ``data_added``)."""
+    last_bytes_processed: int | None = None
+    """What it read from the home (restic's ``total_bytes_processed``)."""
+    last_failure: str | None = None
+    """Why the newest failed Job failed: its last pod's termination message (the log's end)."""
+    _last_failed_at: datetime | None = field(default=None, repr=False)
 
     def as_json(self) -> dict:
         return {
@@ -66,11 +73,16 @@ class UserStatus:
             "failures": self.failures,
             "failed_jobs": self.failed_jobs,
             "running": self.running,
+            "last_bytes_added": self.last_bytes_added,
+            "last_bytes_processed": self.last_bytes_processed,
+            "last_failure": self.last_failure,
         }
 
 
-def backup_status(jobs: Iterable[dict]) -> dict[str, UserStatus]:
-    """user → :class:`UserStatus` from the backup Jobs (restore Jobs do not count)."""
+def backup_status(jobs: Iterable[dict], pods: Iterable[dict] = ()) -> dict[str, UserStatus]:
+    """user → :class:`UserStatus` from the backup Jobs (restore Jobs do not count) and their pods
+    (``pods``: the Jobs' own, whose termination messages carry each run's summary or failure)."""
+    messages = _messages_by_job(pods)
     status: dict[str, UserStatus] = {}
     for job in jobs:
         meta = job.get("metadata") or {}
@@ -82,9 +94,16 @@ def backup_status(jobs: Iterable[dict]) -> dict[str, UserStatus]:
         mine = status.setdefault(user, UserStatus(user))
         state = job.get("status") or {}
         outcome = job_outcome(state)
+        said = messages.get(meta.get("uid", ""), [])
         if outcome == "Failed":
             mine.failures += 1
             mine.failed_jobs.append(meta.get("name", ""))
+            failed_at = _time(_condition_time(state, "Failed"))
+            if said and (
+                mine._last_failed_at is None or (failed_at or _EPOCH) >= mine._last_failed_at
+            ):
+                mine._last_failed_at = failed_at or _EPOCH
+                mine.last_failure = said[-1][1]
         elif outcome is None:
             mine.running = True
         else:
@@ -93,7 +112,48 @@ def backup_status(jobs: Iterable[dict]) -> dict[str, UserStatus]:
                 started = _time(state.get("startTime"))
                 mine.last_success = done
                 mine.last_duration = (done - started).total_seconds() if started else None
+                summary = run_summary(said[-1][1]) if said else {}
+                mine.last_bytes_added = summary.get("data_added")
+                mine.last_bytes_processed = summary.get("total_bytes_processed")
     return status
+
+
+def run_summary(message: str) -> dict:
+    """restic's ``backup --json`` summary from a backup pod's termination message ({} if none)."""
+    try:
+        summary = json.loads(message)
+    except ValueError:
+        return {}
+    if not isinstance(summary, dict) or summary.get("message_type") != "summary":
+        return {}
+    return {k: v for k, v in summary.items() if isinstance(v, (int, float, str))}
+
+
+def _messages_by_job(pods: Iterable[dict]) -> dict[str, list[tuple[str, str]]]:
+    """Job uid → (finish time, termination message) of its pods' terminated containers, oldest
+    first."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for pod in pods:
+        owners = (pod.get("metadata") or {}).get("ownerReferences") or []
+        job_uids = [o.get("uid") for o in owners if o.get("kind") == "Job"]
+        for container in (pod.get("status") or {}).get("containerStatuses") or []:
+            ended = (container.get("state") or {}).get("terminated") or {}
+            if ended.get("message"):
+                for uid in job_uids:
+                    found.setdefault(uid, []).append(
+                        (ended.get("finishedAt") or "", ended["message"])
+                    )
+    return {uid: sorted(entries) for uid, entries in found.items()}
+
+
+def _condition_time(state: dict, kind: str) -> str | None:
+    for condition in state.get("conditions") or []:
+        if condition.get("type") == kind:
+            return condition.get("lastTransitionTime")
+    return None
+
+
+_EPOCH = datetime.min.replace(tzinfo=timezone.utc)
 
 
 def job_outcome(state: dict) -> str | None:
