@@ -13,8 +13,9 @@ import pytest
 from tornado.web import HTTPError
 
 from jupyterhub_platform.chart.values import get_path, load_values_file
+from jupyterhub_platform.devcluster import cli
 from jupyterhub_platform.devcluster.backup_store import BackupStore
-from jupyterhub_platform.devcluster.platform import shipped_values_dir
+from jupyterhub_platform.devcluster.platform import LocalPlatform, shipped_values_dir
 from jupyterhub_platform.services.backup.manifests import JobSettings, restore_job
 from jupyterhub_platform.services.backup.pages import PageHandler
 from jupyterhub_platform.services.backup.restic import restore_target
@@ -153,3 +154,17 @@ def test_the_overlay_keeps_the_culler_reachable():
         and "10102" in service["environment"]["JUPYTERHUB_SERVICE_BIND_URL"]
     )
     assert get_path(overlay, "hub.loadRoles.backup.services") == ["backup"]
+
+
+def test_dev_runs_backups_only_when_asked(tmp_path):
+    """``./run dev`` leaves backups off (restic is not in the quick start); ``--backups`` turns
+    them on and the banner names the page."""
+    assert cli.parse_args([]).backups is False
+    assert cli.parse_args(["--backups"]).backups is True
+    platform = LocalPlatform(tmp_path, backups=True)
+    assert platform.values_files[-1].name == "backup.yaml"
+    assert "/services/backup/" not in cli.banner(platform, 1.0)  # not started: no store yet
+    platform.public_url = "http://127.0.0.1:8000"
+    platform.backup_store = BackupStore.create(tmp_path, 9999, lambda key: key)
+    assert "Backups: http://127.0.0.1:8000/services/backup/" in cli.banner(platform, 1.0)
+    assert [f.name for f in LocalPlatform(tmp_path).values_files] == ["values.yaml"]
