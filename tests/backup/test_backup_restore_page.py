@@ -17,7 +17,7 @@ from jupyterhub_platform.devcluster import cli
 from jupyterhub_platform.devcluster.backup_store import BackupStore
 from jupyterhub_platform.devcluster.platform import LocalPlatform, shipped_values_dir
 from jupyterhub_platform.services.backup.manifests import JobSettings, restore_job
-from jupyterhub_platform.services.backup.pages import PageHandler
+from jupyterhub_platform.services.backup.pages import PageHandler, parent_dir
 from jupyterhub_platform.services.backup.restic import restore_target
 from jupyterhub_platform.services.backup.views import RestoreState, restore_state
 from jupyterhub_platform.services.common.web import TEMPLATES
@@ -168,3 +168,9 @@ def test_dev_runs_backups_only_when_asked(tmp_path):
     platform.backup_store = BackupStore.create(tmp_path, 9999, lambda key: key)
     assert "Backups: http://127.0.0.1:8000/services/backup/" in cli.banner(platform, 1.0)
     assert [f.name for f in LocalPlatform(tmp_path).values_files] == ["values.yaml"]
+
+
+def test_after_a_restore_the_page_shows_the_folder_it_was_chosen_in():
+    assert parent_dir("/notes/a.txt") == "/notes"
+    assert parent_dir("/notes/") == "/"
+    assert parent_dir("/") == "/"

@@ -367,6 +367,7 @@ async def test_a_user_restores_a_deleted_file_from_the_page_in_a_browser(
         result = page.locator('#restore[data-state="succeeded"]')
         await result.wait_for(timeout=180_000)  # the page reloads itself while the Job runs
         assert await page.locator("#target").inner_text() == f"~/restored/{dirname}/"
+        assert "/browser-restore" in await page.locator("h2").first.inner_text()  # her folder
         await page.screenshot(path=str(tmp_path / "backup-restore.png"), full_page=True)
         html = await page.content()
         store = platform.backup_store

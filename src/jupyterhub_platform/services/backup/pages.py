@@ -9,6 +9,7 @@ user's status (last success, failures) and trigger a run. Each restore logs one 
 from __future__ import annotations
 
 import json
+from pathlib import PurePosixPath
 from urllib.parse import urlencode
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
@@ -110,10 +111,8 @@ class RestoreFormHandler(BackupHandler):
         snapshot_id = self.get_body_argument("snapshot", "")
         path = self.get_body_argument("path", "/")
         job = await self.start_restore(user, snapshot_id, [] if path == "/" else [path])
-        self.redirect(
-            f"{self.backup.service_prefix}?{urlencode({'user': user, 'snapshot': snapshot_id, 'job': job})}",
-            status=303,
-        )
+        back = {"user": user, "snapshot": snapshot_id, "path": parent_dir(path), "job": job}
+        self.redirect(f"{self.backup.service_prefix}?{urlencode(back)}", status=303)
 
 
 class UsersAPIHandler(BackupHandler):
@@ -212,6 +211,11 @@ class MetricsHandler(UserHandler):
                 duration.labels(user).set(status.last_duration)
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(registry))
+
+
+def parent_dir(path: str) -> str:
+    """The folder the page shows after a restore of ``path``: the one it was chosen in."""
+    return str(PurePosixPath("/" + path.strip("/")).parent)
 
 
 def _text(value: bytes | str) -> str:
