@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from jupyterhub_platform.devcluster.backup_store import rclone_argv
 from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, port_is_open
 from tests.skips import missing
 
@@ -38,8 +39,7 @@ def s3_server(root: Path, port: int = 0) -> Iterator[dict]:
     (root / "data" / BUCKET).mkdir(parents=True, exist_ok=True)
     port = port or free_port()
     proc = ManagedProcess(
-        [str(RCLONE), "serve", "s3", "--addr", f"127.0.0.1:{port}",
-         "--auth-key", f"{ACCESS_KEY},{SECRET_KEY}", str(root / "data")],
+        rclone_argv(RCLONE, port, ACCESS_KEY, SECRET_KEY, root / "data"),
         name="rclone", log_path=root / f"rclone-{port}-{time.monotonic_ns()}.log",
     )  # fmt: skip
     try:

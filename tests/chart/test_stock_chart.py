@@ -29,10 +29,12 @@ KUBERNETES_VERSION = "1.30"
 COMBINATIONS = {
     "values": ["values.yaml"],
     "values+cloudflare-access": ["values.yaml", "cloudflare-access.yaml"],
+    "values+backup": ["values.yaml", "backup.yaml"],
 }
 EXPECTED_AUTHENTICATOR = {
     "values": "OIDCAuthenticator",
     "values+cloudflare-access": "CloudflareAccessAuthenticator",
+    "values+backup": "OIDCAuthenticator",
 }
 UNUSED_KUBECONFIG = """\
 apiVersion: v1

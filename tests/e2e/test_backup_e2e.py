@@ -1,17 +1,20 @@
-"""The backup service's cycle on the local platform: real hub (users' groups), emulator (claims,
-Jobs, Secret), process kubelet (the Job's pod runs restic) and an S3 server (``rclone serve
-s3``). A running user's home is backed up, files are changed and deleted, a restore Job brings
-them back under ``~/restored/<time>/``: byte-identical, modes and symlinks kept; then the same
-user's stopped volume is backed up again. The service's pages and API, with real hub tokens:
-users reach only their own backups (403 across users), admins all."""
+"""The backup service on the local platform started with ``backups=True``: the shipped
+``backup.yaml`` overlay runs it as a hub-managed service, with a local S3 server (``rclone serve
+s3``) and the repository Secret in the emulator. Real hub (users' groups), emulator (claims,
+Jobs, Secret), process kubelet (the Job's pod runs restic). A running user's home is backed up,
+files are changed and deleted, a restore Job brings them back under ``~/restored/<time>/``:
+byte-identical, modes and symlinks kept; then the same user's stopped volume is backed up
+again. The service's pages and API, with real hub tokens: users reach only their own backups
+(403 across users), admins all. In a browser, through the proxy: alice restores a deleted file
+with the page's button (CSRF-protected)."""
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import json
 import logging.handlers
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -23,60 +26,23 @@ import psutil
 import pytest
 import pytest_asyncio
 import yaml
-from hub_user import launch
+from browser import sign_in_at_the_idp
+from hub_user import core_api, launch, local_platform
 from jupyterhub.services.auth import HubOAuth
 from kubernetes_asyncio import client as k8s_client
 
 from jupyterhub_platform.chart.values import load_values_file, policy_in_values
+from jupyterhub_platform.devcluster.backup_store import SECRET_NAME
 from jupyterhub_platform.devcluster.platform import shipped_values_dir
 from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, wait_for
 from jupyterhub_platform.services.backup.app import BackupApp, job_name
 from jupyterhub_platform.services.backup.manifests import JobSettings, backup_job, restore_job
 from jupyterhub_platform.services.backup.restic import snapshot_dirname
-from tests.backup.backup_fixtures import (
-    ACCESS_KEY,
-    BUCKET,
-    PASSWORD,
-    SECRET_KEY,
-    restic_env,
-    s3_server,
-    tree,
-)
+from tests.backup.backup_fixtures import require_backup_programs, tree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.jh55_only, pytest.mark.asyncio(loop_scope="session")]
 
-SECRET = "backup-restic"
-
-
-class S3Control:
-    """The module's S3 server, which a test stops and starts again (same port, same data)."""
-
-    def __init__(self, root: Path):
-        self.root, self.port, self._running = root, 0, None
-
-    def start(self) -> dict:
-        self._running = s3_server(self.root, self.port)
-        server = self._running.__enter__()
-        self.port = server["port"]
-        return server
-
-    def stop(self) -> None:
-        running, self._running = self._running, None
-        if running is not None:
-            running.__exit__(None, None, None)
-
-
-@pytest.fixture(scope="module")
-def s3_control(tmp_path_factory):
-    control = S3Control(tmp_path_factory.mktemp("s3"))
-    control.start()
-    yield control
-    control.stop()
-
-
-@pytest.fixture(scope="module")
-def s3(s3_control):
-    return f"s3:http://127.0.0.1:{s3_control.port}/{BUCKET}"
+SECRET = SECRET_NAME
 
 
 @pytest.fixture(scope="module")
@@ -91,24 +57,30 @@ def policy_file(tmp_path_factory) -> Path:
 
 
 @pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def batch(k8s, s3):
-    """BatchV1Api, with the repository Secret in the hub's namespace."""
-    body = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": SECRET},
-        "data": {
-            k: base64.b64encode(v.encode()).decode()
-            for k, v in (
-                ("RESTIC_PASSWORD", PASSWORD),
-                ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
-                ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
-            )
-        },  # fmt: skip
-    }
-    await k8s.create_namespaced_secret("default", body)
-    yield k8s_client.BatchV1Api(k8s.api_client)
-    await k8s.delete_namespaced_secret(SECRET, "default")
+async def platform(z2jh_chart):
+    """This module's platform, with the backup service and its local store (the other e2e
+    modules' platform runs neither)."""
+    require_backup_programs()
+    async with local_platform(z2jh_chart, "backup-", backups=True) as running:
+        yield running
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def k8s(platform):
+    async with core_api(platform) as api:
+        yield api
+
+
+@pytest.fixture(scope="module")
+def s3(platform) -> str:
+    """The platform's repository base (``BackupApp.repository``)."""
+    return platform.backup_store.repository
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def batch(k8s):
+    """BatchV1Api on the emulator (the platform put the repository Secret there)."""
+    return k8s_client.BatchV1Api(k8s.api_client)
 
 
 def _service_argv(platform, s3, policy: Path) -> list[str]:
@@ -140,8 +112,17 @@ async def _finished(batch, name: str) -> str:
     return await wait_for(done, timeout=180, interval=0.5, what=f"Job {name} to finish")
 
 
-def _snapshots(s3: str, claim: str) -> list[dict]:
-    env = restic_env({"url": s3}, claim, Path(os.environ.get("HOME", "/tmp")))
+def _snapshots(platform, claim: str) -> list[dict]:
+    """What restic itself lists in the claim's repository on the platform's store."""
+    store = platform.backup_store
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/tmp"),
+        "RESTIC_REPOSITORY": f"{store.repository}/{claim}",
+        "RESTIC_PASSWORD": store.password,
+        "AWS_ACCESS_KEY_ID": store.access_key,
+        "AWS_SECRET_ACCESS_KEY": store.secret_key,
+    }
     out = subprocess.run(
         ["restic", "snapshots", "--json", "--quiet"], env=env, capture_output=True,
         text=True, timeout=60, start_new_session=True, check=True,
@@ -188,7 +169,7 @@ async def test_backup_and_restore_a_running_then_a_stopped_users_home(
     before = tree(work)
 
     await _backup_cycle(platform, s3, policy_file, batch, claim)  # the server is running
-    (snapshot,) = _snapshots(s3, claim)
+    (snapshot,) = _snapshots(platform, claim)
     (work / "notes.txt").write_text("changed\n")
     (work / "deep" / "data.bin").unlink()
     (work / "link").unlink()
@@ -206,7 +187,7 @@ async def test_backup_and_restore_a_running_then_a_stopped_users_home(
 
     await alice.stop()
     await _backup_cycle(platform, s3, policy_file, batch, claim)  # the stopped user's volume
-    (latest,) = _snapshots(s3, claim)  # retention keeps one a day: the newest
+    (latest,) = _snapshots(platform, claim)  # retention keeps one a day: the newest
     assert latest["id"] != snapshot["id"] and latest["time"] > snapshot["time"]
 
 
@@ -275,7 +256,8 @@ async def test_a_user_lists_browses_and_restores_only_their_own_backups(
         assert status == 200 and listed["user"] == "alice", listed
         newest = listed["snapshots"][0]
         assert [x["id"] for x in listed["snapshots"]] == [
-            x["id"] for x in sorted(_snapshots(s3, claim), key=lambda x: x["time"], reverse=True)
+            x["id"]
+            for x in sorted(_snapshots(platform, claim), key=lambda x: x["time"], reverse=True)
         ]  # what restic itself lists in alice's repository
         status, files = await call(
             "GET", f"api/snapshots/{newest['id']}/files?path=/api-restore", mine
@@ -364,7 +346,7 @@ def _mine(names, claim: str) -> list[str]:
 
 
 async def test_s3_down_fails_the_run_visibly_and_the_next_cycle_succeeds(
-    platform, hub, k8s, batch, s3_control, backup_web
+    platform, hub, k8s, batch, backup_web
 ):
     """S3 down while the Job runs: each of its pods fails at once (restic cannot open the
     repository), backoffLimit retries it twice, the Job fails with restic's reason in the admin
@@ -373,14 +355,14 @@ async def test_s3_down_fails_the_run_visibly_and_the_next_cycle_succeeds(
     claim = await _alice_claim(platform, hub, k8s)
     token = platform.admin_token
     async with aiohttp.ClientSession() as http:
-        s3_control.stop()
+        await platform.stop_backup_store()
         try:
             status, run = await _api(http, base, "POST", "api/run", token)
             assert status == 201, run
             (job,) = _mine(run["jobs"], claim)
             assert await _finished(batch, job) == "Failed"
         finally:
-            s3_control.start()
+            await platform.start_backup_store()
         failed = await batch.read_namespaced_job_status(job, "default")
         assert failed.status.failed == 3  # the first run and backoffLimit's 2 retries
         assert failed.status.conditions[-1].reason == "BackoffLimitExceeded"
@@ -390,7 +372,7 @@ async def test_s3_down_fails_the_run_visibly_and_the_next_cycle_succeeds(
         # restic's own words, e.g. "Fatal: create repository at s3:http://127.0.0.1:P/backups/
         # claim-alice failed: ... Connection closed by foreign host" (the pod's port forward)
         assert alice["last_failure"].startswith("Fatal: "), alice
-        assert f"127.0.0.1:{s3_control.port}" in alice["last_failure"]
+        assert f"127.0.0.1:{platform.backup_store.port}" in alice["last_failure"]
         status, metrics = await _api(http, base, "GET", "metrics", token)
         failures = next(line for line in metrics.splitlines()
                         if line.startswith('backup_failed_jobs{user="alice"}'))  # fmt: skip
@@ -501,3 +483,87 @@ async def test_a_service_restarted_mid_run_starts_no_second_job_and_reports_the_
         for proc in (first, second):
             if proc is not None:
                 await proc.astop()
+
+
+async def test_a_user_restores_a_deleted_file_from_the_page_in_a_browser(
+    platform, hub, k8s, batch, browser, tmp_path
+):
+    """alice signs in at the IdP's form and starts her server in Chromium; a file of hers is
+    backed up (an admin's ``POST api/run`` to the hub-managed service, through the proxy) and
+    deleted; on /services/backup/ she picks the snapshot, the folder and the file, confirms
+    where it goes, and finds it byte-identical in ``~/restored/<time>/``. A POST without the
+    page's XSRF token, or with a wrong one, creates no Job."""
+    service = f"{platform.hub_url}/services/backup/"
+    hub("alice")  # her server is stopped after the test
+    context = await browser.new_context()
+    page = await context.new_page()
+    try:
+        await sign_in_at_the_idp(page, platform.hub_url, "alice")
+        await page.wait_for_url(re.compile(r"/hub/spawn"))
+        form = page.get_by_role("group", name="Choose a server profile")
+        await form.get_by_role("radio", name="JupyterLab").click()
+        await page.get_by_role("button", name="Start").click()
+        await page.wait_for_url(re.compile(r"/user/alice/"), timeout=120_000, wait_until="commit")
+
+        claim, home = await _claim_and_home(platform, k8s, "alice")
+        work = home / "browser-restore"
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir()
+        data = os.urandom(300_000)
+        (work / "thesis.bin").write_bytes(data)
+        os.chmod(work / "thesis.bin", 0o640)
+        before = tree(work)
+        admin = {"Authorization": f"token {platform.admin_token}"}
+        async with aiohttp.ClientSession() as http:
+            async with http.post(service + "api/run", headers=admin) as resp:
+                assert resp.status == 201, await resp.text()
+                jobs = (await resp.json())["jobs"]
+        (job,) = [n for n in jobs if n.startswith(job_name("backup", claim, _EPOCH)[:-15])]
+        assert await _finished(batch, job) == "Complete"
+        (work / "thesis.bin").unlink()
+        newest = max(_snapshots(platform, claim), key=lambda s: s["time"])
+        dirname = snapshot_dirname(newest["time"])
+        shutil.rmtree(home / "restored" / dirname, ignore_errors=True)
+
+        await page.goto(service)  # HubOAuth: through the hub and back, no confirmation
+        row = page.locator(f'tr.snapshot[data-id="{newest["id"]}"]')
+        await row.get_by_role("link", name="browse").click()
+        await page.get_by_role("link", name="browser-restore/").click()
+        file_row = page.locator('tr.file[data-path="/browser-restore/thesis.bin"]')
+        await file_row.get_by_role("link", name="restore…").click()
+        confirm = page.locator("#confirm-restore")
+        assert f"~/restored/{dirname}/" in await confirm.inner_text()
+        assert await page.locator("#confirm-target").inner_text() == f"~/restored/{dirname}/"
+
+        # the same form without the page's XSRF token, or with a forged one: refused, no Job
+        jobs_before = len((await batch.list_namespaced_job("default")).items)
+        form = {"snapshot": newest["id"], "path": "/browser-restore/thesis.bin", "user": "alice"}
+        for extra in ({}, {"_xsrf": "2|forged|token"}):
+            resp = await context.request.post(service + "restore", form={**form, **extra},
+                                              max_redirects=0)  # fmt: skip
+            assert resp.status == 403, (extra, resp.status, await resp.text())
+        assert len((await batch.list_namespaced_job("default")).items) == jobs_before
+
+        await confirm.get_by_role("button", name="Restore").click()
+        result = page.locator('#restore[data-state="succeeded"]')
+        await result.wait_for(timeout=180_000)  # the page reloads itself while the Job runs
+        assert await page.locator("#target").inner_text() == f"~/restored/{dirname}/"
+        assert "/browser-restore" in await page.locator("h2").first.inner_text()  # her folder
+        await page.screenshot(path=str(tmp_path / "backup-restore.png"), full_page=True)
+        html = await page.content()
+        store = platform.backup_store
+        for secret in (store.password, store.secret_key, platform.admin_token):
+            assert secret not in html
+        assert "Traceback" not in html
+    finally:
+        await context.close()
+    restored = home / "restored" / dirname / "browser-restore"
+    assert tree(restored) == before
+    assert (restored / "thesis.bin").read_bytes() == data
+    assert not (work / "thesis.bin").exists()  # restored beside, never in place
+    hub_log = (platform.logs_dir / "hub.log").read_text()
+    assert re.search(
+        rf"audit: restore user=alice by=alice snapshot={newest['id']} "
+        r'paths=\["/browser-restore/thesis.bin"\] job=restore-',
+        hub_log,
+    ), hub_log[-3000:]

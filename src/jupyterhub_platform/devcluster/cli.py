@@ -81,6 +81,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="how users log in: the development OIDC provider (default), or a local stand-in "
         "for Cloudflare Access in front of the hub (docs/cloudflare-access.md)",
     )
+    parser.add_argument(
+        "--backups",
+        action="store_true",
+        help="also run the home-volume backup service (chart-values/backup.yaml) with a local "
+        "S3 store (rclone serve s3) in the state directory; needs restic (docs/backup.md)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port: {args.port} is not a TCP port")
@@ -101,9 +107,15 @@ def banner(platform: LocalPlatform, seconds: float) -> str:
         f"    {login:<18} {u.note}" for login, u in zip(logins, DEMO_USERS, strict=True)
     )
     logs = ", ".join(f"{p.name}.log" for p in platform.components())
+    backups = (
+        f"Backups: {platform.public_url}/services/backup/ (run one now: POST "
+        "api/run as an admin)\n\n"
+        if platform.backup_store is not None
+        else ""
+    )
     return (
         f"\nThe platform is running (started in {seconds:.1f}s):\n\n"
-        f"    {platform.public_url}\n\n{how}\n{users}\n\n"
+        f"    {platform.public_url}\n\n{how}\n{users}\n\n{backups}"
         f"Logs: {platform.logs_dir}/ ({logs})\n"
         "Press Ctrl-C to stop everything.\n"
     )
@@ -133,6 +145,7 @@ async def run(args: argparse.Namespace) -> int:
         existing_secret=args.existing_secret,
         port=args.port,
         auth=args.auth,
+        backups=args.backups,
         say=lambda m: print(m, flush=True),
     )
     print(f"Starting the local platform in {platform.state_dir} ...", flush=True)

@@ -26,7 +26,10 @@ from jupyterhub_platform.chart.locate import find_chart
 from jupyterhub_platform.chart.values import load_values_file, merge_all, merge_values
 
 from . import idp, proxy
+from .backup_store import OVERLAY as BACKUP_OVERLAY
+from .backup_store import BackupStore, BackupStoreError, backup_programs
 from .cloudflare.process import StandInProcess
+from .cluster import ClusterAccess
 from .local_values import (
     ADMIN_TOKEN_KEY,
     PROXY_TOKEN_KEY,
@@ -137,6 +140,10 @@ class LocalPlatform:
     ``cloudflare-access.yaml`` when ``auth="cloudflare"``); ``extra_values`` (chart values) are
     merged over the local overlay, e.g. ``{"hub": {"config": {"KubeSpawner": {...}}}}``.
     ``idp_running=False`` starts everything but the OIDC provider (see :meth:`start_idp`).
+    ``backups=True`` adds the shipped ``backup.yaml`` overlay (the backup service, a hub-managed
+    service at ``/services/backup/``) and what it needs locally: ``rclone serve s3`` in
+    ``<state>/backup-s3/`` (``backup_store``, a :class:`~.backup_store.BackupStore`) and the
+    repository Secret in the emulator (docs/backup.md).
     """
 
     def __init__(
@@ -151,6 +158,7 @@ class LocalPlatform:
         port: int = 0,
         auth: str = "oidc",
         idp_running: bool = True,
+        backups: bool = False,
         startup_timeout: float = 90.0,
         say: Callable[[str], None] = lambda _msg: None,
     ):
@@ -160,6 +168,10 @@ class LocalPlatform:
         self.state_dir = Path(state_dir).resolve()
         self.chart = chart
         self.values_files = [Path(f).resolve() for f in values_files or default_values_files(auth)]
+        if backups:
+            self.values_files.append(shipped_values_dir() / BACKUP_OVERLAY)
+        self.backups = backups
+        self.backup_store: BackupStore | None = None
         self.extra_values = extra_values or {}
         self.existing_secret = existing_secret
         self.kubelet = kubelet
@@ -216,6 +228,7 @@ class LocalPlatform:
         self.hub_api_url = f"{self.hub_url}/hub/api"
         login, edge = self._login()
         cluster_dir = self.state_dir / "cluster"
+        backup_rclone = self._backup_store(cluster_dir) if self.backups else None
         # Render and lay out the hub first: bad values fail now, with helm's message, before
         # anything runs.
         hub = await asyncio.to_thread(
@@ -234,6 +247,7 @@ class LocalPlatform:
         proxy_token = self.secrets.get(PROXY_TOKEN_KEY)
 
         cluster_proc = self._start_cluster(cluster_dir)
+        rclone_proc = self._start_rclone(backup_rclone) if backup_rclone else None
         chp_proc = self.processes.start(
             proxy.chp_argv(
                 chp,
@@ -254,12 +268,19 @@ class LocalPlatform:
             await _all(
                 self._wait_cluster(cluster_proc, cluster_dir),
                 self._wait_port(chp_proc, endpoints.proxy_api_port),
+                *([self._wait_port(rclone_proc, self.backup_store.port)] if rclone_proc else []),
             )
+            if self.backup_store is not None:
+                await self._put_backup_secret()
             self._hub = hub
             hub_proc = self._start_hub(hub)
             await self._wait_http(
                 hub_proc, f"{self.hub_url}/hub/health", "the hub through the proxy"
             )
+            if self.backup_store is not None:  # the hub exits if its managed service never answers
+                await self._wait_http(
+                    hub_proc, f"{self.hub_url}/services/backup/health", "the backup service"
+                )
             if idp_ready is not None:
                 await idp_ready
         finally:
@@ -282,6 +303,35 @@ class LocalPlatform:
         self._idp_port = free_port(LOOPBACK)
         self.idp_url = f"http://{LOOPBACK}:{self._idp_port}"
         return OIDCLogin(self.idp_url), None
+
+    def _backup_store(self, cluster_dir: Path) -> Path:
+        """Prepare the local backup store (before the hub's values are rendered: they name
+        it); returns the rclone program."""
+        try:
+            rclone, restic = backup_programs()
+        except BackupStoreError as exc:
+            raise PlatformError(f"backups: {exc}") from None
+        self.backup_store = BackupStore.create(
+            self.state_dir / "backup-s3", free_port(LOOPBACK), self.secrets.get
+        )
+        self.extra_values = merge_values(
+            self.backup_store.values(
+                Path(sys.executable).parent, restic, cluster_dir / DevClusterFiles.KUBECONFIG
+            ),
+            self.extra_values,
+        )
+        return rclone
+
+    async def _put_backup_secret(self) -> None:
+        """The repository Secret in the hub's namespace (the emulator starts empty)."""
+        access = ClusterAccess.from_kubeconfig(self.cluster.kubeconfig_path)
+        url = f"{access.url}/api/v1/namespaces/default/secrets"
+        async with (
+            access.session() as session,
+            session.post(url, json=self.backup_store.secret()) as resp,
+        ):
+            if resp.status != 201:
+                raise PlatformError(f"backups: the emulator refused the Secret: {resp.status}")
 
     def _overlay(self, endpoints: LocalEndpoints, login: OIDCLogin | CloudflareLogin) -> dict:
         """The local values (after the values files), with the caller's ``extra_values``."""
@@ -306,11 +356,28 @@ class LocalPlatform:
         """Stop the hub and start it again on the same database and configuration, as when a
         hub pod restarts: the proxy and the users' servers keep running (the stock chart sets
         ``cleanup_servers = False``); the hub's managed services restart with it."""
-        (old,) = [p for p in self.processes if p.name == "hub"]
-        await old.astop(_GRACE.get(old.name, 5.0))
-        self.processes.forget(old)
+        await self._stop_one("hub")
         proc = self._start_hub(self._hub)
         await self._wait_http(proc, f"{self.hub_url}/hub/health", "the restarted hub")
+
+    async def stop_backup_store(self) -> None:
+        """Stop the local S3 store (``backups=True``), as when the storage is down."""
+        await self._stop_one("rclone")
+
+    async def start_backup_store(self) -> None:
+        """Start the stopped local S3 store again: same port, same data."""
+        rclone, _ = backup_programs()
+        await self._wait_port(self._start_rclone(rclone), self.backup_store.port)
+
+    def _start_rclone(self, rclone: Path) -> ManagedProcess:
+        return self.processes.start(
+            self.backup_store.argv(rclone), name="rclone", log_path=self._log("rclone")
+        )
+
+    async def _stop_one(self, name: str) -> None:
+        (proc,) = [p for p in self.processes if p.name == name]
+        await proc.astop(_GRACE.get(name, 5.0))
+        self.processes.forget(proc)
 
     async def start_idp(self) -> None:
         """Start the OIDC provider on its fixed port and seed the demo users (its state is memory)."""

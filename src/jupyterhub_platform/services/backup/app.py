@@ -15,12 +15,11 @@ import json
 import random
 from datetime import datetime, timezone
 
-from kubernetes_asyncio import client
 from traitlets import Bool, Float, Integer, List, Unicode
 
 from ..common.app import ServiceApp
 from ..common.hub_client import HubAPIError
-from ..common.kube import KubeConfigError, KubeSource
+from ..common.kube import KubeConfigError, KubeSource, kube_client
 from ..common.policy_source import PolicyLoadError, PolicySource
 from ..common.web import oauth_routes, oauth_settings
 from .cycle import (
@@ -32,8 +31,11 @@ from .cycle import (
     running_claims,
 )
 from .manifests import (
+    CLAIM_LABEL,
     COMPONENT,
     COMPONENT_LABEL,
+    KIND_LABEL,
+    USER_ANNOTATION,
     JobSettings,
     backup_job,
     node_of_claim,
@@ -43,7 +45,14 @@ from .pages import handlers
 from .repository import run_restic, secret_values
 from .restic import RestoreRequestError, Retention, check_snapshot_id, snapshot_dirname
 from .schedule import CronError, parse_cron
-from .views import UserStatus, backup_status, directory_listing, snapshot_list
+from .views import (
+    RestoreState,
+    UserStatus,
+    backup_status,
+    directory_listing,
+    restore_state,
+    snapshot_list,
+)
 
 
 def utcnow() -> datetime:
@@ -141,6 +150,7 @@ class BackupApp(ServiceApp):
         """``(CoreV1Api, BatchV1Api, namespace)`` on one API client, closed afterwards."""
         api = await self.kube.api_client()
         try:
+            client = kube_client()
             yield client.CoreV1Api(api), client.BatchV1Api(api), self.kube.namespace
         finally:
             await api.close()
@@ -224,6 +234,25 @@ class BackupApp(ServiceApp):
             await batch.create_namespaced_job(ns, body)
         return name
 
+    async def restore_status(self, user: str, name: str) -> RestoreState | None:
+        """The state of ``user``'s restore Job ``name``; None if there is no such restore of
+        theirs (another user's Job is as absent as a missing one)."""
+        async with self.kube_apis() as (core, batch, ns):
+            try:
+                job = await batch.read_namespaced_job(name, ns, _preload_content=False)
+                job = json.loads(await job.read())
+            except kube_client().ApiException as exc:
+                if exc.status == 404:
+                    return None
+                raise
+            meta = job.get("metadata") or {}
+            if (meta.get("labels") or {}).get(KIND_LABEL) != "restore" or (
+                meta.get("annotations") or {}
+            ).get(USER_ANNOTATION) != user:
+                return None
+            log = await _job_log(core, ns, job)
+        return restore_state(job, log)
+
     async def run(self) -> None:
         if self.once:
             await self._guarded_cycle()
@@ -238,7 +267,7 @@ class BackupApp(ServiceApp):
     async def _guarded_cycle(self) -> None:
         try:
             created = await self.cycle()
-        except (HubAPIError, KubeConfigError, client.ApiException, OSError) as exc:
+        except (HubAPIError, KubeConfigError, kube_client().ApiException, OSError) as exc:
             self.log.error("backup cycle failed: %s", exc)
         else:
             self.log.info("backup cycle: %d Jobs created", len(created))
@@ -247,6 +276,24 @@ class BackupApp(ServiceApp):
 async def _jobs(batch, ns: str) -> list[dict]:
     return await _items(batch.list_namespaced_job(
         ns, label_selector=f"{COMPONENT_LABEL}={COMPONENT}", _preload_content=False))  # fmt: skip
+
+
+async def _job_log(core, ns: str, job: dict) -> str | None:
+    """The log of the Job's newest pod (found by its owner reference); None if none."""
+    uid = job["metadata"].get("uid")
+    claim = (job["metadata"].get("labels") or {}).get(CLAIM_LABEL, "")
+    pods = [
+        p for p in await _items(core.list_namespaced_pod(
+            ns, label_selector=f"{CLAIM_LABEL}={claim}", _preload_content=False))
+        if any(ref.get("uid") == uid for ref in p["metadata"].get("ownerReferences") or [])
+    ]  # fmt: skip
+    if not pods:
+        return None
+    newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
+    try:
+        return await core.read_namespaced_pod_log(newest["metadata"]["name"], ns)
+    except kube_client().ApiException:
+        return None  # no log (yet, or no pods/log permission): the state says enough
 
 
 async def _items(call) -> list[dict]:

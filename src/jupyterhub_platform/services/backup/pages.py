@@ -9,6 +9,8 @@ user's status (last success, failures) and trigger a run. Each restore logs one 
 from __future__ import annotations
 
 import json
+from pathlib import PurePosixPath
+from urllib.parse import urlencode
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from tornado import web
@@ -16,7 +18,7 @@ from tornado import web
 from ..common.web import TEMPLATES, UserHandler
 from .cycle import VolumeBusyError
 from .repository import RepositoryError
-from .restic import RestoreRequestError
+from .restic import RestoreRequestError, restore_target, snapshot_path
 
 
 class BackupHandler(UserHandler):
@@ -50,6 +52,16 @@ class BackupHandler(UserHandler):
             self.backup.log.error("backup repository: %s", exc)
             raise web.HTTPError(502, "the backup repository could not be read") from None
 
+    async def start_restore(self, user: str, snapshot_id: str, paths: list[str]) -> str:
+        """Create the restore Job of ``paths`` (empty: the whole home); one audit line."""
+        claim = await self.claim(user)
+        job = await self.guarded(self.backup.restore(user, claim, snapshot_id, paths))
+        self.backup.log.info(
+            "audit: restore user=%s by=%s snapshot=%s paths=%s job=%s",
+            user, self.user["name"], snapshot_id, json.dumps(paths or ["/"]), job,
+        )  # fmt: skip
+        return job
+
 
 class SnapshotsAPIHandler(BackupHandler):
     @web.authenticated
@@ -81,14 +93,26 @@ class RestoreAPIHandler(BackupHandler):
             raise web.HTTPError(400, "snapshot: a restic snapshot ID is required")
         if not isinstance(paths, list) or not all(isinstance(p, str) for p in paths):
             raise web.HTTPError(400, f"paths: {paths!r} is not a list of paths")
-        claim = await self.claim(user)
-        job = await self.guarded(self.backup.restore(user, claim, snapshot_id, paths))
-        self.backup.log.info(
-            "audit: restore user=%s by=%s snapshot=%s paths=%s job=%s",
-            user, self.user["name"], snapshot_id, json.dumps(paths or ["/"]), job,
-        )  # fmt: skip
+        job = await self.start_restore(user, snapshot_id, paths)
         self.set_status(201)
         self.write_json({"user": user, "snapshot": snapshot_id, "paths": paths, "job": job})
+
+
+class RestoreFormHandler(BackupHandler):
+    """The page's restore button: a form POST (``snapshot``, ``path``, ``user``, ``_xsrf``),
+    then the page with the restore's state. Cookie logins must send the page's ``_xsrf``
+    token: HubOAuth refuses the cookie without it (the user is then none: 403), and the
+    explicit check below refuses it even if that ever changed. Hub tokens need none."""
+
+    @web.authenticated
+    async def post(self) -> None:
+        self.check_xsrf_cookie()
+        user = self.whose(self.get_body_argument("user", None))
+        snapshot_id = self.get_body_argument("snapshot", "")
+        path = self.get_body_argument("path", "/")
+        job = await self.start_restore(user, snapshot_id, [] if path == "/" else [path])
+        back = {"user": user, "snapshot": snapshot_id, "path": parent_dir(path), "job": job}
+        self.redirect(f"{self.backup.service_prefix}?{urlencode(back)}", status=303)
 
 
 class UsersAPIHandler(BackupHandler):
@@ -114,7 +138,9 @@ class RunAPIHandler(BackupHandler):
 
 
 class PageHandler(BackupHandler):
-    """The user's snapshots; with ``?snapshot=`` a directory of one (``?path=``)."""
+    """The user's snapshots; with ``?snapshot=`` a directory of one (``?path=``); with
+    ``&confirm=<path>`` the restore button's confirmation (where it goes); with ``&job=`` the
+    state of a restore started from the page."""
 
     @web.authenticated
     async def get(self) -> None:
@@ -128,14 +154,34 @@ class PageHandler(BackupHandler):
             if claim and snapshot_id
             else []
         )
+        confirm = self.confirmation(snapshots, snapshot_id, self.get_argument("confirm", None))
+        job = self.get_argument("job", "")
+        restore = await self.backup.restore_status(user, job) if job else None
+        if job and restore is None:
+            raise web.HTTPError(404, f"no restore {job} of {user}'s")
         status = await self.backup.status() if self.is_admin() else {}
         self.finish(
             TEMPLATES.load("backup/templates/backup.html").generate(
                 user=user, me=self.user["name"], admin=self.is_admin(), claim=claim,
                 snapshots=snapshots, snapshot=snapshot_id, path=directory, files=files,
                 status=list(status.values()), prefix=self.backup.service_prefix,
+                confirm=confirm, restore=restore, xsrf=_text(self.xsrf_token),
             )
         )  # fmt: skip
+
+    @staticmethod
+    def confirmation(snapshots: list[dict], snapshot_id: str, path: str | None) -> dict | None:
+        """What the confirmation says: the path, the snapshot's time and the target."""
+        if path is None:
+            return None
+        chosen = next((s for s in snapshots if s["id"] == snapshot_id), None)
+        if chosen is None:
+            raise web.HTTPError(400, f"snapshot: {snapshot_id!r} is not one of the listed backups")
+        try:
+            path = snapshot_path(path)
+        except RestoreRequestError as exc:
+            raise web.HTTPError(400, str(exc)) from None
+        return {"path": path, "time": chosen["time"], "target": restore_target(chosen["time"])}
 
 
 class MetricsHandler(UserHandler):
@@ -177,6 +223,15 @@ class MetricsHandler(UserHandler):
         self.finish(generate_latest(registry))
 
 
+def parent_dir(path: str) -> str:
+    """The folder the page shows after a restore of ``path``: the one it was chosen in."""
+    return str(PurePosixPath("/" + path.strip("/")).parent)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
 def _json_body(raw: bytes) -> dict:
     try:
         body = json.loads(raw or b"{}")
@@ -194,6 +249,7 @@ def handlers(backup) -> list[tuple]:
         ("api/snapshots", SnapshotsAPIHandler, args),
         ("api/snapshots/([0-9a-f]+)/files", FilesAPIHandler, args),
         ("api/restore", RestoreAPIHandler, args),
+        ("restore", RestoreFormHandler, args),
         ("api/users", UsersAPIHandler, args),
         ("api/run", RunAPIHandler, args),
         ("metrics", MetricsHandler, args),

@@ -132,5 +132,11 @@ def snapshot_dirname(time: str) -> str:
     return parsed.astimezone(timezone.utc).strftime("%Y-%m-%dT%H-%M-%SZ")
 
 
+def restore_target(time: str) -> str:
+    """Where a restore of the snapshot taken at ``time`` goes, as the user sees it (a second
+    restore of the same snapshot picks ``<time>-1``, never an existing directory)."""
+    return f"~/restored/{snapshot_dirname(time)}/"
+
+
 # restic's times carry up to nanoseconds, which Python 3.10's fromisoformat does not take
 _RFC3339 = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)$")

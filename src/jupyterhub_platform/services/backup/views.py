@@ -8,6 +8,7 @@ failed runs still on record (finished Jobs expire after ``ttlSecondsAfterFinishe
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -166,3 +167,37 @@ def job_outcome(state: dict) -> str | None:
 
 def _time(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+RESTORED_LINE = re.compile(r"^restored into (?:.*/)?(restored/[^/\n]+)$", re.M)
+"""The restore script's last line, naming the directory it picked (``<time>`` or ``<time>-N``)
+under the home's mount (``/data`` in a pod; a process kubelet may print its own path)."""
+
+
+@dataclass(frozen=True)
+class RestoreState:
+    """A restore Job as its page shows it: ``running``, ``succeeded`` (into ``target``, a path
+    in the home such as ``~/restored/2026-12-02T09-33-04Z/``) or ``failed`` (``reason``)."""
+
+    job: str
+    state: str
+    target: str = ""
+    reason: str = ""
+
+
+def restore_state(job: dict, log: str | None) -> RestoreState:
+    """What became of a restore Job, from its ``status`` and its pod's log (``None``: no log
+    yet). The reason of a failure is the Job's condition and restic's last line, not a trace."""
+    name = (job.get("metadata") or {}).get("name", "")
+    state = job.get("status") or {}
+    outcome = job_outcome(state)
+    if outcome is None:
+        return RestoreState(name, "running")
+    if outcome == "Complete":
+        found = RESTORED_LINE.findall(log or "")
+        return RestoreState(name, "succeeded", target=f"~/{found[-1]}/" if found else "")
+    condition = next((c for c in state.get("conditions") or [] if c.get("type") == "Failed"), {})
+    said = condition.get("message") or condition.get("reason") or "the restore Job failed"
+    last = [line.strip() for line in (log or "").splitlines() if line.strip()]
+    reason = f"{said}; restic said: {last[-1][:300]}" if last else said
+    return RestoreState(name, "failed", reason=reason)

@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from kubernetes_asyncio import client, config
 from traitlets import Unicode, default
 from traitlets.config import LoggingConfigurable
+
+if TYPE_CHECKING:
+    from kubernetes_asyncio import client
 
 SERVICE_ACCOUNT_DIR = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
@@ -39,6 +43,8 @@ class KubeSource(LoggingConfigurable):
 
     async def api_client(self) -> client.ApiClient:
         """A configured ``ApiClient`` (close it with ``await api.close()``)."""
+        from kubernetes_asyncio import client, config
+
         configuration = client.Configuration()
         if self.kubeconfig:
             try:
@@ -55,6 +61,15 @@ class KubeSource(LoggingConfigurable):
                 "(set $KUBECONFIG or KubeSource.kubeconfig)"
             )
         return client.ApiClient(configuration)
+
+
+def kube_client() -> ModuleType:
+    """``kubernetes_asyncio.client``, imported on first use, not with the service: the import
+    takes seconds (its ``dynamic`` package loads kubernetes_validate and jsonschema where they
+    are installed), and a hub gives a managed service about 10 s to answer on its URL."""
+    from kubernetes_asyncio import client
+
+    return client
 
 
 def service_account_namespace(directory: Path = SERVICE_ACCOUNT_DIR) -> str:
