@@ -9,22 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import random
-from datetime import datetime, timezone
 
 from kubernetes_asyncio import client
-from traitlets import Bool, Float, Integer, List, Unicode
+from traitlets import Bool, Enum, Float, Integer, List, Unicode
 
 from ..common.app import ServiceApp
 from ..common.hub_client import HubAPIError
 from ..common.kube import KubeConfigError, KubeSource
 from ..common.web import oauth_routes, oauth_settings
 from .cycle import STORAGE_SELECTOR, VolumeBusyError, home_claims, plan_cycle, running_claims
+from .kubeio import items as _items
+from .kubeio import job_name, utcnow
+from .kubeio import jobs as _jobs
 from .manifests import (
-    COMPONENT,
-    COMPONENT_LABEL,
     JobSettings,
     backup_job,
     node_of_claim,
@@ -34,22 +32,13 @@ from .pages import handlers
 from .repository import run_restic, secret_values
 from .restic import RestoreRequestError, Retention, check_snapshot_id, snapshot_dirname
 from .schedule import CronError, parse_cron
+from .snapshot_backend import SnapshotBackend
 from .views import UserStatus, backup_status, directory_listing, snapshot_list
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def job_name(kind: str, claim: str, now: datetime) -> str:
-    """``backup-<claim>-<time>``, within Kubernetes' 63 characters (a hash keeps it unique)."""
-    digest = hashlib.sha256(claim.encode()).hexdigest()[:6]
-    return f"{kind}-{claim[:32].rstrip('-.')}-{digest}-{now:%Y%m%d%H%M%S}"
 
 
 class BackupApp(ServiceApp):
     name = "backup"
-    description = "Back up users' home volumes with restic, per user (docs/backup.md)."
+    description = "Back up users' home volumes (restic or CSI snapshots, docs/backup.md)."
     classes = [KubeSource]
 
     schedule = Unicode("0 2 * * *", help="When cycles run, in cron syntax (UTC).").tag(config=True)
@@ -76,6 +65,18 @@ class BackupApp(ServiceApp):
         config=True
     )
     once = Bool(False, help="Run one cycle now and exit.").tag(config=True)
+    backend = Enum(
+        ["restic", "snapshot"],
+        "restic",
+        help="How homes are backed up: 'restic' (a Job per user to an S3 repository per user) or "
+        "'snapshot' (CSI VolumeSnapshots of each home claim; needs a VolumeSnapshotClass for the "
+        "claims' driver, docs/backup.md).",
+    ).tag(config=True)
+    snapshot_class = Unicode(
+        "",
+        help="The VolumeSnapshotClass of the snapshot backend's VolumeSnapshots; empty: the "
+        "cluster's default class for the home claims' CSI driver.",
+    ).tag(config=True)
     restic = Unicode(
         "restic", help="The restic program the service runs to list and browse snapshots."
     ).tag(config=True)
@@ -92,7 +93,9 @@ class BackupApp(ServiceApp):
             self.cron = parse_cron(self.schedule)
         except CronError as exc:
             self.exit_error(f"BackupApp.schedule: {exc}")
-        if not self.repository.startswith("s3:"):
+        if self.backend == "snapshot":
+            self.volume_snapshots = SnapshotBackend(self)
+        elif not self.repository.startswith("s3:"):
             self.exit_error(f"BackupApp.repository: {self.repository!r} is not s3:<url>/<bucket>")
         self.kube = KubeSource(parent=self)
         self.client = self.hub_client()
@@ -122,7 +125,9 @@ class BackupApp(ServiceApp):
             await api.close()
 
     async def cycle(self) -> list[str]:
-        """One cycle; returns the Jobs created."""
+        """One cycle; returns the Jobs (VolumeSnapshots with the snapshot backend) created."""
+        if self.backend == "snapshot":
+            return await self.volume_snapshots.cycle(await self._groups(), utcnow())
         async with self.kube_apis() as (core, batch, ns):
             pvcs = await _items(core.list_namespaced_persistent_volume_claim(
                 ns, label_selector=STORAGE_SELECTOR, _preload_content=False))  # fmt: skip
@@ -175,9 +180,13 @@ class BackupApp(ServiceApp):
         )
 
     async def snapshots(self, claim: str) -> list[dict]:
+        if self.backend == "snapshot":
+            return await self.volume_snapshots.snapshots(claim)
         return snapshot_list(await self._restic(claim, ["snapshots", "--json"]) or "[]")
 
     async def files(self, claim: str, snapshot_id: str, directory: str) -> list[dict]:
+        if self.backend == "snapshot":
+            return await self.volume_snapshots.files(claim, snapshot_id, directory)
         listing = await self._restic(claim, ["ls", "--json", check_snapshot_id(snapshot_id)])
         return directory_listing(listing or "", directory)
 
@@ -185,6 +194,8 @@ class BackupApp(ServiceApp):
         """Create the restore Job of ``paths`` (empty: the whole home) from one of the claim's
         snapshots; returns its name. Never while another Job of the claim runs: a backup's
         ``unlock --remove-all`` and prune must not meet a restore reading the repository."""
+        if self.backend == "snapshot":
+            return await self.volume_snapshots.restore(user, claim, snapshot_id, paths)
         snapshot = next((s for s in await self.snapshots(claim) if s["id"] == snapshot_id), None)
         if snapshot is None:
             raise RestoreRequestError(f"snapshot: {snapshot_id!r} is not one of {user}'s")
@@ -219,16 +230,6 @@ class BackupApp(ServiceApp):
             self.log.error("backup cycle failed: %s", exc)
         else:
             self.log.info("backup cycle: %d Jobs created", len(created))
-
-
-async def _jobs(batch, ns: str) -> list[dict]:
-    return await _items(batch.list_namespaced_job(
-        ns, label_selector=f"{COMPONENT_LABEL}={COMPONENT}", _preload_content=False))  # fmt: skip
-
-
-async def _items(call) -> list[dict]:
-    response = await call
-    return json.loads(await response.read()).get("items", [])
 
 
 main = BackupApp.launch_instance
