@@ -82,7 +82,14 @@ class SnapshotBackend:
             for candidate in plan.start:
                 name = job_name("snapshot", candidate.claim, now)
                 body = volume_snapshot(name, candidate.user, candidate.claim, app.snapshot_class)
-                await custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+                try:
+                    await custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+                except client.ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                    app.log.info("snapshot of %s: %s exists (a cycle this second)",
+                                 candidate.user, name)  # fmt: skip
+                    continue
                 app.log.info("snapshot of %s: VolumeSnapshot %s", candidate.user, name)
                 created.append(name)
             for candidate in candidates:

@@ -119,10 +119,13 @@ def ready(snapshot: dict) -> bool:
 
 
 def user_snapshots(items: Iterable[dict], user: str, claim: str) -> list[dict]:
-    """The user's snapshots of the claim, newest first, as the API lists them."""
+    """The user's snapshots of the claim, newest first, as the API lists them (the restic
+    backend's keys, plus ready, restore_size and error)."""
     listed = [
         {
             "id": s["metadata"]["name"],
+            "short_id": s["metadata"]["name"],
+            "hostname": "",
             "time": _time(s),
             "ready": ready(s),
             "restore_size": (s.get("status") or {}).get("restoreSize"),
