@@ -117,6 +117,19 @@ async def _backup_cycle(platform, s3, batch, claim: str) -> None:
 _EPOCH = datetime(2000, 1, 1)
 
 
+def _work_tree(work: Path) -> dict:
+    """A fresh tree in the home to back up (modes, a binary file, a symlink); its picture."""
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "deep").mkdir(parents=True)
+    (work / "notes.txt").write_text("first\n")
+    os.chmod(work / "notes.txt", 0o640)
+    (work / "deep" / "data.bin").write_bytes(os.urandom(200_000))
+    (work / "run.sh").write_text("#!/bin/sh\n")
+    os.chmod(work / "run.sh", 0o755)
+    os.symlink("deep/data.bin", work / "link")
+    return tree(work)
+
+
 async def _claim_and_home(platform, k8s, user: str) -> tuple[str, Path]:
     """The user's home claim and the kubelet's directory behind it."""
     claim = next(
@@ -134,15 +147,7 @@ async def test_backup_and_restore_a_running_then_a_stopped_users_home(
     await launch(alice)
     claim, home = await _claim_and_home(platform, k8s, "alice")
     work = home / "backup-e2e"
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "deep").mkdir(parents=True)
-    (work / "notes.txt").write_text("first\n")
-    os.chmod(work / "notes.txt", 0o640)
-    (work / "deep" / "data.bin").write_bytes(os.urandom(200_000))
-    (work / "run.sh").write_text("#!/bin/sh\n")
-    os.chmod(work / "run.sh", 0o755)
-    os.symlink("deep/data.bin", work / "link")
-    before = tree(work)
+    before = _work_tree(work)
 
     await _backup_cycle(platform, s3, batch, claim)  # the server is running
     (snapshot,) = _snapshots(s3, claim)
@@ -327,14 +332,7 @@ async def test_snapshot_backend_snapshots_a_running_home_and_restores_it(platfor
     await launch(alice)
     claim, home = await _claim_and_home(platform, k8s, "alice")
     work = home / "snapshot-e2e"
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "deep").mkdir(parents=True)
-    (work / "notes.txt").write_text("first\n")
-    os.chmod(work / "notes.txt", 0o640)
-    (work / "deep" / "data.bin").write_bytes(os.urandom(200_000))
-    (work / "run.sh").write_text("#!/bin/sh\n")
-    os.chmod(work / "run.sh", 0o755)
-    os.symlink("deep/data.bin", work / "link")
+    _work_tree(work)
     os.symlink("nowhere", work / "dangling")
     before = tree(work)
 
