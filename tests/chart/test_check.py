@@ -153,6 +153,6 @@ def test_a_policy_in_a_literal_block_is_reported_at_its_line_in_the_values(tmp_p
     assert check(values) == 1
     err = capsys.readouterr().err
     assert (
-        f"{values}:{first_line}: colour: unknown field (allowed: credential_sets, culling, defaults,"
+        f"{values}:{first_line}: colour: unknown field (allowed: backup, credential_sets, culling, defaults,"
         in err
     )

@@ -176,9 +176,10 @@ async def test_reflector_recovers_from_expiry_and_timeouts(
     reflector = spawner.pod_reflector
     reflector.timeout_seconds = 1  # from the next watch on, time out every second
     caplog.set_level(logging.DEBUG)
-    # the controllers hold one subscription; the reflector's watch is the second
+    # the controllers and the snapshot controller hold one subscription each; the reflector's
+    # watch is the third
     await wait_for(
-        lambda: devcluster.store.subscriber_count >= 2, timeout=5, what="reflector watch"
+        lambda: devcluster.store.subscriber_count >= 3, timeout=5, what="reflector watch"
     )
     devcluster.store.expire_watches()  # the open watch ends with an ERROR 410 event
     await wait_for(

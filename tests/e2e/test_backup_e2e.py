@@ -6,10 +6,12 @@ files are changed and deleted, a restore Job brings them back under ``~/restored
 byte-identical, modes and symlinks kept; then the same user's stopped volume is backed up
 again. The service's pages and API, with real hub tokens: users reach only their own backups
 (403 across users), admins all. In a browser, through the proxy: alice restores a deleted file
-with the page's button (CSRF-protected)."""
+with the page's button (CSRF-protected). The snapshot backend: a VolumeSnapshot of a running
+user's home, a restore through a PVC from it and a Job, retention."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging.handlers
@@ -37,7 +39,7 @@ from jupyterhub_platform.devcluster.platform import shipped_values_dir
 from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, wait_for
 from jupyterhub_platform.services.backup.app import BackupApp, job_name
 from jupyterhub_platform.services.backup.manifests import JobSettings, backup_job, restore_job
-from jupyterhub_platform.services.backup.restic import snapshot_dirname
+from jupyterhub_platform.services.backup.restic import RestoreRequestError, snapshot_dirname
 from tests.backup.backup_fixtures import require_backup_programs, tree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.jh55_only, pytest.mark.asyncio(loop_scope="session")]
@@ -141,6 +143,19 @@ async def _backup_cycle(platform, s3, policy, batch, claim: str) -> None:
 _EPOCH = datetime(2000, 1, 1)
 
 
+def _work_tree(work: Path) -> dict:
+    """A fresh tree in the home to back up (modes, a binary file, a symlink); its picture."""
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "deep").mkdir(parents=True)
+    (work / "notes.txt").write_text("first\n")
+    os.chmod(work / "notes.txt", 0o640)
+    (work / "deep" / "data.bin").write_bytes(os.urandom(200_000))
+    (work / "run.sh").write_text("#!/bin/sh\n")
+    os.chmod(work / "run.sh", 0o755)
+    os.symlink("deep/data.bin", work / "link")
+    return tree(work)
+
+
 async def _claim_and_home(platform, k8s, user: str) -> tuple[str, Path]:
     """The user's home claim and the kubelet's directory behind it."""
     claim = next(
@@ -158,15 +173,7 @@ async def test_backup_and_restore_a_running_then_a_stopped_users_home(
     await launch(alice)
     claim, home = await _claim_and_home(platform, k8s, "alice")
     work = home / "backup-e2e"
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "deep").mkdir(parents=True)
-    (work / "notes.txt").write_text("first\n")
-    os.chmod(work / "notes.txt", 0o640)
-    (work / "deep" / "data.bin").write_bytes(os.urandom(200_000))
-    (work / "run.sh").write_text("#!/bin/sh\n")
-    os.chmod(work / "run.sh", 0o755)
-    os.symlink("deep/data.bin", work / "link")
-    before = tree(work)
+    before = _work_tree(work)
 
     await _backup_cycle(platform, s3, policy_file, batch, claim)  # the server is running
     (snapshot,) = _snapshots(platform, claim)
@@ -567,3 +574,68 @@ async def test_a_user_restores_a_deleted_file_from_the_page_in_a_browser(
         r'paths=\["/browser-restore/thesis.bin"\] job=restore-',
         hub_log,
     ), hub_log[-3000:]
+
+
+def _snapshot_service(platform, policy: Path) -> BackupApp:
+    app = BackupApp()
+    app.initialize(
+        [
+            f"--BackupApp.api_url={platform.hub_api_url}",
+            f"--BackupApp.api_token={platform.admin_token}",
+            "--BackupApp.backend=snapshot",
+            f"--PolicySource.policy_file={policy}",
+            f"--KubeSource.kubeconfig={platform.cluster.kubeconfig_path}",
+            "--KubeSource.namespace=default",
+        ]
+    )
+    return app
+
+
+async def _ready_snapshot(app: BackupApp, claim: str, name: str) -> dict:
+    async def ready():
+        return next((s for s in await app.snapshots(claim) if s["id"] == name and s["ready"]), None)
+
+    return await wait_for(ready, timeout=60, interval=0.2, what=f"snapshot {name} ready")
+
+
+async def test_snapshot_backend_snapshots_a_running_home_and_restores_it(
+    platform, hub, k8s, policy_file
+):
+    app = _snapshot_service(platform, policy_file)
+    batch = k8s_client.BatchV1Api(k8s.api_client)
+    alice = hub("alice")
+    await launch(alice)
+    claim, home = await _claim_and_home(platform, k8s, "alice")
+    work = home / "snapshot-e2e"
+    _work_tree(work)
+    os.symlink("nowhere", work / "dangling")
+    before = tree(work)
+
+    created = await app.cycle()  # the server is running; bob is in an opted-out group
+    mine = [n for n in created if n.startswith(job_name("snapshot", claim, _EPOCH)[:-15])]
+    assert len(mine) == 1 and not [n for n in created if "claim-bob" in n], created
+    snapshot = await _ready_snapshot(app, claim, mine[0])
+    (work / "notes.txt").write_text("changed\n")
+    (work / "deep" / "data.bin").unlink()
+    (work / "link").unlink()
+
+    name = await app.restore("alice", claim, snapshot["id"], ["/snapshot-e2e"])
+    assert await _finished(batch, name) == "Complete"
+    restored = home / "restored" / snapshot_dirname(snapshot["time"]) / "snapshot-e2e"
+    assert tree(restored) == before
+    assert (work / "notes.txt").read_text() == "changed\n"  # nothing overwritten
+    with pytest.raises(RestoreRequestError, match="is not one of alice's"):
+        await app.restore("alice", claim, "snapshot-of-someone-else", [])
+
+    # the next cycles: the restore claim goes (its Job finished); retention keeps one a day,
+    # the newest ready one
+    await asyncio.sleep(1.1)  # snapshot names carry the second: a new one, not the first's
+    (second,) = [n for n in await app.cycle() if n.startswith(mine[0][:-15])]
+    claims = [p.metadata.name for p in
+              (await k8s.list_namespaced_persistent_volume_claim("default")).items]  # fmt: skip
+    assert name not in claims and claim in claims
+    await _ready_snapshot(app, claim, second)
+    await app.cycle()  # retention: one a day, the newest ready one (a same-second name: skipped)
+    listed = [s["id"] for s in await app.snapshots(claim)]
+    assert second in listed and snapshot["id"] not in listed, listed
+    await alice.stop()

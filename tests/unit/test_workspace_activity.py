@@ -309,7 +309,8 @@ class _ServerApp(Configurable):
     def __init__(self, config: dict):
         super().__init__(config=Config(config))
         self.log = _Log()
-        self.web_app = SimpleNamespace(settings={"base_url": "/user/alice/"})
+        self.web_app = SimpleNamespace(settings={"base_url": "/user/alice/"}, routes=[])
+        self.web_app.add_handlers = lambda host, routes: self.web_app.routes.extend(routes)
 
 
 @pytest.mark.parametrize(
@@ -342,6 +343,10 @@ def test_the_extension_takes_over_last_activity():
     load(app)
     assert app.web_app.last_activity.__self__.__class__.__name__ == "WorkspaceActivity"
     assert app.web_app.settings["log_function"] is not None
+    # the JupyterLab stop warning's endpoint, below the server's base URL
+    assert [(r, h.__name__) for r, h in app.web_app.routes] == [
+        ("/user/alice/jupyterhub-platform/cull-deadline", "CullDeadlineHandler")
+    ]
     # every handler a browser's websocket messages reach: proxied programs (websocket and raw
     # socket proxying) and terminals
     for module, name in [*PROXY_HANDLERS, ("jupyter_server_terminals.handlers", "TermSocket")]:

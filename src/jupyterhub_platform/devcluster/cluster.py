@@ -24,7 +24,9 @@ from . import tls
 from .apiserver import ApiServer
 from .controllers import NODE_NAME, Controllers, node_manifest
 from .registry import Registry
-from .resources import NAMESPACE, NODE
+from .resources import NAMESPACE, NODE, SNAPSHOT_CLASS
+from .snapshot_controller import SnapshotController
+from .snapshots import default_class_manifest
 from .store import Store
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,7 @@ class DevCluster:
         self.store = Store()
         self.registry = Registry(self.store)
         self.controllers = Controllers(self.registry, kubelet_manages_pods=kubelet != "none")
+        self.snapshots = SnapshotController(self.registry, self.state_dir)
         self.server = ApiServer(self.registry, token=self.token)
         self.kubeconfig_path = self.state_dir / "kubeconfig.yaml"
         self.url = ""
@@ -118,6 +121,7 @@ class DevCluster:
         for name in BOOTSTRAP_NAMESPACES:
             self.registry.create(NAMESPACE, None, {"metadata": {"name": name}})
         self.registry.create(NODE, None, node_manifest(NODE_NAME))
+        self.registry.create(SNAPSHOT_CLASS, None, default_class_manifest())
 
     @property
     def access(self) -> ClusterAccess:
@@ -128,6 +132,7 @@ class DevCluster:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.state_dir, 0o700)
         await self.controllers.start()
+        await self.snapshots.start()
         self._bootstrap()
         self._runner = web.AppRunner(
             self.server.app,
@@ -162,6 +167,7 @@ class DevCluster:
             self.server.node_streams = None
             await self.kubelet.stop()
             self.kubelet = None
+        await self.snapshots.stop()
         await self.controllers.stop()
         self.store.close()
         if self._runner is not None:

@@ -21,7 +21,7 @@ import uuid
 from . import errors
 from .defaults import timestamp
 from .registry import FOREGROUND_FINALIZER, Registry
-from .resources import EVENT, JOB, NAMESPACE, NODE, POD, ResourceType
+from .resources import EVENT, JOB, NAMESPACE, NODE, POD, PVC, ResourceType
 from .store import Change, Expired
 from .validation import KUBERNETES_VERSION
 
@@ -137,6 +137,8 @@ class Controllers:
                 self._schedule(current)
             elif rtype is JOB:
                 self._reconcile_job(current)
+            elif rtype is PVC and (current.get("status") or {}).get("phase") == "Bound":
+                self._schedule_waiting(meta.get("namespace"))
         if rtype is POD:
             for ref in meta.get("ownerReferences") or []:
                 if ref.get("kind") == "Job" and ref.get("controller"):
@@ -189,6 +191,10 @@ class Controllers:
             return
         if self.store.get(NODE, None, self.node_name) is None:
             return
+        pending = self._pending_claims(pod)
+        if pending:
+            self._unschedulable(pod, pending)
+            return
         now = timestamp()
         new = copy.deepcopy(pod)
         new["spec"]["nodeName"] = self.node_name
@@ -205,6 +211,37 @@ class Controllers:
             f"Successfully assigned {meta['namespace']}/{meta['name']} to {self.node_name}",
             "default-scheduler",
         )
+
+    def _pending_claims(self, pod: dict) -> list[str]:
+        """Claims of the pod still being provisioned (from a snapshot): the pod waits for them."""
+        namespace = pod["metadata"].get("namespace")
+        pending = []
+        for volume in pod["spec"].get("volumes") or []:
+            name = (volume.get("persistentVolumeClaim") or {}).get("claimName")
+            claim = self.store.get(PVC, namespace, name) if name else None
+            if claim is not None and (claim.get("status") or {}).get("phase") == "Pending":
+                pending.append(name)
+        return pending
+
+    def _unschedulable(self, pod: dict, claims: list[str]) -> None:
+        message = "0/1 nodes are available: pod has unbound immediate PersistentVolumeClaims."
+        conditions = pod["status"].get("conditions") or []
+        if any(c.get("message") == message for c in conditions):
+            return
+        condition = {**_condition("PodScheduled", "Unschedulable", message, timestamp()),
+                     "status": "False"}  # fmt: skip
+        del condition["lastProbeTime"]
+        status = {**pod["status"], "conditions": [
+            *(c for c in conditions if c["type"] != "PodScheduled"), condition]}  # fmt: skip
+        self.registry.write_status(POD, pod, status)
+        self.record_event(POD, pod, "FailedScheduling", message, "default-scheduler", "Warning")
+        log.info("pod %s waits for claims %s", pod["metadata"]["name"], ", ".join(claims))
+
+    def _schedule_waiting(self, namespace: str | None) -> None:
+        """A claim bound: pods that waited for it are scheduled now."""
+        for pod in self.store.list(POD, namespace):
+            if not pod["spec"].get("nodeName") and not pod["metadata"].get("deletionTimestamp"):
+                self._schedule(pod)
 
     # deletion ----------------------------------------------------------------------------
     def _on_deleting(self, rtype: ResourceType, obj: dict) -> None:

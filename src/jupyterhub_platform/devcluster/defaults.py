@@ -113,9 +113,16 @@ def _service(obj: dict, now: float) -> None:
 
 
 def _pvc(obj: dict, now: float) -> None:
-    # Stands in for a dynamic provisioner: claims bind at once to a volume named after them.
+    # Stands in for a dynamic provisioner: claims bind at once to a volume named after them,
+    # but for claims of a snapshot's content (snapshot_controller.py binds those once filled).
     spec = obj.setdefault("spec", {})
     spec.setdefault("volumeMode", "Filesystem")
+    source = spec.get("dataSource")
+    if source and "dataSourceRef" not in spec:
+        spec["dataSourceRef"] = dict(source)  # as the API server mirrors them
+    if source and source.get("kind") == "VolumeSnapshot":
+        obj["status"] = {"phase": "Pending"}
+        return
     spec.setdefault("volumeName", f"pvc-{obj['metadata']['uid']}")
     storage = ((spec.get("resources") or {}).get("requests") or {}).get("storage")
     obj["status"] = {"phase": "Bound", "accessModes": spec.get("accessModes") or []}
@@ -153,8 +160,8 @@ def _secret(obj: dict, now: float) -> None:
     fold_string_data(obj)
 
 
-def _volume_snapshot(obj: dict, now: float) -> None:
-    obj["status"] = {"readyToUse": True, "creationTime": timestamp(now)}
+def _status_is_the_controllers(obj: dict, now: float) -> None:
+    obj.pop("status", None)  # a status subresource: only the snapshot controller writes it
 
 
 _CREATE_DEFAULTS = {
@@ -165,7 +172,8 @@ _CREATE_DEFAULTS = {
     "Namespace": _namespace,
     "Event": _event,
     "Secret": _secret,
-    "VolumeSnapshot": _volume_snapshot,
+    "VolumeSnapshot": _status_is_the_controllers,
+    "VolumeSnapshotContent": _status_is_the_controllers,
 }
 
 

@@ -153,6 +153,25 @@ RESOURCE_TYPES: tuple[ResourceType, ...] = (
         ("vs",),
     ),
     ResourceType(
+        "snapshot.storage.k8s.io",
+        "v1",
+        "volumesnapshotcontents",
+        "volumesnapshotcontent",
+        "VolumeSnapshotContent",
+        False,
+        ("vsc", "vscs"),
+    ),
+    ResourceType(
+        "snapshot.storage.k8s.io",
+        "v1",
+        "volumesnapshotclasses",
+        "volumesnapshotclass",
+        "VolumeSnapshotClass",
+        False,
+        ("vsclass", "vsclasses"),
+        has_status=False,
+    ),
+    ResourceType(
         "networking.k8s.io",
         "v1",
         "networkpolicies",
@@ -174,6 +193,9 @@ NODE = _BY_PATH[("", "v1", "nodes")]
 JOB = _BY_PATH[("batch", "v1", "jobs")]
 SERVICE = _BY_PATH[("", "v1", "services")]
 PVC = _BY_PATH[("", "v1", "persistentvolumeclaims")]
+VOLUME_SNAPSHOT = _BY_PATH[("snapshot.storage.k8s.io", "v1", "volumesnapshots")]
+SNAPSHOT_CONTENT = _BY_PATH[("snapshot.storage.k8s.io", "v1", "volumesnapshotcontents")]
+SNAPSHOT_CLASS = _BY_PATH[("snapshot.storage.k8s.io", "v1", "volumesnapshotclasses")]
 
 
 def lookup(group: str, version: str, plural: str) -> ResourceType | None:

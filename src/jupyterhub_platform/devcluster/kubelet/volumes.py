@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
+from ..storage import claim_dir
+
 # Kubernetes object names (DNS-1123 subdomains); checked before a name becomes a path component.
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
 _UID_RE = re.compile(r"^[0-9a-fA-F][-0-9a-fA-F]{0,63}$")
@@ -105,7 +107,7 @@ class PodLayout:
         return self.pod_dir / container / "termination-log"
 
     def pvc_dir(self, claim: str) -> Path:
-        return self.state_dir / "volumes" / self.namespace / "pvc" / claim
+        return claim_dir(self.state_dir, self.namespace, claim)
 
 
 @dataclass(frozen=True)

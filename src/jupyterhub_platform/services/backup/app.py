@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import json
 import random
-from datetime import datetime, timezone
 
-from traitlets import Bool, Float, Integer, List, Unicode
+from traitlets import Bool, Enum, Float, Integer, List, Unicode
 
 from ..common.app import ServiceApp
 from ..common.hub_client import HubAPIError
@@ -30,6 +28,9 @@ from .cycle import (
     plan_cycle,
     running_claims,
 )
+from .kubeio import items as _items
+from .kubeio import job_name, utcnow
+from .kubeio import jobs as _jobs
 from .manifests import (
     CLAIM_LABEL,
     COMPONENT,
@@ -55,19 +56,9 @@ from .views import (
 )
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def job_name(kind: str, claim: str, now: datetime) -> str:
-    """``backup-<claim>-<time>``, within Kubernetes' 63 characters (a hash keeps it unique)."""
-    digest = hashlib.sha256(claim.encode()).hexdigest()[:6]
-    return f"{kind}-{claim[:32].rstrip('-.')}-{digest}-{now:%Y%m%d%H%M%S}"
-
-
 class BackupApp(ServiceApp):
     name = "backup"
-    description = "Back up users' home volumes with restic, per user (docs/backup.md)."
+    description = "Back up users' home volumes (restic or CSI snapshots, docs/backup.md)."
     classes = [KubeSource, PolicySource]
 
     schedule = Unicode("0 2 * * *", help="When cycles run, in cron syntax (UTC).").tag(config=True)
@@ -96,6 +87,18 @@ class BackupApp(ServiceApp):
         "backup.opt_out_profiles; docs/backup.md). Setting it stops the service with that message.",
     ).tag(config=True)
     once = Bool(False, help="Run one cycle now and exit.").tag(config=True)
+    backend = Enum(
+        ["restic", "snapshot"],
+        "restic",
+        help="How homes are backed up: 'restic' (a Job per user to an S3 repository per user) or "
+        "'snapshot' (CSI VolumeSnapshots of each home claim; needs a VolumeSnapshotClass for the "
+        "claims' driver, docs/backup.md).",
+    ).tag(config=True)
+    snapshot_class = Unicode(
+        "",
+        help="The VolumeSnapshotClass of the snapshot backend's VolumeSnapshots; empty: the "
+        "cluster's default class for the home claims' CSI driver.",
+    ).tag(config=True)
     restic = Unicode(
         "restic", help="The restic program the service runs to list and browse snapshots."
     ).tag(config=True)
@@ -116,7 +119,11 @@ class BackupApp(ServiceApp):
             self.cron = parse_cron(self.schedule)
         except CronError as exc:
             self.exit_error(f"BackupApp.schedule: {exc}")
-        if not self.repository.startswith("s3:"):
+        if self.backend == "snapshot":
+            from .snapshot_backend import SnapshotBackend  # imports the Kubernetes client: slow
+
+            self.volume_snapshots = SnapshotBackend(self)
+        elif not self.repository.startswith("s3:"):
             self.exit_error(f"BackupApp.repository: {self.repository!r} is not s3:<url>/<bucket>")
         if self.opt_out_groups:
             self.exit_error(
@@ -156,7 +163,9 @@ class BackupApp(ServiceApp):
             await api.close()
 
     async def cycle(self) -> list[str]:
-        """One cycle; returns the Jobs created."""
+        """One cycle; returns the Jobs (VolumeSnapshots with the snapshot backend) created."""
+        if self.backend == "snapshot":
+            return await self.volume_snapshots.cycle(await self._groups(), utcnow())
         async with self.kube_apis() as (core, batch, ns):
             pvcs = await _items(core.list_namespaced_persistent_volume_claim(
                 ns, label_selector=STORAGE_SELECTOR, _preload_content=False))  # fmt: skip
@@ -208,9 +217,13 @@ class BackupApp(ServiceApp):
         )
 
     async def snapshots(self, claim: str) -> list[dict]:
+        if self.backend == "snapshot":
+            return await self.volume_snapshots.snapshots(claim)
         return snapshot_list(await self._restic(claim, ["snapshots", "--json"]) or "[]")
 
     async def files(self, claim: str, snapshot_id: str, directory: str) -> list[dict]:
+        if self.backend == "snapshot":
+            return await self.volume_snapshots.files(claim, snapshot_id, directory)
         listing = await self._restic(claim, ["ls", "--json", check_snapshot_id(snapshot_id)])
         return directory_listing(listing or "", directory)
 
@@ -218,6 +231,8 @@ class BackupApp(ServiceApp):
         """Create the restore Job of ``paths`` (empty: the whole home) from one of the claim's
         snapshots; returns its name. Never while another Job of the claim runs: a backup's
         ``unlock --remove-all`` and prune must not meet a restore reading the repository."""
+        if self.backend == "snapshot":
+            return await self.volume_snapshots.restore(user, claim, snapshot_id, paths)
         snapshot = next((s for s in await self.snapshots(claim) if s["id"] == snapshot_id), None)
         if snapshot is None:
             raise RestoreRequestError(f"snapshot: {snapshot_id!r} is not one of {user}'s")
@@ -273,11 +288,6 @@ class BackupApp(ServiceApp):
             self.log.info("backup cycle: %d Jobs created", len(created))
 
 
-async def _jobs(batch, ns: str) -> list[dict]:
-    return await _items(batch.list_namespaced_job(
-        ns, label_selector=f"{COMPONENT_LABEL}={COMPONENT}", _preload_content=False))  # fmt: skip
-
-
 async def _job_log(core, ns: str, job: dict) -> str | None:
     """The log of the Job's newest pod (found by its owner reference); None if none."""
     uid = job["metadata"].get("uid")
@@ -294,11 +304,6 @@ async def _job_log(core, ns: str, job: dict) -> str | None:
         return await core.read_namespaced_pod_log(newest["metadata"]["name"], ns)
     except kube_client().ApiException:
         return None  # no log (yet, or no pods/log permission): the state says enough
-
-
-async def _items(call) -> list[dict]:
-    response = await call
-    return json.loads(await response.read()).get("items", [])
 
 
 main = BackupApp.launch_instance

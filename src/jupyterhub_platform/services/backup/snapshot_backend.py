@@ -1,0 +1,155 @@
+"""The ``snapshot`` backend's I/O (decisions in volume_snapshots.py): VolumeSnapshots of the
+home claims through the Kubernetes API, restores through a PVC from the snapshot and a Job.
+``BackupApp`` hands its cycle, listings and restores here when ``backend = "snapshot"``.
+
+Browsing a snapshot's files is not offered: its files are only readable once a whole volume
+is provisioned from it (a full copy of the home on most CSI drivers, often minutes), which a
+page view should not cost; restore a folder or the home and look in ``~/restored/``
+(docs/backup.md).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from kubernetes_asyncio import client
+
+from .cycle import (
+    STORAGE_SELECTOR,
+    VolumeBusyError,
+    home_claims,
+    opted_out,
+    plan_cycle,
+    running_claims,
+)
+from .kubeio import items as _items
+from .kubeio import job_name, utcnow
+from .kubeio import jobs as _jobs
+from .manifests import COMPONENT, COMPONENT_LABEL, USER_ANNOTATION, node_of_claim
+from .restic import RestoreRequestError, snapshot_dirname
+from .volume_snapshots import (
+    SNAPSHOT_API_VERSION,
+    check_snapshot_name,
+    claim_selector,
+    expired,
+    finished_restore_claims,
+    in_progress_claims,
+    is_users,
+    owned_by,
+    restore_claim,
+    restore_job,
+    user_snapshots,
+    volume_snapshot,
+)
+
+GROUP, VERSION = SNAPSHOT_API_VERSION.split("/")
+PLURAL = "volumesnapshots"
+BROWSE_UNAVAILABLE = (
+    "browse: the snapshot backend cannot list a snapshot's files (that needs a whole volume "
+    "provisioned from it); restore a folder or the whole home and look in ~/restored/"
+)
+
+
+class BrowseUnavailable(RestoreRequestError):
+    """Browsing is not offered by this backend (the API answers 400 with the reason)."""
+
+
+class SnapshotBackend:
+    """One per service; ``app`` gives the Kubernetes APIs, traits and the log."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def _custom(self, core) -> client.CustomObjectsApi:
+        return client.CustomObjectsApi(core.api_client)
+
+    async def _list_snapshots(self, core, ns: str, selector: str) -> list[dict]:
+        found = await self._custom(core).list_namespaced_custom_object(
+            GROUP, VERSION, ns, PLURAL, label_selector=selector
+        )
+        return found.get("items", [])
+
+    async def cycle(self, groups: dict[str, list[str]], now: datetime) -> list[str]:
+        """Snapshots of the claims planned now, retention on every claim, finished restore
+        claims removed; returns the snapshots created."""
+        app = self.app
+        async with app.kube_apis() as (core, batch, ns):
+            pvcs = await _items(core.list_namespaced_persistent_volume_claim(
+                ns, label_selector=STORAGE_SELECTOR, _preload_content=False))  # fmt: skip
+            snapshots = await self._list_snapshots(core, ns, f"{COMPONENT_LABEL}={COMPONENT}")
+            jobs = await _jobs(batch, ns)
+            busy = running_claims(jobs) | in_progress_claims(snapshots)
+            candidates = home_claims(pvcs)
+            out = opted_out(candidates, groups, app.policy)
+            plan = plan_cycle(candidates, busy, out, max(0, app.concurrency - len(busy)))
+            for user, why in sorted(plan.skipped.items()):
+                app.log.info("snapshot of %s skipped: %s", user, why)
+            custom = self._custom(core)
+            created = []
+            for candidate in plan.start:
+                name = job_name("snapshot", candidate.claim, now)
+                body = volume_snapshot(name, candidate.user, candidate.claim, app.snapshot_class)
+                try:
+                    await custom.create_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, body)
+                except client.ApiException as exc:
+                    if exc.status != 409:
+                        raise
+                    app.log.info("snapshot of %s: %s exists (a cycle this second)",
+                                 candidate.user, name)  # fmt: skip
+                    continue
+                app.log.info("snapshot of %s: VolumeSnapshot %s", candidate.user, name)
+                created.append(name)
+            for candidate in candidates:
+                mine = [s for s in snapshots if is_users(s, candidate.user, candidate.claim)]
+                for name in expired(mine, app.settings.retention):
+                    await custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+                    app.log.info("snapshot %s of %s expired (retention)", name, candidate.user)
+            restores = await _items(core.list_namespaced_persistent_volume_claim(
+                ns, label_selector=f"{COMPONENT_LABEL}={COMPONENT}", _preload_content=False))  # fmt: skip
+            for name in finished_restore_claims(restores, jobs, now):
+                await core.delete_namespaced_persistent_volume_claim(name, ns)
+                app.log.info("restore claim %s removed (its Job finished)", name)
+        return created
+
+    async def snapshots(self, claim: str) -> list[dict]:
+        """The snapshots of ``claim`` labelled as its user's (the claim's annotation names the
+        user, as for the restic backend's repository)."""
+        async with self.app.kube_apis() as (core, _, ns):
+            home = await core.read_namespaced_persistent_volume_claim(claim, ns)
+            user = (home.metadata.annotations or {}).get(USER_ANNOTATION, "")
+            items = await self._list_snapshots(core, ns, claim_selector(claim))
+        return user_snapshots(items, user, claim) if user else []
+
+    async def files(self, claim: str, snapshot_id: str, directory: str) -> list[dict]:
+        raise BrowseUnavailable(BROWSE_UNAVAILABLE)
+
+    async def restore(self, user: str, claim: str, snapshot_id: str, paths: list[str]) -> str:
+        """A PVC from one of the user's ready snapshots of the claim, and the Job copying
+        ``paths`` from it into ``~/restored/<snapshot-time>/``; returns the Job's name."""
+        check_snapshot_name(snapshot_id)
+        app = self.app
+        async with app.kube_apis() as (core, batch, ns):
+            items = await self._list_snapshots(core, ns, claim_selector(claim))
+            snapshot = next((s for s in items if s["metadata"]["name"] == snapshot_id
+                             and is_users(s, user, claim)), None)  # fmt: skip
+            if snapshot is None:
+                raise RestoreRequestError(f"snapshot: {snapshot_id!r} is not one of {user}'s")
+            if not (snapshot.get("status") or {}).get("readyToUse"):
+                raise RestoreRequestError(f"snapshot: {snapshot_id!r} is not ready yet")
+            if claim in running_claims(await _jobs(batch, ns)):
+                raise VolumeBusyError(
+                    f"a backup or restore of {user}'s home is running; retry later"
+                )
+            home = await core.read_namespaced_persistent_volume_claim(claim, ns)
+            name = job_name("restore", claim, utcnow())
+            pvc = restore_claim(name, user, claim, snapshot,
+                                core.api_client.sanitize_for_serialization(home))  # fmt: skip
+            await core.create_namespaced_persistent_volume_claim(ns, pvc)
+            pods = await _items(core.list_namespaced_pod(ns, _preload_content=False))
+            body = restore_job(name, user, claim, node_of_claim(claim, pods), app.image,
+                               restore_claim_name=name, paths=paths,
+                               snapshot_dir=snapshot_dirname(snapshot["status"]["creationTime"]))  # fmt: skip
+            job = await batch.create_namespaced_job(ns, body)
+            await core.patch_namespaced_persistent_volume_claim(name, ns, {"metadata": {
+                "ownerReferences": owned_by(batch.api_client.sanitize_for_serialization(job))}})  # fmt: skip
+        return name
