@@ -239,7 +239,9 @@ def test_a_bad_backend_is_refused_with_the_setting(argv, message, capsys):
 
 def test_the_snapshot_backend_needs_no_repository(tmp_path):
     policy = tmp_path / "policy.yaml"
-    policy.write_text("groups: {students: {}}\nculling: {policies: {standard: {idle_timeout: 1h}}}\n")
+    policy.write_text(
+        "groups: {students: {}}\nculling: {policies: {standard: {idle_timeout: 1h}}}\n"
+    )
     app = BackupApp()
     app.initialize(["--BackupApp.api_token=t", "--BackupApp.backend=snapshot",
                     "--BackupApp.snapshot_class=csi-snapclass",
