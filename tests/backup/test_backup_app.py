@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+from datetime import datetime, timezone
 
 import pytest
 
 from jupyterhub_platform.policy.backup import BackupDecision
 from jupyterhub_platform.profiles import bundled_profiles_dir
 from jupyterhub_platform.services.backup.app import BackupApp
+from jupyterhub_platform.services.backup.cycle import Candidate, Plan
 
 S3 = "--BackupApp.repository=s3:http://s3/b"
 CULLING = "culling: {policies: {standard: {idle_timeout: 1h}}}\n"  # the profile's
@@ -63,3 +65,41 @@ def test_the_policy_file_is_read_at_start(tmp_path, monkeypatch):
     assert decision == BackupDecision(
         False, "every profile they may use opts out: jupyterlab (backup.opt_out_profiles)"
     )
+
+
+def _app_with_cycles(tmp_path, monkeypatch, waiting_per_cycle: list[int]) -> tuple[BackupApp, list]:
+    """A service whose cycles report ``waiting_per_cycle`` homes still waiting, in turn."""
+    path = tmp_path / "policy.yaml"
+    path.write_text(CULLING + "groups: {guests: {}}\n")
+    monkeypatch.setenv("JUPYTERHUB_PLATFORM_POLICY", str(path))
+    _one_profile(tmp_path, monkeypatch)
+    app = BackupApp()
+    app.initialize(["--BackupApp.api_token=t", S3, "--BackupApp.round_poll=0"])
+    rounds = []
+
+    async def cycle(round_start=None):
+        rounds.append(round_start)
+        waiting = waiting_per_cycle[len(rounds) - 1]
+        app.last_plan = Plan(
+            (), {}, tuple(Candidate(f"u{i}", f"claim-u{i}") for i in range(waiting))
+        )
+        return []
+
+    app.cycle = cycle
+    return app, rounds
+
+
+async def test_a_round_cycles_until_no_home_waits(tmp_path, monkeypatch):
+    """With 10 homes and 4 slots a round takes several cycles, all of the same round."""
+    app, rounds = _app_with_cycles(tmp_path, monkeypatch, [6, 2, 0, 99])
+    due = app.cron.last_at_or_before(datetime.now(timezone.utc))
+    await app._round(due)
+    assert rounds == [due, due, due]
+
+
+async def test_a_round_ends_when_the_next_one_is_due(tmp_path, monkeypatch, capsys):
+    app, rounds = _app_with_cycles(tmp_path, monkeypatch, [3, 3, 3])
+    long_ago = datetime(2020, 1, 1, 2, 0, tzinfo=timezone.utc)  # its next round has long begun
+    await app._round(long_ago)
+    assert rounds == [long_ago]
+    assert "ends with 3 homes not backed up" in capsys.readouterr().err

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from jupyterhub_platform.policy import policy_from_text
 from jupyterhub_platform.services.backup.app import job_name
 from jupyterhub_platform.services.backup.cycle import (
+    DONE,
     Candidate,
+    Plan,
+    created_since,
     home_claims,
     opted_out,
     plan_cycle,
@@ -35,6 +38,23 @@ UTC = timezone.utc
 )  # fmt: skip
 def test_next_run(expr, after, expected):
     assert parse_cron(expr).next_after(after) == expected
+
+
+@pytest.mark.parametrize(
+    ("expr", "at", "expected"),
+    [
+        ("0 2 * * *", datetime(2026, 12, 2, 9, 30, tzinfo=UTC), datetime(2026, 12, 2, 2, 0, tzinfo=UTC)),
+        ("0 2 * * *", datetime(2026, 12, 2, 1, 59, tzinfo=UTC), datetime(2026, 12, 1, 2, 0, tzinfo=UTC)),
+        ("0 2 * * *", datetime(2026, 12, 2, 2, 0, 40, tzinfo=UTC), datetime(2026, 12, 2, 2, 0, tzinfo=UTC)),
+        ("*/15 * * * *", datetime(2026, 12, 2, 9, 14, tzinfo=UTC), datetime(2026, 12, 2, 9, 0, tzinfo=UTC)),
+        ("30 3 * * 0", datetime(2026, 12, 2, 0, 0, tzinfo=UTC), datetime(2026, 11, 29, 3, 30, tzinfo=UTC)),
+        ("0 0 29 2 *", datetime(2026, 3, 1, tzinfo=UTC), datetime(2024, 2, 29, tzinfo=UTC)),
+    ],
+)  # fmt: skip
+def test_the_round_a_service_starting_now_is_in(expr, at, expected):
+    cron = parse_cron(expr)
+    assert cron.last_at_or_before(at) == expected
+    assert cron.next_after(expected - timedelta(minutes=1)) == expected  # it is a scheduled time
 
 
 @pytest.mark.parametrize(
@@ -81,7 +101,7 @@ def test_plan_skips_opted_out_busy_and_over_the_limit():
     assert plan.skipped == {
         "a": "opted out: group no-backup opts out (backup.opt_out_groups)",
         "b": "a Job for this volume is still running",
-        "d": "concurrency limit reached; next cycle",
+        "d": "concurrency limit reached; when a slot frees",
     }
 
 
@@ -90,3 +110,44 @@ def test_job_names_fit_kubernetes():
     long = job_name("backup", "claim-" + "x" * 80, now)
     assert len(long) <= 63 and long.endswith("-20261202093005")
     assert job_name("backup", "claim-a", now) != job_name("backup", "claim-b", now)
+
+
+def _job(claim: str, created: str, kind: str = "backup") -> dict:
+    labels = {"backup.jupyterhub-platform/claim": claim, "backup.jupyterhub-platform/kind": kind}
+    return {"metadata": {"labels": labels, "creationTimestamp": created}}
+
+
+def test_a_round_counts_backups_made_since_it_began():
+    start = datetime(2026, 12, 2, 2, 0, tzinfo=UTC)
+    items = [
+        _job("claim-a", "2026-12-02T02:03:00Z"),  # this round
+        _job("claim-b", "2026-12-01T02:03:00Z"),  # yesterday's round
+        _job("claim-c", "2026-12-02T02:05:00Z", kind="restore"),  # a restore is no backup
+        {"metadata": {"labels": {"backup.jupyterhub-platform/claim": "claim-d"},  # a snapshot
+                      "creationTimestamp": "2026-12-02T02:00:00Z"}},
+    ]  # fmt: skip
+    assert created_since(items, start) == {"claim-a", "claim-d"}
+    assert created_since(items, None) == set()  # not in a round: nothing is done
+
+
+def test_a_round_goes_on_until_every_home_is_done():
+    """Four homes, one slot: each cycle starts one, those done are not started again, and the
+    homes still waiting (no slot, or an older Job still running) keep the round going."""
+    claims = [Candidate(u, f"claim-{u}") for u in "abcd"]
+    done: set[str] = set()
+    started = []
+    for _ in range(4):
+        plan = plan_cycle(claims, set(), {}, 1, done)
+        (first,) = plan.start
+        started.append(first.user)
+        done.add(first.claim)
+        assert {c.user for c in plan.waiting} == {c.user for c in claims} - {u for u in started}
+    assert started == list("abcd")
+    last = plan_cycle(claims, {"claim-a"}, {"b": "opted out: x"}, 1, {"claim-c", "claim-d"})
+    assert last == Plan(
+        start=(),
+        skipped={"a": "a Job for this volume is still running", "b": "opted out: x",
+                 "c": DONE, "d": DONE},
+        waiting=(Candidate("a", "claim-a"),),
+    )  # fmt: skip
+    assert plan_cycle(claims, set(), {}, 1, {c.claim for c in claims}).waiting == ()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import random
+from datetime import datetime, timedelta
 
 from traitlets import Bool, Enum, Float, Integer, List, Unicode
 
@@ -22,8 +23,11 @@ from ..common.policy_source import PolicyLoadError, PolicySource
 from ..common.web import oauth_routes, oauth_settings
 from .cycle import (
     STORAGE_SELECTOR,
+    Plan,
     VolumeBusyError,
+    created_since,
     home_claims,
+    log_skipped,
     opted_out,
     plan_cycle,
     running_claims,
@@ -66,6 +70,11 @@ class BackupApp(ServiceApp):
         1800.0, help="Each cycle starts up to this many seconds after its scheduled minute."
     ).tag(config=True)
     concurrency = Integer(4, help="At most this many backup Jobs run at a time.").tag(config=True)
+    round_poll = Float(
+        60.0,
+        help="Seconds between cycles within a round (a scheduled run), while homes still wait "
+        "for one of the concurrency slots.",
+    ).tag(config=True)
     image = Unicode(
         "docker.io/restic/restic:0.14.0", help="The image of the Jobs (restic and sh)."
     ).tag(config=True)
@@ -135,6 +144,7 @@ class BackupApp(ServiceApp):
         except PolicyLoadError as exc:
             self.exit_error(str(exc))
         self.kube = KubeSource(parent=self)
+        self.last_plan: Plan | None = None  # the last cycle's (the round loop reads it)
         self.client = self.hub_client()
         self.settings = JobSettings(
             image=self.image,
@@ -162,10 +172,13 @@ class BackupApp(ServiceApp):
         finally:
             await api.close()
 
-    async def cycle(self) -> list[str]:
-        """One cycle; returns the Jobs (VolumeSnapshots with the snapshot backend) created."""
+    async def cycle(self, round_start: datetime | None = None) -> list[str]:
+        """One cycle; returns the Jobs (VolumeSnapshots with the snapshot backend) created.
+
+        In a round (``round_start``: the scheduled time it began), claims backed up since then
+        are done; :attr:`last_plan` says who is still waiting for a slot."""
         if self.backend == "snapshot":
-            return await self.volume_snapshots.cycle(await self._groups(), utcnow())
+            return await self.volume_snapshots.cycle(await self._groups(), utcnow(), round_start)
         async with self.kube_apis() as (core, batch, ns):
             pvcs = await _items(core.list_namespaced_persistent_volume_claim(
                 ns, label_selector=STORAGE_SELECTOR, _preload_content=False))  # fmt: skip
@@ -174,9 +187,10 @@ class BackupApp(ServiceApp):
             busy = running_claims(jobs)
             candidates = home_claims(pvcs)
             out = opted_out(candidates, await self._groups(), self.policy)
-            plan = plan_cycle(candidates, busy, out, max(0, self.concurrency - len(busy)))
-            for user, why in sorted(plan.skipped.items()):
-                self.log.info("backup of %s skipped: %s", user, why)
+            slots = max(0, self.concurrency - len(busy))
+            plan = plan_cycle(candidates, busy, out, slots, created_since(jobs, round_start))
+            self.last_plan = plan
+            log_skipped(self.log, "backup", plan)
             created = []
             now = utcnow()
             for candidate in plan.start:
@@ -272,20 +286,39 @@ class BackupApp(ServiceApp):
         if self.once:
             await self._guarded_cycle()
             return
+        # the round the schedule is in now: one the service missed, or was in when it stopped,
+        # goes on (what is done is read from Kubernetes)
+        due = self.cron.last_at_or_before(utcnow())
         while True:
+            await self._round(due)
             due = self.cron.next_after(utcnow())
             wait = (due - utcnow()).total_seconds() + random.uniform(0, self.jitter)
-            self.log.info("next backup cycle at %s (+jitter), in %.0fs", due.isoformat(), wait)
+            self.log.info("next backup round at %s (+jitter), in %.0fs", due.isoformat(), wait)
             await asyncio.sleep(max(0.0, wait))
-            await self._guarded_cycle()
 
-    async def _guarded_cycle(self) -> None:
+    async def _round(self, due: datetime) -> None:
+        """Cycles every ``round_poll`` seconds until every home is backed up since ``due`` (at
+        most ``concurrency`` Jobs at a time), or the next round is due."""
+        ends = self.cron.next_after(due)
+        while True:
+            if await self._guarded_cycle(due) and not self.last_plan.waiting:
+                self.log.info("backup round of %s: every home done", due.isoformat())
+                return
+            if utcnow() + timedelta(seconds=self.round_poll) >= ends:
+                waiting = len(self.last_plan.waiting) if self.last_plan else "?"
+                self.log.warning("backup round of %s ends with %s homes not backed up",
+                                 due.isoformat(), waiting)  # fmt: skip
+                return
+            await asyncio.sleep(self.round_poll)
+
+    async def _guarded_cycle(self, round_start: datetime | None = None) -> bool:
         try:
-            created = await self.cycle()
+            created = await self.cycle(round_start)
         except (HubAPIError, KubeConfigError, kube_client().ApiException, OSError) as exc:
             self.log.error("backup cycle failed: %s", exc)
-        else:
-            self.log.info("backup cycle: %d Jobs created", len(created))
+            return False
+        self.log.info("backup cycle: %d created", len(created))
+        return True
 
 
 async def _job_log(core, ns: str, job: dict) -> str | None:

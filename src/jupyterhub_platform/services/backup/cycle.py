@@ -10,15 +10,19 @@ skipped; at most ``slots`` Jobs start.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
+from jupyterhub_platform.policy.cull_decision import parse_time
 from jupyterhub_platform.policy.model import Policy
 
 from .manifests import CLAIM_LABEL, KIND_LABEL, USER_ANNOTATION
 from .views import job_outcome
 
 STORAGE_SELECTOR = "component=singleuser-storage"
+DONE = "backed up in this round"
 
 
 class VolumeBusyError(RuntimeError):
@@ -35,7 +39,10 @@ class Candidate:
 class Plan:
     start: tuple[Candidate, ...]
     skipped: Mapping[str, str]
-    """user → why no Job starts (opted out, already running, no slot)."""
+    """user → why no Job starts (opted out, already running, done this round, no slot)."""
+    waiting: tuple[Candidate, ...] = ()
+    """Not backed up in this round yet and not started now (no slot, or an older Job still
+    runs): the round goes on while any are left."""
 
 
 def home_claims(pvcs: Iterable[dict]) -> list[Candidate]:
@@ -72,22 +79,53 @@ def opted_out(
     return found
 
 
+def created_since(items: Iterable[dict], since: datetime | None) -> set[str]:
+    """Claims with a backup (a backup Job or a VolumeSnapshot: ``items``) created at or after
+    ``since``, the start of the current round (None: no round, nothing counts as done)."""
+    if since is None:
+        return set()
+    done = set()
+    for item in items:
+        meta = item.get("metadata", {})
+        labels = meta.get("labels") or {}
+        created = parse_time(meta.get("creationTimestamp"))
+        if labels.get(KIND_LABEL, "backup") == "backup" and created and created >= since:
+            done.add(labels.get(CLAIM_LABEL, ""))
+    return done
+
+
 def plan_cycle(
     candidates: Iterable[Candidate],
     busy: set[str],
     opted_out: Mapping[str, str],
     slots: int,
+    done: set[str] = frozenset(),
 ) -> Plan:
-    """``opted_out``: user → why the policy does not back them up (:func:`opted_out`)."""
+    """``opted_out``: user → why the policy does not back them up (:func:`opted_out`);
+    ``done``: claims already backed up in this round (:func:`created_since`)."""
     start: list[Candidate] = []
+    waiting: list[Candidate] = []
     skipped: dict[str, str] = {}
     for candidate in candidates:
         if candidate.user in opted_out:
             skipped[candidate.user] = opted_out[candidate.user]
+        elif candidate.claim in done:
+            skipped[candidate.user] = DONE
         elif candidate.claim in busy:
             skipped[candidate.user] = "a Job for this volume is still running"
+            waiting.append(candidate)
         elif len(start) >= slots:
-            skipped[candidate.user] = "concurrency limit reached; next cycle"
+            skipped[candidate.user] = "concurrency limit reached; when a slot frees"
+            waiting.append(candidate)
         else:
             start.append(candidate)
-    return Plan(tuple(start), skipped)
+    return Plan(tuple(start), skipped, tuple(waiting))
+
+
+def log_skipped(log: logging.Logger, what: str, plan: Plan) -> None:
+    """Why each user got nothing: INFO, but DEBUG for those done this round (every cycle of a
+    round would repeat them)."""
+    for user, why in sorted(plan.skipped.items()):
+        log.log(
+            logging.DEBUG if why == DONE else logging.INFO, "%s of %s skipped: %s", what, user, why
+        )

@@ -52,6 +52,22 @@ class Cron:
                 return t
         raise CronError("schedule: never matches a real date")
 
+    def last_at_or_before(self, at: datetime) -> datetime:
+        """The latest matching minute at or before ``at`` (searching back up to five years):
+        the start of the round a service that starts at ``at`` is in."""
+        t = at.replace(second=0, microsecond=0)
+        limit = t - timedelta(days=5 * 366)
+        while t > limit:
+            if not self.day_matches(t):
+                t = t.replace(hour=23, minute=59) - timedelta(days=1)
+            elif t.hour not in self.hours:
+                t = t.replace(minute=59) - timedelta(hours=1)
+            elif t.minute not in self.minutes:
+                t -= timedelta(minutes=1)
+            else:
+                return t
+        raise CronError("schedule: never matches a real date")
+
 
 def parse_cron(text: str) -> Cron:
     parts = text.split()

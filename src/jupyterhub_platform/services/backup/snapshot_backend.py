@@ -17,7 +17,9 @@ from kubernetes_asyncio import client
 from .cycle import (
     STORAGE_SELECTOR,
     VolumeBusyError,
+    created_since,
     home_claims,
+    log_skipped,
     opted_out,
     plan_cycle,
     running_claims,
@@ -69,7 +71,9 @@ class SnapshotBackend:
         )
         return found.get("items", [])
 
-    async def cycle(self, groups: dict[str, list[str]], now: datetime) -> list[str]:
+    async def cycle(
+        self, groups: dict[str, list[str]], now: datetime, round_start: datetime | None = None
+    ) -> list[str]:
         """Snapshots of the claims planned now, retention on every claim, finished restore
         claims removed; returns the snapshots created."""
         app = self.app
@@ -81,9 +85,10 @@ class SnapshotBackend:
             busy = running_claims(jobs) | in_progress_claims(snapshots)
             candidates = home_claims(pvcs)
             out = opted_out(candidates, groups, app.policy)
-            plan = plan_cycle(candidates, busy, out, max(0, app.concurrency - len(busy)))
-            for user, why in sorted(plan.skipped.items()):
-                app.log.info("snapshot of %s skipped: %s", user, why)
+            slots = max(0, app.concurrency - len(busy))
+            plan = plan_cycle(candidates, busy, out, slots, created_since(snapshots, round_start))
+            app.last_plan = plan
+            log_skipped(app.log, "snapshot", plan)
             custom = self._custom(core)
             created = []
             for candidate in plan.start:
