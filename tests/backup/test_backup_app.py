@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 from datetime import datetime, timezone
 
@@ -103,3 +104,21 @@ async def test_a_round_ends_when_the_next_one_is_due(tmp_path, monkeypatch, caps
     await app._round(long_ago)
     assert rounds == [long_ago]
     assert "ends with 3 homes not backed up" in capsys.readouterr().err
+
+
+async def test_cycles_never_overlap(tmp_path, monkeypatch):
+    """A round's cycle and an admin's run at once: the second waits for the first (both would
+    otherwise see a claim free and start its Job twice)."""
+    app, _ = _app_with_cycles(tmp_path, monkeypatch, [])
+    running, overlapped = [], []
+
+    async def one(round_start):
+        overlapped.append(bool(running))
+        running.append(1)
+        await asyncio.sleep(0.05)
+        running.pop()
+        return []
+
+    app._cycle = one
+    await asyncio.gather(BackupApp.cycle(app), BackupApp.cycle(app, None))
+    assert overlapped == [False, False]

@@ -1,9 +1,10 @@
 """``jupyterhub-platform-backup``: back up every user's home volume on a cron schedule.
 
-Each cycle lists the home claims, the backup Jobs and the pods (Kubernetes is the only state:
-a restarted service sees the Jobs still running and starts no second one), asks the hub for
-users' groups (the group policy's ``backup:`` section opts users out), and creates at most
-``concurrency`` Jobs (docs/backup.md).
+Each scheduled time begins a round of cycles that lasts until every home is backed up since
+then. Each cycle lists the home claims, the backup Jobs (or VolumeSnapshots) and the pods
+(Kubernetes is the only state: a restarted service sees what is running and what is done, and
+goes on), asks the hub for users' groups (the group policy's ``backup:`` section opts users
+out), and starts backups while fewer than ``concurrency`` run (docs/backup.md).
 """
 
 from __future__ import annotations
@@ -145,6 +146,7 @@ class BackupApp(ServiceApp):
             self.exit_error(str(exc))
         self.kube = KubeSource(parent=self)
         self.last_plan: Plan | None = None  # the last cycle's (the round loop reads it)
+        self._one_cycle = asyncio.Lock()
         self.client = self.hub_client()
         self.settings = JobSettings(
             image=self.image,
@@ -176,7 +178,12 @@ class BackupApp(ServiceApp):
         """One cycle; returns the Jobs (VolumeSnapshots with the snapshot backend) created.
 
         In a round (``round_start``: the scheduled time it began), claims backed up since then
-        are done; :attr:`last_plan` says who is still waiting for a slot."""
+        are done; :attr:`last_plan` says who is still waiting for a slot. One cycle at a time:
+        a round's and an admin's run would both see a claim free and start it twice."""
+        async with self._one_cycle:
+            return await self._cycle(round_start)
+
+    async def _cycle(self, round_start: datetime | None) -> list[str]:
         if self.backend == "snapshot":
             return await self.volume_snapshots.cycle(await self._groups(), utcnow(), round_start)
         async with self.kube_apis() as (core, batch, ns):
