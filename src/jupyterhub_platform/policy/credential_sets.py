@@ -55,3 +55,15 @@ def check_credential_references(
 def profile_credential_references(rules: Iterable[ProfileRule]):
     """The profile files' ``credential_sets`` as references for :func:`check_credential_references`."""
     return [((f"profile {r.slug!r} credential_sets",), r.credential_sets) for r in rules]
+
+
+def server_sets(
+    entitled: Iterable[str], profile_sets: Iterable[str], declared: Mapping[str, object]
+) -> tuple[str, ...]:
+    """The sets a server gets: those the user's groups grant, narrowed to the profile's
+    ``credential_sets`` when the profile lists any (sorted; only declared names)."""
+    names = set(entitled)
+    wanted = set(profile_sets)
+    if wanted:
+        names &= wanted
+    return tuple(sorted(n for n in names if n in declared))
