@@ -1,0 +1,138 @@
+"""Fixtures: a real hub (and proxy) with the credentials service registered, users with groups,
+auth state and real tokens; the service itself in the test's process (its providers are the
+tests'); the Kubernetes emulator for the renewal loop."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import shutil
+from dataclasses import replace
+
+import aiohttp
+import pytest
+from credentials_fixtures import CULLING, Counter, sets_policy
+
+from jupyterhub_platform.devcluster.cluster import DevCluster
+from jupyterhub_platform.devcluster.procs import free_port
+from jupyterhub_platform.profiles import bundled_profiles_dir
+from jupyterhub_platform.services.credentials.app import CredentialsApp
+from jupyterhub_platform.testing import start_hub
+
+SCOPES = ["list:users", "read:users:groups", "read:servers", "admin:auth_state"]
+
+
+class HubAdmin:
+    """The hub's REST API with an admin service's token."""
+
+    def __init__(self, url: str, token: str):
+        self.url, self.token = url, token
+
+    async def call(self, method: str, path: str, body=None):
+        headers = {"Authorization": f"token {self.token}"}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.request(method, f"{self.url}/hub/api{path}", headers=headers, json=body) as r,
+        ):
+            assert r.status < 300, f"{method} {path}: {r.status} {await r.text()}"
+            return await r.json() if r.status != 204 else None
+
+    async def user(self, name: str, groups: list[str], auth_state: dict) -> None:
+        await self.call("POST", f"/users/{name}")
+        for group in groups:
+            await self.call("POST", f"/groups/{group}/users", {"users": [name]})
+        await self.call("PATCH", f"/users/{name}", {"auth_state": auth_state})
+
+    async def new_token(self, name: str, **body) -> dict:
+        return await self.call("POST", f"/users/{name}/tokens", {"note": "test", **body})
+
+
+@pytest.fixture
+async def cred_hub(tmp_path):
+    """``(hub, admin, service_token, service_port)``: groups team-a and team-b exist."""
+    admin_token, service_token, port = secrets.token_hex(16), secrets.token_hex(16), free_port()
+    (tmp_path / "hub").mkdir()
+
+    def settings(url: str) -> dict:
+        return {
+            "JupyterHub": {
+                "authenticator_class": "dummy",
+                "services": [
+                    {"name": "tests", "api_token": admin_token},
+                    {
+                        "name": "credentials",
+                        "api_token": service_token,
+                        "url": f"http://127.0.0.1:{port}",
+                    },
+                ],  # fmt: skip
+                "load_roles": [
+                    {"name": "admin", "services": ["tests"]},
+                    {"name": "credentials", "scopes": SCOPES, "services": ["credentials"]},
+                ],
+                "load_groups": {"team-a": {"users": []}, "team-b": {"users": []}},
+            },
+            "Authenticator": {"enable_auth_state": True},
+        }
+
+    hub = await start_hub(tmp_path / "hub", settings)
+    try:
+        yield hub, HubAdmin(hub.url, admin_token), service_token, port
+    finally:
+        await hub.stop()
+
+
+@pytest.fixture
+def policy_file(tmp_path, monkeypatch):
+    """A policy file the service loads at start (the sets themselves come from
+    :func:`sets_policy`: the tests' providers)."""
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(bundled_profiles_dir() / "jupyterlab.yaml", tmp_path / "profiles")
+    monkeypatch.setenv("JUPYTERHUB_PLATFORM_PROFILES", str(tmp_path / "profiles"))
+    path = tmp_path / "policy.yaml"
+    path.write_text(CULLING + "groups: {team-a: {}, team-b: {}}\n")
+    return path
+
+
+@pytest.fixture
+async def service(cred_hub, policy_file, tmp_path):
+    """The credentials service, serving behind the hub's proxy; ``.counter``: its provider."""
+    hub, admin, token, port = cred_hub
+    app = CredentialsApp()
+    app.initialize([
+        f"--CredentialsApp.api_token={token}", f"--CredentialsApp.api_url={hub.url}/hub/api",
+        f"--PolicySource.policy_file={policy_file}", "--CredentialsApp.service_prefix=/services/credentials/",
+        f"--KubeSource.kubeconfig={tmp_path / 'kubeconfig.yaml'}", "--KubeSource.namespace=default",
+    ])  # fmt: skip
+    counter = Counter()
+    base = app.service.policy
+    app.use_policy(replace(sets_policy(counter), source=base.source))
+    server = app.make_web_app().listen(port, "127.0.0.1")
+    app.counter, app.hub, app.admin = counter, hub, admin
+    app.url = f"{hub.url}/services/credentials/"
+    try:
+        await wait_for_route(app.url + "health")
+        yield app
+    finally:
+        server.stop()
+
+
+async def wait_for_route(url: str, timeout: float = 30) -> None:
+    """Until the proxy sends ``url`` to the service (the hub adds its route at start)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as s:
+        while True:
+            async with s.get(url, allow_redirects=False) as r:
+                if r.status == 200 and r.content_type == "application/json":
+                    return
+            assert asyncio.get_running_loop().time() < deadline, f"{url}: {r.status}"
+            await asyncio.sleep(0.2)
+
+
+@pytest.fixture
+async def devcluster(tmp_path):
+    cluster = DevCluster(tmp_path / "devcluster", kubelet="none")
+    await cluster.start()
+    try:
+        yield cluster
+    finally:
+        await cluster.stop()

@@ -1,0 +1,227 @@
+"""The credentials service against a real hub: real users, groups, auth state and hub tokens
+(created, revoked and expired by the hub itself), requests through the hub's proxy; renewal of
+servers' Secrets in the Kubernetes emulator."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import time
+
+import aiohttp
+import pytest
+from credentials_fixtures import LIFETIME
+from kubernetes_asyncio import client, config
+
+from jupyterhub_platform.services.credentials.audit import AUDIT_LOGGER
+from jupyterhub_platform.services.credentials.model import (
+    EXPIRY_ANNOTATION,
+    SECRET_COMPONENT,
+    SETS_ANNOTATION,
+    USER_ANNOTATION,
+    data_key,
+)
+
+pytestmark = pytest.mark.processes
+
+
+async def get(url: str, token: str | None) -> tuple[int, dict]:
+    headers = {"Authorization": f"token {token}"} if token is not None else {}
+    async with (
+        aiohttp.ClientSession() as s,
+        s.get(url, headers=headers, allow_redirects=False) as r,
+    ):
+        text = await r.text()
+        assert r.content_type == "application/json", (r.status, r.headers, text[:300])
+        return r.status, json.loads(text)
+
+
+async def alice_and_bob(service) -> tuple[str, str]:
+    """alice in team-a (alpha), bob in team-b (beta); their tokens."""
+    admin = service.admin
+    await admin.user("alice", ["team-a"], {"marker": "alice-state"})
+    await admin.user("bob", ["team-b"], {"marker": "bob-state"})
+    return (await admin.new_token("alice"))["token"], (await admin.new_token("bob"))["token"]
+
+
+async def test_a_users_token_gets_their_sets_and_only_theirs(service, caplog):
+    alice, bob = await alice_and_bob(service)
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+
+    status, body = await get(service.url + "api/v1/sets", alice)
+    assert (status, body) == (200, {"user": "alice", "sets": [
+        {"name": "alpha", "description": "the alpha set", "provider": "test-counter"}]})  # fmt: skip
+
+    status, body = await get(service.url + "api/v1/credentials/alpha", alice)
+    assert status == 200, body
+    assert set(body) == {"set", "values", "issued_at", "expires_at"}
+    assert body["set"] == "alpha"
+    secret = body["values"]["secret"]
+    assert secret.startswith("alpha-alice-alice-state-")  # the auth state, read by the service
+    assert body["expires_at"] == pytest.approx(body["issued_at"] + LIFETIME)
+
+    # the cache: a second request is the same issuance, the provider is not asked again
+    assert (await get(service.url + "api/v1/credentials/alpha", alice))[1] == body
+    assert service.counter.calls == ["alice/alpha"]
+
+    # alice's token never yields bob's set; the refusal names the set, nothing else
+    status, refused = await get(service.url + "api/v1/credentials/beta", alice)
+    assert status == 403
+    assert refused == {"error": "credential set 'beta' is not available to you",
+                       "reason": "not_entitled"}  # fmt: skip
+    assert (await get(service.url + "api/v1/credentials/no-such-set", alice))[1][
+        "reason"
+    ] == "not_entitled"  # unknown sets look the same: nobody learns which exist
+    assert service.counter.calls == ["alice/alpha"]
+
+    status, body = await get(service.url + "api/v1/credentials/beta", bob)
+    assert status == 200 and body["values"]["secret"].startswith("beta-bob-bob-state-")
+
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
+    assert [(x["user"], x["set"], x["result"], x["reason"]) for x in lines] == [
+        ("alice", "alpha", "issued", ""),
+        ("alice", "beta", "refused", "not_entitled"),
+        ("alice", "no-such-set", "refused", "not_entitled"),
+        ("bob", "beta", "issued", ""),
+    ]
+    assert lines[0]["provider"] == "test-counter"
+    assert lines[0]["expires_at"] == pytest.approx(time.time() + LIFETIME, abs=60)
+    audit_text = "\n".join(r.getMessage() for r in caplog.records)
+    assert secret not in audit_text and "alice-state" not in audit_text
+    assert secret not in caplog.text
+
+
+async def test_a_server_like_token_with_few_scopes_identifies_its_user(service):
+    await alice_and_bob(service)
+    token = (await service.admin.new_token("alice", scopes=["users:activity!user"]))["token"]
+    status, body = await get(service.url + "api/v1/credentials/alpha", token)
+    assert status == 200 and body["values"]["secret"].startswith("alpha-alice-")
+
+
+async def test_forged_revoked_and_expired_tokens_are_refused(service, caplog):
+    await alice_and_bob(service)
+    revoked = await service.admin.new_token("alice")
+    await service.admin.call("DELETE", f"/users/alice/tokens/{revoked['id']}")
+    expiring = await service.admin.new_token("alice", expires_in=1)
+    await asyncio.sleep(2.5)
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    for token in ("forged-" + "0" * 32, revoked["token"], expiring["token"], None, ""):
+        for path in ("api/v1/credentials/alpha", "api/v1/sets"):
+            status, body = await get(service.url + path, token)
+            assert status == 403, (token, path, body)
+            assert body["reason"] == "unauthenticated" and "Traceback" not in json.dumps(body)
+    assert service.counter.calls == []
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
+    assert {(x["user"], x["result"], x["reason"]) for x in lines} == {
+        ("", "refused", "unauthenticated")
+    }
+
+
+async def test_metrics_need_read_metrics_and_have_no_users(service):
+    alice, _ = await alice_and_bob(service)
+    await get(service.url + "api/v1/credentials/alpha", alice)
+    await get(service.url + "api/v1/credentials/beta", alice)
+    status, body = await get(service.url + "metrics", alice)
+    assert status == 403 and "read:metrics" in body["error"]
+    headers = {"Authorization": f"token {service.admin.token}"}
+    async with aiohttp.ClientSession() as s, s.get(service.url + "metrics", headers=headers) as r:
+        assert r.status == 200
+        text = await r.text()
+    assert (
+        'credentials_issuances_total{provider="test-counter",result="issued",set="alpha"} 1.0'
+        in text
+    )
+    assert 'credentials_refusals_total{reason="not_entitled"} 1.0' in text
+    assert "alice" not in text
+    async with aiohttp.ClientSession() as s, s.get(service.url + "health") as r:
+        assert r.status == 200
+
+
+def credential_secret(name: str, user: str, sets: dict[str, dict], data: dict[str, str]):
+    return client.V1Secret(
+        metadata=client.V1ObjectMeta(
+            name=name,
+            labels={"component": SECRET_COMPONENT},
+            annotations={
+                USER_ANNOTATION: user,
+                SETS_ANNOTATION: ",".join(sets),
+                EXPIRY_ANNOTATION: json.dumps(sets),
+            },
+        ),
+        data={k: base64.b64encode(v.encode()).decode() for k, v in data.items()},
+    )
+
+
+def values(secret) -> dict[str, str]:
+    return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+
+
+async def test_renewal_patches_expiring_sets_and_blanks_revoked_ones(service, devcluster):
+    """carol's alpha is 90% through its lifetime: renewed; her beta was never granted and dave
+    left team-a: blanked and dropped; a fresh set and a Secret of another component stay."""
+    admin = service.admin
+    await admin.user("carol", ["team-a"], {"marker": "carol-state"})
+    await admin.user("dave", ["team-a"], {"marker": "dave-state"})
+    await admin.call("DELETE", "/groups/team-a/users", {"users": ["dave"]})
+    service.kube.kubeconfig = str(devcluster.kubeconfig_path)
+    now = time.time()
+    due = {"issued_at": now - 900, "expires_at": now + 100}
+    fresh = {"issued_at": now - 100, "expires_at": now + 900}
+    old = {"jupyterhub-api-token": "api-token", data_key("alpha", "secret"): "old",
+           data_key("alpha", "expiration"): "old", data_key("beta", "secret"): "old-beta"}  # fmt: skip
+
+    api = await config.new_client_from_config(config_file=str(devcluster.kubeconfig_path))
+    async with api:
+        core = client.CoreV1Api(api)
+        await core.create_namespaced_secret(
+            "default",
+            credential_secret(
+                "jupyter-carol-credentials", "carol", {"alpha": due, "beta": due}, old
+            ),
+        )
+        await core.create_namespaced_secret(
+            "default",
+            credential_secret("jupyter-carol-2-credentials", "carol", {"alpha": fresh}, old),
+        )
+        await core.create_namespaced_secret("default", credential_secret(
+            "jupyter-dave-credentials", "dave", {"alpha": due}, old))  # fmt: skip
+
+        await service.renew()
+
+        carol = await core.read_namespaced_secret("jupyter-carol-credentials", "default")
+        got = values(carol)
+        assert got["jupyterhub-api-token"] == "api-token"
+        assert got[data_key("alpha", "secret")].startswith("alpha-carol-carol-state-")
+        assert got[data_key("beta", "secret")] == ""
+        assert carol.metadata.annotations[SETS_ANNOTATION] == "alpha"
+        expiry = json.loads(carol.metadata.annotations[EXPIRY_ANNOTATION])
+        assert set(expiry) == {"alpha"}
+        assert expiry["alpha"]["expires_at"] == pytest.approx(time.time() + LIFETIME, abs=60)
+
+        untouched = await core.read_namespaced_secret("jupyter-carol-2-credentials", "default")
+        assert values(untouched)[data_key("alpha", "secret")] == "old"
+
+        dave = await core.read_namespaced_secret("jupyter-dave-credentials", "default")
+        assert values(dave)[data_key("alpha", "secret")] == ""
+        assert values(dave)[data_key("alpha", "expiration")] == ""
+        assert dave.metadata.annotations[SETS_ANNOTATION] == ""
+        assert service.counter.calls == ["carol/alpha"]
+
+        # the next round has nothing due: nothing issued, nothing patched
+        version = carol.metadata.resource_version
+        await service.renew()
+        carol = await core.read_namespaced_secret("jupyter-carol-credentials", "default")
+        assert carol.metadata.resource_version == version
+        assert service.counter.calls == ["carol/alpha"]
+    text = (await _metrics(service)).splitlines()
+    assert 'credentials_renewals_total{result="renewed",set="alpha"} 1.0' in text
+    assert 'credentials_renewals_total{result="revoked",set="alpha"} 1.0' in text
+    assert any(line.startswith('credentials_seconds_to_expiry{set="alpha"}') for line in text)
+
+
+async def _metrics(service) -> str:
+    headers = {"Authorization": f"token {service.admin.token}"}
+    async with aiohttp.ClientSession() as s, s.get(service.url + "metrics", headers=headers) as r:
+        return await r.text()
