@@ -11,6 +11,8 @@ from jupyterhub_platform.services.credentials.model import CredentialSet, Issued
 
 CULLING = "culling: {policies: {standard: {idle_timeout: 1h}}}\n"  # the jupyterlab profile's
 SETS = {"team-a": "alpha", "team-b": "beta"}
+S3_SET = "gamma-s3"
+"""Also granted to team-a: keys as the s3-sts provider's."""
 LIFETIME = 3600.0
 
 
@@ -42,11 +44,30 @@ class Counter(Provider):
         )  # fmt: skip
 
 
+class S3Like(Provider):
+    """An s3-sts provider's keys, without STS."""
+
+    name = "test-s3"
+    keys = ("aws_access_key_id", "aws_secret_access_key", "aws_session_token", "expiration",
+            "endpoint_url", "region")  # fmt: skip
+
+    async def issue(self, subject, ctx) -> Issued:
+        now = time.time()
+        return Issued(
+            {"aws_access_key_id": f"AKIA{subject.username.upper()}",
+             "aws_secret_access_key": f"secret-of-{subject.username}",
+             "aws_session_token": f"session-of-{subject.username}",
+             "expiration": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now + LIFETIME)),
+             "endpoint_url": "http://s3.example.org", "region": "us-east-1"},
+            now, now + LIFETIME,
+        )  # fmt: skip
+
+
 def sets_policy(counter: Counter) -> Policy:
-    """team-a grants alpha, team-b grants beta (as a loaded policy file would have them)."""
-    return Policy(
-        grants=tuple(GroupGrant(g, credential_sets=(s,)) for g, s in SETS.items()),
-        credential_sets=MappingProxyType({
-            s: CredentialSet(s, counter.for_set(s), description=f"the {s} set") for s in SETS.values()
-        }),
-    )  # fmt: skip
+    """team-a grants alpha and gamma-s3, team-b grants beta (as a loaded policy file would)."""
+    sets = {s: CredentialSet(s, counter.for_set(s), description=f"the {s} set")
+            for s in SETS.values()}  # fmt: skip
+    sets[S3_SET] = CredentialSet(S3_SET, S3Like({}, ("credential_sets", S3_SET)))
+    grants = [GroupGrant(g, credential_sets=(s,)) for g, s in SETS.items()]
+    grants.append(GroupGrant("team-a", credential_sets=(S3_SET,)))
+    return Policy(grants=tuple(grants), credential_sets=MappingProxyType(sets))

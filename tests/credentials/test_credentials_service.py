@@ -8,11 +8,14 @@ import asyncio
 import base64
 import json
 import logging
+import os
+import sys
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
-from credentials_fixtures import LIFETIME
+from credentials_fixtures import LIFETIME, S3_SET
 from kubernetes_asyncio import client, config
 
 from jupyterhub_platform.services.credentials.audit import AUDIT_LOGGER
@@ -23,6 +26,7 @@ from jupyterhub_platform.services.credentials.model import (
     USER_ANNOTATION,
     data_key,
 )
+from jupyterhub_platform.workspace import credentials
 
 pytestmark = pytest.mark.processes
 
@@ -52,7 +56,8 @@ async def test_a_users_token_gets_their_sets_and_only_theirs(service, caplog):
 
     status, body = await get(service.url + "api/v1/sets", alice)
     assert (status, body) == (200, {"user": "alice", "sets": [
-        {"name": "alpha", "description": "the alpha set", "provider": "test-counter"}]})  # fmt: skip
+        {"name": "alpha", "description": "the alpha set", "provider": "test-counter"},
+        {"name": "gamma-s3", "description": "", "provider": "test-s3"}]})  # fmt: skip
 
     status, body = await get(service.url + "api/v1/credentials/alpha", alice)
     assert status == 200, body
@@ -225,3 +230,51 @@ async def _metrics(service) -> str:
     headers = {"Authorization": f"token {service.admin.token}"}
     async with aiohttp.ClientSession() as s, s.get(service.url + "metrics", headers=headers) as r:
         return await r.text()
+
+
+async def test_the_workspace_client_asks_the_service_when_nothing_fresh_is_mounted(
+    service, tmp_path, monkeypatch
+):
+    alice, _ = await alice_and_bob(service)
+    monkeypatch.setenv("JUPYTERHUB_PLATFORM_CREDENTIALS_URL", service.url)
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", alice)
+    monkeypatch.setenv("JUPYTERHUB_PLATFORM_CREDENTIALS_DIR", str(tmp_path / "mount"))
+    stale = tmp_path / "mount" / "alpha"
+    stale.mkdir(parents=True)
+    (stale / "secret").write_text("stale")
+    (stale / "expiration").write_text("2020-01-01T00:00:00Z")
+
+    got = await asyncio.to_thread(credentials.get, "alpha")
+    assert got["secret"].startswith("alpha-alice-alice-state-")
+    assert await asyncio.to_thread(credentials.get, S3_SET) == {
+        "aws_access_key_id": "AKIAALICE", "aws_secret_access_key": "secret-of-alice",
+        "aws_session_token": "session-of-alice", "endpoint_url": "http://s3.example.org",
+        "region_name": "us-east-1",
+    }  # fmt: skip
+    with pytest.raises(credentials.CredentialsUnavailable) as refused:
+        await asyncio.to_thread(credentials.get, "beta")
+    assert (
+        str(refused.value) == "credential set 'beta': credential set 'beta' is not available to you"
+    )
+
+    # the console script, as boto3 runs it
+    env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path),
+           "JUPYTERHUB_PLATFORM_CREDENTIALS_URL": service.url, "JUPYTERHUB_API_TOKEN": alice}  # fmt: skip
+    script = Path(sys.executable).with_name("jupyterhub-platform-credential-process")
+    for set_name, code in ((S3_SET, 0), ("beta", 1)):
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, str(script), set_name, env=env, start_new_session=True,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == code, err
+        if code == 0:
+            answer = json.loads(out)
+            assert set(answer) == {"Version", "AccessKeyId", "SecretAccessKey", "SessionToken",
+                                   "Expiration"}  # fmt: skip
+            assert (answer["Version"], answer["AccessKeyId"]) == (1, "AKIAALICE")
+        else:
+            assert err.decode().strip() == (
+                "jupyterhub-platform-credential-process: credential set 'beta' is not available to you"
+            )
+            assert b"Traceback" not in err and out == b""
