@@ -16,6 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 VALUES = ROOT / "chart-values" / "values.yaml"
 CLOUDFLARE = ROOT / "chart-values" / "cloudflare-access.yaml"
 BACKUP = ROOT / "chart-values" / "backup.yaml"
+CREDENTIALS = ROOT / "chart-values" / "credentials.yaml"
 
 
 def overlay(tmp_path: Path, text: str, name: str = "overlay.yaml") -> Path:
@@ -30,7 +31,9 @@ def check(*argv, chart=None) -> int:
     )
 
 
-@pytest.mark.parametrize("files", [[VALUES], [VALUES, CLOUDFLARE], [VALUES, BACKUP]])
+@pytest.mark.parametrize(
+    "files", [[VALUES], [VALUES, CLOUDFLARE], [VALUES, BACKUP], [VALUES, CREDENTIALS]]
+)
 @pytest.mark.processes
 def test_the_shipped_values_pass(files, z2jh_chart, capsys):
     argv = [files[0], *[a for f in files[1:] for a in ("-f", f)]]

@@ -30,11 +30,13 @@ COMBINATIONS = {
     "values": ["values.yaml"],
     "values+cloudflare-access": ["values.yaml", "cloudflare-access.yaml"],
     "values+backup": ["values.yaml", "backup.yaml"],
+    "values+credentials": ["values.yaml", "credentials.yaml"],
 }
 EXPECTED_AUTHENTICATOR = {
     "values": "OIDCAuthenticator",
     "values+cloudflare-access": "CloudflareAccessAuthenticator",
     "values+backup": "OIDCAuthenticator",
+    "values+credentials": "OIDCAuthenticator",
 }
 UNUSED_KUBECONFIG = """\
 apiVersion: v1
