@@ -77,6 +77,7 @@ class CredentialService:
         except HubAPIError as exc:
             if exc.status == 404:
                 return Subject(name, frozenset())
+            self.log.error("reading user %s from the hub: %s", name, exc)  # e.g. scopes missing
             raise IssueError(
                 "upstream_unavailable", "the hub did not answer; retry later"
             ) from None
