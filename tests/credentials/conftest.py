@@ -4,22 +4,19 @@ tests'); the Kubernetes emulator for the renewal loop."""
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import shutil
 from dataclasses import replace
 
 import aiohttp
 import pytest
-from credentials_fixtures import CULLING, Counter, sets_policy
+from credentials_fixtures import CULLING, SCOPES, Counter, sets_policy, wait_for_route
 
 from jupyterhub_platform.devcluster.cluster import DevCluster
 from jupyterhub_platform.devcluster.procs import free_port
 from jupyterhub_platform.profiles import bundled_profiles_dir
 from jupyterhub_platform.services.credentials.app import CredentialsApp
 from jupyterhub_platform.testing import start_hub
-
-SCOPES = ["list:users", "read:users:groups", "read:servers", "admin:auth_state"]
 
 
 class HubAdmin:
@@ -114,18 +111,6 @@ async def service(cred_hub, policy_file, tmp_path):
         yield app
     finally:
         server.stop()
-
-
-async def wait_for_route(url: str, timeout: float = 30) -> None:
-    """Until the proxy sends ``url`` to the service (the hub adds its route at start)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    async with aiohttp.ClientSession() as s:
-        while True:
-            async with s.get(url, allow_redirects=False) as r:
-                if r.status == 200 and r.content_type == "application/json":
-                    return
-            assert asyncio.get_running_loop().time() < deadline, f"{url}: {r.status}"
-            await asyncio.sleep(0.2)
 
 
 @pytest.fixture

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import time
 from types import MappingProxyType
 
+import aiohttp
+
 from jupyterhub_platform.policy.model import GroupGrant, Policy
 from jupyterhub_platform.services.credentials.model import CredentialSet, Issued, Provider
 
+SCOPES = ["list:users", "read:users:groups", "read:servers", "admin:auth_state"]
+"""The credentials service's role (chart-values/credentials.yaml)."""
 CULLING = "culling: {policies: {standard: {idle_timeout: 1h}}}\n"  # the jupyterlab profile's
 SETS = {"team-a": "alpha", "team-b": "beta"}
 S3_SET = "gamma-s3"
@@ -71,3 +76,15 @@ def sets_policy(counter: Counter) -> Policy:
     grants = [GroupGrant(g, credential_sets=(s,)) for g, s in SETS.items()]
     grants.append(GroupGrant("team-a", credential_sets=(S3_SET,)))
     return Policy(grants=tuple(grants), credential_sets=MappingProxyType(sets))
+
+
+async def wait_for_route(url: str, timeout: float = 30) -> None:
+    """Until the proxy sends ``url`` to the service (the hub adds its route at start)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    async with aiohttp.ClientSession() as s:
+        while True:
+            async with s.get(url, allow_redirects=False) as r:
+                if r.status == 200 and r.content_type == "application/json":
+                    return
+            assert asyncio.get_running_loop().time() < deadline, f"{url}: {r.status}"
+            await asyncio.sleep(0.2)

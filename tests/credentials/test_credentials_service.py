@@ -15,7 +15,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from credentials_fixtures import LIFETIME, S3_SET
+from credentials_fixtures import LIFETIME, S3_SET, SCOPES, wait_for_route
 from kubernetes_asyncio import client, config
 
 from jupyterhub_platform.services.credentials.audit import AUDIT_LOGGER
@@ -253,9 +253,7 @@ async def test_the_workspace_client_asks_the_service_when_nothing_fresh_is_mount
     }  # fmt: skip
     with pytest.raises(credentials.CredentialsUnavailable) as refused:
         await asyncio.to_thread(credentials.get, "beta")
-    assert (
-        str(refused.value) == "credential set 'beta': credential set 'beta' is not available to you"
-    )
+    assert str(refused.value) == "credential set 'beta' is not available to you"
 
     # the console script, as boto3 runs it
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": os.pathsep.join(sys.path),
@@ -278,3 +276,39 @@ async def test_the_workspace_client_asks_the_service_when_nothing_fresh_is_mount
                 "jupyterhub-platform-credential-process: credential set 'beta' is not available to you"
             )
             assert b"Traceback" not in err and out == b""
+
+
+async def test_the_hub_runs_the_console_script_as_a_managed_service(tmp_path, policy_file):
+    """``jupyterhub-platform-credentials`` as the overlay runs it: started by the hub with its
+    environment, serving /health behind the proxy, answering a forged token with 403 JSON."""
+    from jupyterhub_platform.devcluster.procs import free_port
+    from jupyterhub_platform.testing import start_hub
+
+    port = free_port()
+    script = Path(sys.executable).with_name("jupyterhub-platform-credentials")
+    src = Path(credentials.__file__).parents[2]  # this checkout's package, as in the tests
+
+    def settings(url: str) -> dict:
+        return {"JupyterHub": {
+            "authenticator_class": "dummy",
+            "services": [{
+                "name": "credentials", "url": f"http://127.0.0.1:{port}",
+                "command": [sys.executable, str(script), "--CredentialsApp.renew_every=0"],
+                "environment": {"JUPYTERHUB_PLATFORM_POLICY": str(policy_file),
+                                "JUPYTERHUB_PLATFORM_PROFILES": os.environ[
+                                    "JUPYTERHUB_PLATFORM_PROFILES"],
+                                "PYTHONPATH": str(src)},
+            }],
+            "load_roles": [{"name": "credentials", "scopes": SCOPES, "services": ["credentials"]}],
+        }}  # fmt: skip
+
+    (tmp_path / "managed").mkdir()
+    hub = await start_hub(tmp_path / "managed", settings)
+    try:
+        url = f"{hub.url}/services/credentials/"
+        await wait_for_route(url + "health", timeout=60)
+        status, body = await get(url + "api/v1/credentials/alpha", "forged")
+        assert (status, body["reason"]) == (403, "unauthenticated")
+    finally:
+        await hub.stop()
+    assert "credentials listening on http://127.0.0.1" in hub.log()
