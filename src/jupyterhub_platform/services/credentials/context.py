@@ -60,7 +60,7 @@ def token_verifier(issuer: str, audience: str, fetch) -> Callable[[str, str], Aw
         return refuse
     from .tokens import TokenVerifier  # the verifier of the OIDC tokens (auth/discovery, jwks)
 
-    return TokenVerifier(issuer, audience, fetch=fetch).verify
+    return TokenVerifier(issuer, audience, fetch)
 
 
 def issue_context(kube: KubeSource, issuer: str, audience: str, timeout: float) -> IssueContext:
