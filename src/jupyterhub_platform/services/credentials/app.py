@@ -106,6 +106,7 @@ class CredentialsApp(ServiceApp):
             report = await renewal_round(self.service, core, self.kube.namespace, now)
         finally:
             await api.close()
+        self.metrics.seconds_to_expiry.clear()  # sets no server holds any more go
         for name, soonest in report.soonest.items():
             self.metrics.seconds_to_expiry.labels(name).set(soonest - time.time())
         self.metrics.rounds.labels("ok").inc()

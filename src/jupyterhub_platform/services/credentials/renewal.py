@@ -14,6 +14,7 @@ import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from ..common.kube import kube_client
 from .model import (
     EXPIRY_ANNOTATION,
     RENEW_FRACTION,
@@ -117,7 +118,12 @@ async def renewal_round(service, core, namespace: str, now: float) -> RoundRepor
                                due_sets(annotations, now), report)  # fmt: skip
         if results:
             body = renewal_patch(annotations, (secret.get("data") or {}).keys(), results)
-            await core.patch_namespaced_secret(meta["name"], namespace, body)
+            try:
+                await core.patch_namespaced_secret(meta["name"], namespace, body)
+            except kube_client().ApiException as exc:  # gone with its server, or not allowed
+                log.warning("Secret %s not patched: %s %s", meta["name"], exc.status, exc.reason)
+                report.failed += len(results)
+                continue
             report.patched.append(meta["name"])
             annotations = {**annotations, **body["metadata"]["annotations"]}
         for name, entry in expiries(annotations).items():
