@@ -1,22 +1,35 @@
-"""The renewal loop's decisions, the cache and the workspace client's mounted files: no
-processes, no network."""
+"""The renewal loop's decisions, the cache, issuance failures and the workspace client's mounted
+files: no processes, no hub."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import logging
 import os
 import time
+from types import MappingProxyType
 
 import pytest
 
+from jupyterhub_platform.policy.model import GroupGrant, Policy
+from jupyterhub_platform.services.common.hub_client import HubClient
+from jupyterhub_platform.services.credentials.audit import AUDIT_LOGGER
 from jupyterhub_platform.services.credentials.cache import IssueCache
+from jupyterhub_platform.services.credentials.handlers import STATUS
+from jupyterhub_platform.services.credentials.metrics import CredentialMetrics
 from jupyterhub_platform.services.credentials.model import (
     EXPIRY_ANNOTATION,
     SETS_ANNOTATION,
+    CredentialSet,
     Issued,
+    IssueError,
+    Provider,
+    Subject,
 )
 from jupyterhub_platform.services.credentials.renewal import REVOKED, due_sets, renewal_patch
+from jupyterhub_platform.services.credentials.service import CredentialService
 from jupyterhub_platform.workspace import credentials
 
 NOW = 1_800_000_000.0
@@ -138,3 +151,72 @@ def test_the_service_refuses_to_start_without_a_policy_with_the_setting(capsys, 
     err = capsys.readouterr().err
     assert "no policy file: set $JUPYTERHUB_PLATFORM_POLICY or PolicySource.policy_file" in err
     assert "Traceback" not in err
+
+
+class Slow(Provider):
+    """Issues after a pause (concurrent requests overlap) or fails as told."""
+
+    name = "test-slow"
+    keys = ("value",)
+
+    def __init__(self, fail: Exception | None = None):
+        super().__init__({}, ("credential_sets", "slow"))
+        self.fail, self.calls = fail, 0
+
+    async def issue(self, subject, ctx) -> Issued:
+        self.calls += 1
+        await asyncio.sleep(0.05)
+        if self.fail:
+            raise self.fail
+        return Issued({"value": f"value-{self.calls}"}, time.time(), time.time() + 60)
+
+
+def direct_service(provider: Provider) -> CredentialService:
+    """A service whose hub is never asked (issue() takes the subject)."""
+    unreachable = HubClient("http://127.0.0.1:9/hub/api", "t", retries=0)
+    policy = Policy(
+        grants=(GroupGrant("team", credential_sets=("slow",)),),
+        credential_sets=MappingProxyType({"slow": CredentialSet("slow", provider)}),
+    )
+    return CredentialService(hub=unreachable, policy=policy, ctx=None,
+                             cache=IssueCache(time.time), metrics=CredentialMetrics(),
+                             token_client=lambda token: unreachable)  # fmt: skip
+
+
+ALICE = Subject("alice", frozenset({"team"}), {"id_token": "never-logged"})
+
+
+async def test_concurrent_requests_share_one_issuance():
+    provider = Slow()
+    service = direct_service(provider)
+    first, second = await asyncio.gather(service.issue(ALICE, "slow"), service.issue(ALICE, "slow"))
+    assert first is second and provider.calls == 1
+
+
+@pytest.mark.parametrize(
+    ("fail", "reason", "message"),
+    [
+        (IssueError("upstream_refused", "the STS refused the token"), "upstream_refused",
+         "the STS refused the token"),
+        (RuntimeError("secret-value-in-message"), "provider_error", "the slow provider failed"),
+    ],
+)  # fmt: skip
+async def test_a_failed_issuance_is_audited_without_values(fail, reason, message, caplog):
+    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    service = direct_service(Slow(fail))
+    with pytest.raises(IssueError) as info:
+        await service.issue(ALICE, "slow")
+    assert (info.value.reason, info.value.message) == (reason, message)
+    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
+    assert line == {"user": "alice", "set": "slow", "provider": "test-slow", "result": "failed",
+                    "reason": reason, "expires_at": None, "via": "api"}  # fmt: skip
+    assert "secret-value-in-message" not in caplog.text and "never-logged" not in caplog.text
+    assert service.metrics.refusals.labels(reason)._value.get() == 1
+
+
+async def test_an_unreachable_hub_is_503_not_a_refusal_of_the_token():
+    service = direct_service(Slow())
+    with pytest.raises(IssueError) as info:
+        await service.identify("some-token")
+    assert info.value.reason == "upstream_unavailable"
+    assert STATUS[info.value.reason] == 503
