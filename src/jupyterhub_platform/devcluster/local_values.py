@@ -170,9 +170,9 @@ def moved_spawner_urls(shipped: Mapping[str, Any], services: Mapping[str, Any]) 
 
 def _service_moves(shipped: Mapping[str, Any], services: Mapping[str, Any]) -> dict[str, str]:
     return {
-        get_path(shipped, f"hub.services.{name}.url").rstrip("/"): local["url"]
+        str(get_path(shipped, f"hub.services.{name}.url")).rstrip("/"): local["url"]
         for name, local in services.items()
-        if local.get("url")
+        if local.get("url") and get_path(shipped, f"hub.services.{name}.url")
     }
 
 
