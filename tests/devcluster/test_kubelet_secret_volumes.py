@@ -130,7 +130,11 @@ async def test_pod_waits_for_its_secret_then_starts(devcluster, core):
     assert report["mode"] == "0o440"
 
 
-async def test_mounted_secret_follows_patches_atomically(devcluster, core):
+@pytest.mark.parametrize("isolation", [
+    pytest.param("auto", marks=pytest.mark.isolation("auto")),
+    pytest.param("none", marks=pytest.mark.isolation("none")),
+])  # fmt: skip
+async def test_mounted_secret_follows_patches_atomically(devcluster, core, isolation):
     await core.create_namespaced_secret(NS, secret_body("live-creds", "v1"))
     await core.create_namespaced_pod(NS, watcher_pod("live", "live-creds"))
     await wait_pod(core, "live", "running", running_and_ready)
