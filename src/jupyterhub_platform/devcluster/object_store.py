@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from urllib.parse import parse_qs
 
+from .procs import ManagedProcess, ProcessExited, wait_for
+
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
 """moto's default account: the role ARN's."""
@@ -134,6 +136,25 @@ def serve(host: str, port: int, ready_file: Path, bucket: str, role: str) -> Non
 
     threading.Thread(target=setup, daemon=True).start()
     server.serve_forever()
+
+
+def command(port: int, ready_file: Path, bucket: str, role: str) -> list[str]:
+    """The command line that runs the store on ``127.0.0.1:port``."""
+    return [
+        sys.executable, "-m", __name__, "--port", str(port), "--ready-file", str(ready_file),
+        "--bucket", bucket, "--role", role,
+    ]  # fmt: skip
+
+
+async def wait_ready(proc: ManagedProcess, ready_file: Path, timeout: float = 60.0) -> dict:
+    """The ready file's contents once the store wrote it; fails with its log if it exits."""
+
+    def ready() -> dict | None:
+        if not proc.running():
+            raise ProcessExited(f"the object store exited ({proc.returncode}):\n{proc.log_tail()}")
+        return json.loads(ready_file.read_text()) if ready_file.exists() else None
+
+    return await wait_for(ready, timeout=timeout, interval=0.1, what="the object store")
 
 
 def main(argv: list[str] | None = None) -> None:

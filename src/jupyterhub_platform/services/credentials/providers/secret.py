@@ -3,6 +3,7 @@ set is granted to (a shared read-only key for course materials, say)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,6 +12,13 @@ from jupyterhub_platform.validate import checks as v
 
 from ..model import KEY_RE, Issued, IssueError, Provider, Subject
 from . import under
+
+SECRET_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?")
+"""A DNS subdomain, as Kubernetes names Secrets."""
+
+
+def _name(value: Any) -> str:
+    return v.string(value, SECRET_NAME, "Secret name (lowercase letters, digits, '-' and '.')")
 
 
 def _key(value: Any) -> str:
@@ -27,7 +35,7 @@ class SecretProvider(Provider):
         with under(at):
             problems = Problems()
             v.fields(config, problems, ("secret", "keys"), ("secret", "keys"))
-            self.secret = problems.field(config, "secret", v.label_key)
+            self.secret = problems.field(config, "secret", _name)
             self._keys = problems.field(config, "keys", v.list_of, _key, "keys", default=())
             if "keys" in config and isinstance(config["keys"], list) and not config["keys"]:
                 problems.add("must name at least one key", ("keys",))
