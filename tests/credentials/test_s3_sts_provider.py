@@ -8,7 +8,6 @@ import time
 import boto3
 import botocore.exceptions
 import pytest
-from conftest import CLIENT_ID
 
 from jupyterhub_platform.auth.subject_binding import BINDING_KEY
 from jupyterhub_platform.services.credentials.model import IssueContext, IssueError, Subject
@@ -33,7 +32,7 @@ def provider(store, **config) -> S3STSProvider:
 
 def context(issuer) -> IssueContext:
     fetch = http_fetch(timeout=10)
-    verifier = TokenVerifier(issuer.issuer, CLIENT_ID, fetch)
+    verifier = TokenVerifier(issuer.issuer, issuer.client_id, fetch)
     return IssueContext(fetch=fetch, read_secret=no_secrets, verify_token=verifier, now=time.time)
 
 

@@ -8,7 +8,6 @@ import socket
 import time
 
 import pytest
-from conftest import CLIENT_ID
 from kubernetes_asyncio import client, config
 
 from jupyterhub_platform.auth.subject_binding import BINDING_KEY
@@ -40,7 +39,7 @@ def alice(issuer, **tokens) -> Subject:
 async def test_a_jwt_access_token_is_handed_out_with_its_expiry(issuer):
     token = issuer.mint(aud="https://api.example.org")  # an API's audience: userinfo decides
     issuer.userinfo[token] = {"sub": "alice"}
-    verifier = TokenVerifier(issuer.issuer, CLIENT_ID, http_fetch(5))
+    verifier = TokenVerifier(issuer.issuer, issuer.client_id, http_fetch(5))
     issued = await OIDCTokenProvider({}, ("config",)).issue(alice(issuer, access_token=token),
                                                           context(verifier))  # fmt: skip
     exp = issuer.claims()["exp"]
@@ -49,16 +48,20 @@ async def test_a_jwt_access_token_is_handed_out_with_its_expiry(issuer):
 
 
 async def test_the_id_token_is_verified_with_the_issuers_keys(issuer):
-    verifier = TokenVerifier(issuer.issuer, CLIENT_ID, http_fetch(5))
+    verifier = TokenVerifier(issuer.issuer, issuer.client_id, http_fetch(5))
     claims = await verifier("id_token", issuer.mint())
-    assert (claims["sub"], claims["aud"], claims["iss"]) == ("alice", CLIENT_ID, issuer.issuer)
+    assert (claims["sub"], claims["aud"], claims["iss"]) == (
+        "alice",
+        issuer.client_id,
+        issuer.issuer,
+    )
     with pytest.raises(IssueError) as e:
         await verifier("refresh_token", "x")
     assert (e.value.reason, e.value.message) == ("token_invalid", "cannot verify a 'refresh_token'")
 
 
 async def test_an_issuer_that_is_down_makes_tokens_unverifiable():
-    verifier = TokenVerifier(f"http://127.0.0.1:{free_port()}", CLIENT_ID, http_fetch(2))
+    verifier = TokenVerifier(f"http://127.0.0.1:{free_port()}", "jupyterhub", http_fetch(2))
     with pytest.raises(IssueError) as e:
         await verifier("id_token", "a.b.c")
     assert e.value.reason == "upstream_unavailable"

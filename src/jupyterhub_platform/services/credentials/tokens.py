@@ -62,8 +62,6 @@ def http_fetch(timeout: float = 10.0) -> Fetch:
                 "upstream_unavailable",
                 f"cannot reach {where.scheme}://{where.netloc} ({type(exc).__name__})",
             ) from None
-        if response.code == 599:  # tornado's "no HTTP answer" (a timeout on some clients)
-            raise IssueError("upstream_unavailable", f"no answer from {urlsplit(url).netloc}")
         return response.code, dict(response.headers.get_all()), response.body or b""
 
     return fetch
