@@ -51,8 +51,9 @@ def s3(issued, **override):
 
 
 async def test_issued_keys_work_with_boto3_and_wrong_ones_do_not(store, issuer):
-    before = time.time()
-    issued = await provider(store).issue(subject(issuer, id_token=issuer.mint()), context(issuer))
+    before, token = time.time(), issuer.mint()
+    issued = await provider(store).issue(subject(issuer, id_token=token), context(issuer))
+    assert token not in store.proc.log_path.read_text()  # the store logs the action, not the token
     assert set(issued.values) == {
         "aws_access_key_id", "aws_secret_access_key", "aws_session_token", "expiration",
         "endpoint_url", "region",
