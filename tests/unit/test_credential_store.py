@@ -36,10 +36,15 @@ def test_with_a_store_every_s3_sts_set_uses_it():
     assert granted["researchers"], "grants stay with a store"
 
 
-def test_without_a_store_no_group_is_granted_a_set_but_the_declarations_stay():
+def test_without_a_store_no_group_is_granted_a_set_needing_one_but_the_declarations_stay():
     shipped = yaml.safe_load(policy_in_values(SHIPPED).text)
     policy = local_policy(None)
-    assert all("credential_sets" not in (g or {}) for g in policy["groups"].values())
+    kinds = {n: s["provider"] for n, s in policy["credential_sets"].items()}
+    granted = {n for g in policy["groups"].values() for n in (g or {}).get("credential_sets", [])}
+    assert granted and all(kinds[n] not in ("s3-sts", "secret") for n in granted)
+    assert {
+        n for g in shipped["groups"].values() for n in (g or {}).get("credential_sets", [])
+    } > granted
     assert policy["credential_sets"].keys() == shipped["credential_sets"].keys()
     assert policy["groups"].keys() == shipped["groups"].keys()
 

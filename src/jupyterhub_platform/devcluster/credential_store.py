@@ -1,7 +1,8 @@
 """What the credentials service needs on the local platform (``LocalPlatform(credentials=True)``):
 an STS + S3 server (:mod:`.object_store`, moto's, with IAM auth on) and a policy whose ``s3-sts``
-sets point at it. Without it the local policy grants no credential set: there would be nothing
-to issue them from, and every spawn would try. Pure, except :meth:`CredentialStore.argv`."""
+sets point at it. Without it the local policy grants no ``s3-sts`` or ``secret`` set: there would
+be nothing to issue them from, and every spawn would try; ``template`` and ``oidc-token`` sets need
+nothing local and stay. Pure, except :meth:`CredentialStore.argv`."""
 
 from __future__ import annotations
 
@@ -60,11 +61,19 @@ class CredentialStore:
         return policy
 
 
+NEEDS_STORE = ("s3-sts", "secret")
+
+
 def without_grants(policy: dict[str, Any]) -> dict[str, Any]:
-    """The policy with no group granting a credential set (the declarations stay)."""
+    """The policy with no group granting a set whose provider is in :data:`NEEDS_STORE` (the
+    declarations stay)."""
+    sets = policy.get("credential_sets") or {}
+    dropped = {
+        n for n, s in sets.items() if isinstance(s, dict) and s.get("provider") in NEEDS_STORE
+    }
     for spec in (policy.get("groups") or {}).values():
-        if isinstance(spec, dict):
-            spec.pop("credential_sets", None)
+        if isinstance(spec, dict) and spec.get("credential_sets"):
+            spec["credential_sets"] = [n for n in spec["credential_sets"] if n not in dropped]
     return policy
 
 
