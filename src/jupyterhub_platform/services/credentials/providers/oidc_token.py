@@ -4,7 +4,7 @@ tokens (an API behind the same issuer). Verified by the hub before it is handed 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 
 from jupyterhub_platform.validate import FieldPath, Problems
@@ -17,7 +17,7 @@ from .identity import TOKEN_KINDS, verified_token
 
 def iso(epoch: float) -> str:
     """``2026-01-02T03:04:05Z``: how the sets' ``expiration`` keys say when a value expires."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class OIDCTokenProvider(Provider):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
@@ -134,4 +134,4 @@ def expiry(text: str) -> float:
         when = datetime.fromisoformat(text)
     except ValueError:
         raise IssueError("upstream_refused", "the STS's Expiration is not ISO 8601") from None
-    return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
