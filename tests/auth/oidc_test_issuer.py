@@ -29,10 +29,19 @@ class StaticIssuer:
         self.issuer = f"http://127.0.0.1:{self.port}"
         self.advertised_issuer = self.issuer  # what discovery claims; tests may make it lie
         self.extra_metadata: dict = {}  # more discovery fields, e.g. token endpoint auth methods
+        self.userinfo: dict[str, dict] = {}  # access token -> claims /userinfo answers with
         issuer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):  # noqa: N802 - http.server's naming
+                if self.path == "/userinfo":
+                    token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+                    claims = issuer.userinfo.get(token)
+                    self.send_response(200 if claims else 401)
+                    self.send_header("Content-Type", "application/json")
+                    self.end_headers()
+                    self.wfile.write(json.dumps(claims or {"error": "invalid_token"}).encode())
+                    return
                 documents = {
                     "/.well-known/openid-configuration": issuer.metadata(),
                     "/jwks": {"keys": [public_jwk(issuer.key, issuer.kid)]},

@@ -1,22 +1,68 @@
-"""Fixtures: a real hub (and proxy) with the credentials service registered, users with groups,
-auth state and real tokens; the service itself in the test's process (its providers are the
-tests'); the Kubernetes emulator for the renewal loop."""
+"""Fixtures of the credentials tests: a test issuer we hold the keys of, and the local STS + S3
+stand-in as a process; a real hub (and proxy) with the credentials service registered, users with
+groups, auth state and real tokens, and the service itself in the test's process (its providers
+are the tests'); the Kubernetes emulator for the renewal loop."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import shutil
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import aiohttp
 import pytest
-from credentials_fixtures import CULLING, SCOPES, Counter, sets_policy, wait_for_route
 
-from jupyterhub_platform.devcluster.cluster import DevCluster
-from jupyterhub_platform.devcluster.procs import free_port
-from jupyterhub_platform.profiles import bundled_profiles_dir
-from jupyterhub_platform.services.credentials.app import CredentialsApp
-from jupyterhub_platform.testing import start_hub
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "auth"))  # the test issuer's home
+
+from credentials_fixtures import CULLING, SCOPES, Counter, sets_policy, wait_for_route  # noqa: E402
+from oidc_test_issuer import StaticIssuer  # noqa: E402
+
+from jupyterhub_platform.devcluster import object_store  # noqa: E402
+from jupyterhub_platform.devcluster.cluster import DevCluster  # noqa: E402
+from jupyterhub_platform.devcluster.procs import ProcessGroupSet, free_port  # noqa: E402
+from jupyterhub_platform.profiles import bundled_profiles_dir  # noqa: E402
+from jupyterhub_platform.services.credentials.app import CredentialsApp  # noqa: E402
+from jupyterhub_platform.testing import start_hub  # noqa: E402
+
+CLIENT_ID = "jupyterhub"
+BUCKET = "research"
+ROLE = "jupyter-research"
+
+
+@pytest.fixture
+def issuer():
+    """The issuer, with a userinfo endpoint for the access tokens a test registers."""
+    with StaticIssuer(CLIENT_ID) as issuer:
+        issuer.extra_metadata["userinfo_endpoint"] = f"{issuer.issuer}/userinfo"
+        yield issuer
+
+
+class Store:
+    """The running object store: its ready file's contents and its log."""
+
+    def __init__(self, proc, ready: dict):
+        self.proc, self.url, self.role_arn = proc, ready["url"], ready["role_arn"]
+        self.bucket, self.region = ready["bucket"], ready["region"]
+
+    def assume_requests(self) -> int:
+        """How many AssumeRoleWithWebIdentity requests the store has been sent."""
+        return self.proc.log_path.read_text().count(f"request: sts {object_store.ASSUME}")
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("object-store")
+    procs = ProcessGroupSet()
+    ready_file = tmp / "ready.json"
+    argv = object_store.command(free_port(), ready_file, BUCKET, ROLE)
+    proc = procs.start(argv, name="object-store", log_path=tmp / "object-store.log")
+    try:
+        yield Store(proc, asyncio.run(object_store.wait_ready(proc, ready_file)))
+    finally:
+        procs.stop_all()
 
 
 class HubAdmin:

@@ -29,6 +29,7 @@ from jupyterhub_platform.devcluster.kubelet.status import (
 )
 from jupyterhub_platform.devcluster.kubelet.volumes import (
     ContainerConfigError,
+    MountPending,
     PodLayout,
     materialize,
     object_data,
@@ -282,8 +283,12 @@ def test_secret_and_config_map_volumes_are_written(tmp_path):
     assert (volumes["c"].path / "sub" / "a.txt").read_text() == "alpha"
     assert not (volumes["c"].path / "b").exists()
     assert volumes["e"].path.is_dir() and volumes["opt"].path.is_dir()
-    with pytest.raises(ContainerConfigError, match='secret "creds" not found'):
+    with pytest.raises(MountPending) as pending:  # retried by the kubelet, not fatal
         materialize(volumes, {})
+    assert pending.value.reason == "FailedMount"
+    assert pending.value.message == (
+        'MountVolume.SetUp failed for volume "s" : secret "creds" not found'
+    )
 
 
 def test_volume_names_are_checked(tmp_path):

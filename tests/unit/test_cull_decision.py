@@ -305,7 +305,8 @@ def errors(text: str, rules=RULES) -> str:
             "culling.policies.p.override: expected true or false",
         ),
         (
-            "groups: {a: {credential_sets: [s4]}}\ncredential_sets: {s3: {}}\n",
+            "groups: {a: {credential_sets: [s4]}}\n"
+            "credential_sets: {s3: {provider: template, config: {values: {k: v}}}}\n",
             "groups.a.credential_sets[0]: unknown credential set 's4' "
             "(declared under credential_sets: s3)",
         ),

@@ -45,7 +45,9 @@ groups:
 defaults: {culling_policy: standard}
 culling:
   policies: {relaxed: {idle_timeout: 8h}, long: {idle_timeout: 1d}, standard: {idle_timeout: 1h}}
-credential_sets: {s3: {}, course: {}}
+credential_sets:
+  s3: {provider: template, config: {values: {bucket: "s3://research/{username}"}}}
+  course: {provider: template, config: {values: {share: /srv/course}}}
 """
 
 RULES = (

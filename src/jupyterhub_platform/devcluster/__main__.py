@@ -17,6 +17,16 @@ from .kubelet.agent import ISOLATION
 log = logging.getLogger("jupyterhub_platform.devcluster")
 
 
+def _positive_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, not {text!r}")
+    return value
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="jupyterhub-platform devcluster",
@@ -51,6 +61,13 @@ def _parser() -> argparse.ArgumentParser:
         help="a directory no pod may see (repeatable); the state dir always is",
     )
     parser.add_argument(
+        "--volume-sync-seconds",
+        default=1.0,
+        type=_positive_seconds,
+        help="how often the kubelet rewrites running pods' secret/configMap volumes whose "
+        "objects changed",
+    )
+    parser.add_argument(
         "--log-level",
         default="INFO",
         choices=("DEBUG", "INFO", "WARNING", "ERROR"),
@@ -67,6 +84,7 @@ async def serve(args: argparse.Namespace) -> None:
         kubelet=args.kubelet,
         isolation=args.pod_isolation,
         private_paths=args.private_path,
+        volume_sync_seconds=args.volume_sync_seconds,
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -87,6 +87,12 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="also run the home-volume backup service (chart-values/backup.yaml) with a local "
         "S3 store (rclone serve s3) in the state directory; needs restic (docs/backup.md)",
     )
+    parser.add_argument(
+        "--credentials",
+        action="store_true",
+        help="also run the platform-credentials service (chart-values/credentials.yaml) with a "
+        "local STS + S3 server (moto's) for the policy's s3-sts sets (docs/credentials.md)",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port: {args.port} is not a TCP port")
@@ -113,6 +119,11 @@ def banner(platform: LocalPlatform, seconds: float) -> str:
         if platform.backup_store is not None
         else ""
     )
+    if platform.credential_store is not None:
+        backups += (
+            f"Credentials: {platform.public_url}/services/credentials/api/v1/sets (in a "
+            "server: from jupyterhub_platform.workspace.credentials import get)\n\n"
+        )
     return (
         f"\nThe platform is running (started in {seconds:.1f}s):\n\n"
         f"    {platform.public_url}\n\n{how}\n{users}\n\n{backups}"
@@ -146,6 +157,7 @@ async def run(args: argparse.Namespace) -> int:
         port=args.port,
         auth=args.auth,
         backups=args.backups,
+        credentials=args.credentials,
         say=lambda m: print(m, flush=True),
     )
     print(f"Starting the local platform in {platform.state_dir} ...", flush=True)

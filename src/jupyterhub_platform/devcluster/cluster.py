@@ -89,10 +89,11 @@ class DevCluster:
 
     def __init__(self, state_dir: Path, *, host: str = "127.0.0.1", port: int = 0,
                  kubelet: str = "process", isolation: str = "auto",
-                 private_paths: Sequence[Path] = ()):  # fmt: skip
+                 private_paths: Sequence[Path] = (), volume_sync_seconds: float = 1.0):  # fmt: skip
         """``isolation``: how the process kubelet isolates pods (see ``kubelet.agent.ISOLATION``);
         ``private_paths``: directories no pod may see besides the state directory (such as the
-        local platform's, which holds its secrets)."""
+        local platform's, which holds its secrets); ``volume_sync_seconds``: how often the kubelet
+        brings running pods' secret/configMap volumes up to date with their objects."""
         if kubelet not in KUBELET_MODES:
             raise ValueError(
                 f"kubelet mode must be one of {', '.join(KUBELET_MODES)}, not {kubelet!r}"
@@ -103,6 +104,7 @@ class DevCluster:
         self.kubelet_mode = kubelet
         self.isolation = isolation
         self.private_paths = tuple(Path(p) for p in private_paths)
+        self.volume_sync_seconds = volume_sync_seconds
         self.token = secrets.token_urlsafe(32)
         """The bearer token the API server requires (in the kubeconfig)."""
         url_host = "127.0.0.1" if host in ("0.0.0.0", "") else host
@@ -157,7 +159,8 @@ class DevCluster:
 
             self.kubelet = Kubelet(self.url, self.state_dir, self.kubelet_mode, token=self.token,
                                    ssl=self.access.ssl_context(), isolation=self.isolation,
-                                   private_paths=self.private_paths)  # fmt: skip
+                                   private_paths=self.private_paths,
+                                   volume_sync_seconds=self.volume_sync_seconds)  # fmt: skip
             await self.kubelet.start()
             self.server.node_streams = self.kubelet
 

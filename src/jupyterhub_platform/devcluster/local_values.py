@@ -23,6 +23,7 @@ ADMIN_SERVICE = "platform-dev-admin"
 """A token-only service holding the admin role, for tests and scripts against the local hub."""
 ADMIN_TOKEN_KEY = f"hub.services.{ADMIN_SERVICE}.apiToken"
 PROXY_TOKEN_KEY = "hub.config.ConfigurableHTTPProxy.auth_token"
+SPAWNER_CREDENTIALS_URL = "hub.config.ProfileSpawner.credentials_url"
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def local_values(
                 },
                 "CryptKeeper": {"keys": [secret("hub.config.CryptKeeper.keys")]},
                 "KubeSpawner": {"cmd": list(singleuser_cmd)},
+                **moved_spawner_urls(shipped, services),
                 **login.authenticator_config(secret),
             },
             "services": {
@@ -150,15 +152,32 @@ def local_services(
 def moved_service_urls(shipped: Mapping[str, Any], services: Mapping[str, Any]) -> dict[str, str]:
     """``singleuser.extraEnv`` values that point at a hub-managed service's ``url`` (the user
     servers asking the culler), moved to where :func:`local_services` runs that service."""
-    moves = {
-        get_path(shipped, f"hub.services.{name}.url").rstrip("/"): local["url"]
-        for name, local in services.items()
-        if local.get("url")
-    }
+    moves = _service_moves(shipped, services)
     env = get_path(shipped, "singleuser.extraEnv")
     moved = {}
     for key, value in env.items() if isinstance(env, Mapping) else ():
-        for old, new in moves.items():
-            if isinstance(value, str) and (value == old or value.startswith(old + "/")):
-                moved[key] = new + value[len(old) :]
+        new = _moved(value, moves)
+        if new is not None:
+            moved[key] = new
     return moved
+
+
+def moved_spawner_urls(shipped: Mapping[str, Any], services: Mapping[str, Any]) -> dict[str, Any]:
+    """``ProfileSpawner.credentials_url`` (what the spawner hands the servers), moved the same way."""
+    new = _moved(get_path(shipped, SPAWNER_CREDENTIALS_URL), _service_moves(shipped, services))
+    return {} if new is None else {"ProfileSpawner": {"credentials_url": new}}
+
+
+def _service_moves(shipped: Mapping[str, Any], services: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        str(get_path(shipped, f"hub.services.{name}.url")).rstrip("/"): local["url"]
+        for name, local in services.items()
+        if local.get("url") and get_path(shipped, f"hub.services.{name}.url")
+    }
+
+
+def _moved(value: object, moves: Mapping[str, str]) -> str | None:
+    for old, new in moves.items():
+        if isinstance(value, str) and (value == old or value.startswith(old + "/")):
+            return new + value[len(old) :]
+    return None

@@ -30,6 +30,8 @@ from .backup_store import OVERLAY as BACKUP_OVERLAY
 from .backup_store import BackupStore, BackupStoreError, backup_programs
 from .cloudflare.process import StandInProcess
 from .cluster import ClusterAccess
+from .credential_store import OVERLAY as CREDENTIALS_OVERLAY
+from .credential_store import CredentialStore, local_policy_values, service_values
 from .local_values import (
     ADMIN_TOKEN_KEY,
     PROXY_TOKEN_KEY,
@@ -143,7 +145,10 @@ class LocalPlatform:
     ``backups=True`` adds the shipped ``backup.yaml`` overlay (the backup service, a hub-managed
     service at ``/services/backup/``) and what it needs locally: ``rclone serve s3`` in
     ``<state>/backup-s3/`` (``backup_store``, a :class:`~.backup_store.BackupStore`) and the
-    repository Secret in the emulator (docs/backup.md).
+    repository Secret in the emulator (docs/backup.md). ``credentials=True`` adds the shipped
+    ``credentials.yaml`` overlay (the credentials service at ``/services/credentials/``) and an
+    STS + S3 server for its ``s3-sts`` sets (``credential_store``, moto's; docs/credentials.md);
+    without it the local policy grants no credential set.
     """
 
     def __init__(
@@ -159,6 +164,7 @@ class LocalPlatform:
         auth: str = "oidc",
         idp_running: bool = True,
         backups: bool = False,
+        credentials: bool = False,
         startup_timeout: float = 90.0,
         say: Callable[[str], None] = lambda _msg: None,
     ):
@@ -171,6 +177,10 @@ class LocalPlatform:
         if backups:
             self.values_files.append(shipped_values_dir() / BACKUP_OVERLAY)
         self.backups = backups
+        if credentials:
+            self.values_files.append(shipped_values_dir() / CREDENTIALS_OVERLAY)
+        self.credentials = credentials
+        self.credential_store: CredentialStore | None = None
         self.backup_store: BackupStore | None = None
         self.extra_values = extra_values or {}
         self.existing_secret = existing_secret
@@ -229,6 +239,10 @@ class LocalPlatform:
         login, edge = self._login()
         cluster_dir = self.state_dir / "cluster"
         backup_rclone = self._backup_store(cluster_dir) if self.backups else None
+        if self.credentials:
+            self.credential_store = CredentialStore(
+                self.state_dir / "credentials-store", free_port(LOOPBACK)
+            )
         # Render and lay out the hub first: bad values fail now, with helm's message, before
         # anything runs.
         hub = await asyncio.to_thread(
@@ -248,6 +262,7 @@ class LocalPlatform:
 
         cluster_proc = self._start_cluster(cluster_dir)
         rclone_proc = self._start_rclone(backup_rclone) if backup_rclone else None
+        store_proc = self._start_credential_store() if self.credential_store else None
         chp_proc = self.processes.start(
             proxy.chp_argv(
                 chp,
@@ -269,6 +284,7 @@ class LocalPlatform:
                 self._wait_cluster(cluster_proc, cluster_dir),
                 self._wait_port(chp_proc, endpoints.proxy_api_port),
                 *([self._wait_port(rclone_proc, self.backup_store.port)] if rclone_proc else []),
+                *([self._wait_store(store_proc)] if store_proc else []),
             )
             if self.backup_store is not None:
                 await self._put_backup_secret()
@@ -280,6 +296,12 @@ class LocalPlatform:
             if self.backup_store is not None:  # the hub exits if its managed service never answers
                 await self._wait_http(
                     hub_proc, f"{self.hub_url}/services/backup/health", "the backup service"
+                )
+            if self.credential_store is not None:
+                await self._wait_http(
+                    hub_proc,
+                    f"{self.hub_url}/services/credentials/health",
+                    "the credentials service",
                 )
             if idp_ready is not None:
                 await idp_ready
@@ -345,7 +367,12 @@ class LocalPlatform:
             service_port=lambda _name: free_port(LOOPBACK),
             bin_dir=Path(sys.executable).parent,
         )
-        return merge_values(local, self.extra_values)
+        overlay = merge_values(local, self.extra_values)
+        merged = merge_values(shipped, overlay)
+        overlay = merge_values(overlay, local_policy_values(merged, self.credential_store))
+        if self.credential_store is not None and isinstance(login, OIDCLogin):
+            overlay = merge_values(overlay, service_values(merged, login.issuer))
+        return overlay
 
     def _start_hub(self, hub: HubProcess) -> ManagedProcess:
         return self.processes.start(
@@ -368,6 +395,23 @@ class LocalPlatform:
         """Start the stopped local S3 store again: same port, same data."""
         rclone, _ = backup_programs()
         await self._wait_port(self._start_rclone(rclone), self.backup_store.port)
+
+    def _start_credential_store(self) -> ManagedProcess:
+        return self.processes.start(
+            self.credential_store.argv(), name="sts-s3", log_path=self._log("sts-s3"),
+            env=_child_env(),
+        )  # fmt: skip
+
+    async def _wait_store(self, proc: ManagedProcess) -> None:
+        await self._wait(proc, self.credential_store.ready_file.is_file, "the STS + S3 server")
+
+    async def stop_credential_store(self) -> None:
+        """Stop the STS + S3 server (``credentials=True``), as when the platform's STS is down."""
+        await self._stop_one("sts-s3")
+
+    async def start_credential_store(self) -> None:
+        """Start the stopped STS + S3 server again on its port (its state starts afresh)."""
+        await self._wait_store(self._start_credential_store())
 
     def _start_rclone(self, rclone: Path) -> ManagedProcess:
         return self.processes.start(

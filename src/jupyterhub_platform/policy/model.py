@@ -16,6 +16,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from jupyterhub_platform.services.credentials.model import CredentialSet
+
 from .backup import Backup, BackupDecision, backup_decision
 from .culling import Culling
 from .entitlements import OPEN, Entitlements, ProfileRule
@@ -96,7 +98,9 @@ class Policy:
     default_culling_policy: str | None = None
     profile_rules: tuple[ProfileRule, ...] = ()
     culling: Culling = Culling()
-    credential_sets: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+    credential_sets: Mapping[str, CredentialSet] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
     quotas: Quotas = Quotas()
     backup: Backup = Backup()
 

@@ -31,6 +31,7 @@ from .light import LightPod, LightServer
 from .podnet import PodNetwork
 from .process_pod import ProcessPod
 from .runtime import KubeletContext, PodRuntime
+from .volume_sync import DEFAULT_SYNC_SECONDS
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +69,18 @@ class Kubelet:
         ssl: ssl_module.SSLContext | None = None,
         isolation: str = "auto",
         private_paths: Sequence[Path] = (),
+        volume_sync_seconds: float = DEFAULT_SYNC_SECONDS,
     ):
+        """``volume_sync_seconds``: how often running pods' secret/configMap volumes are
+        compared with their objects and rewritten when these changed (volume_sync.py)."""
         if mode not in MODES:
             raise ValueError(f"kubelet mode must be one of {MODES}, not {mode!r}")
         if isolation not in ISOLATION:
             raise ValueError(f"kubelet isolation must be one of {ISOLATION}, not {isolation!r}")
+        if not volume_sync_seconds > 0:
+            raise ValueError(
+                f"kubelet volume_sync_seconds must be positive, not {volume_sync_seconds!r}"
+            )
         self.mode = mode
         self.state_dir = Path(state_dir)
         self.api = ApiClient(api_url, token, ssl=ssl)
@@ -86,6 +94,7 @@ class Kubelet:
             scheduler=True,
             isolation=self._isolation(isolation, private_paths) if mode == "process" else None,
             api_port=urlsplit(api_url).port or 80,
+            volume_sync_seconds=volume_sync_seconds,
         )
         self.light = LightServer() if mode == "light" else None
         self.pods: dict[str, PodRuntime] = {}  # by uid

@@ -11,6 +11,10 @@ IP) and every container runs there as its securityContext's user; otherwise the 
 loopback IP and its containers run as plain processes of the kubelet's user. Either way each
 container's stdout and stderr are kept whole in its log (containerlog.py), and ``pods/exec``
 runs commands in the container's environment.
+
+Volumes are set up first; one whose Secret/ConfigMap does not exist yet keeps the pod Pending
+(FailedMount, retried) until it does, and while the pod runs such volumes follow their objects
+(volume_sync.py).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import shutil
 import signal
 import sys
 from collections.abc import AsyncIterator, Mapping
+from functools import partial
 
 from .. import procs
 from ..nodeapi import (
@@ -59,16 +64,21 @@ from .status import (
     log_refusal,
     termination_message,
 )
+from .volume_sync import VolumeSync, until_mounted
 from .volumes import (
     ContainerConfigError,
+    MountPending,
     ObjectData,
     PodLayout,
+    Volume,
     checked_name,
     checked_uid,
     materialize,
     object_data,
     plan_volumes,
     remove_pod_dirs,
+    synced,
+    volume_files,
 )
 
 # a ready container is only watched for its exit, which may be noticed a little later
@@ -104,6 +114,7 @@ class ProcessPod(PodRuntime):
         self.container_pids: dict[str, int] = {}
         self.sandbox: PodSandbox | None = None
         self.sessions: set[ProcessExec] = set()
+        self.volume_sync: VolumeSync | None = None
 
     @property
     def isolated(self) -> bool:
@@ -152,7 +163,18 @@ class ProcessPod(PodRuntime):
         except (SandboxError, OSError) as exc:  # e.g. a forwarded port the pod cannot get
             await self.sandbox_failed(f"Failed to set up the pod: {exc}")
             return
+        sync = None
+        if self.volume_sync is not None:
+            sync = asyncio.create_task(self.volume_sync.run(), name=f"{self.key} volumes")
+        try:
+            await self._run_containers(spec)
+        finally:
+            if sync is not None:
+                sync.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sync
 
+    async def _run_containers(self, spec: Mapping) -> None:
         for container, status in zip(
             spec.get("initContainers") or [], self.state.init, strict=True
         ):
@@ -195,26 +217,37 @@ class ProcessPod(PodRuntime):
         ports -= set(container_ports(self.pod))
         await self.sandbox.forward(ports)
 
+    async def _get_object(self, kind: str, name: str) -> dict | None:
+        return await self.ctx.api.get_or_none(f"/api/v1/namespaces/{self.namespace}/{kind}/{name}")
+
     async def _fetch_objects(self) -> ObjectData:
         objects = {}
         for kind, name in referenced_objects(self.pod):
             try:
-                obj = await self.ctx.api.get_or_none(
-                    f"/api/v1/namespaces/{self.namespace}/{kind}/{name}"
-                )
+                obj = await self._get_object(kind, name)
             except ApiError as exc:
-                raise ContainerConfigError(
-                    "FailedMount", f"cannot read {kind} {name!r}: {exc}"
-                ) from exc
+                raise MountPending(f"cannot read {kind} {name!r}: {exc}") from exc
             if obj is not None:
                 objects[(kind, name)] = object_data(kind, obj)
         return objects
 
+    async def _mount(self) -> tuple[dict[str, Volume], ObjectData]:
+        """The volumes on disk, once every object they show exists (retried until then)."""
+
+        async def attempt() -> tuple[dict[str, Volume], ObjectData]:
+            volumes = plan_volumes(self.pod, self.layout)
+            objects = await self._fetch_objects()
+            materialize(volumes, objects)
+            return volumes, objects
+
+        async def report(pending: MountPending) -> None:
+            await self.event(pending.reason, pending.message, type="Warning")
+
+        return await until_mounted(attempt, report)
+
     async def _prepare(self, pod_ip: str) -> dict[str, ProcessSpec | ContainerConfigError]:
         """Volumes on disk and a process spec (or the reason there is none) per container."""
-        volumes = plan_volumes(self.pod, self.layout)
-        objects = await self._fetch_objects()
-        materialize(volumes, objects)
+        volumes, objects = await self._mount()
         specs: dict[str, ProcessSpec | ContainerConfigError] = {}
         for container in all_containers(self.pod):
             try:
@@ -242,12 +275,24 @@ class ProcessPod(PodRuntime):
                 specs[container["name"]] = spec
             except ContainerConfigError as exc:
                 specs[container["name"]] = exc
-        fs_group = pod_fs_group(self.pod)
-        if self.isolated and fs_group is not None:
+        fs_group = pod_fs_group(self.pod) if self.isolated else None
+        if fs_group is not None:
             owned = [v for v in volumes.values() if v.kind in _OWNED_KINDS]
             for volume in owned:
                 read_only = volume.kind in _READ_ONLY_KINDS
                 await asyncio.to_thread(apply_fs_group, volume.path, fs_group, read_only=read_only)
+        shown = synced(volumes)
+        if shown:  # renewed files get the same ownership as those mounted first
+            own = None
+            if fs_group is not None:
+                own = partial(apply_fs_group, fs_group=fs_group, read_only=True)
+            self.volume_sync = VolumeSync(
+                shown,
+                {v.name: volume_files(v, objects) for v in shown},
+                self._get_object,
+                period=self.ctx.volume_sync_seconds,
+                own=own,
+            )
         return specs
 
     async def _start(self, container: Mapping, status: ContainerState) -> bool:

@@ -42,6 +42,8 @@ class KubeletContext:
     isolation: Isolation | None = None
     #: the API server's port on 127.0.0.1 (forwarded into namespaced pods)
     api_port: int = 0
+    #: how often running pods' secret/configMap volumes follow their objects (volume_sync.py)
+    volume_sync_seconds: float = 1.0
 
 
 class PodRuntime:

@@ -6,6 +6,10 @@ pod is gone (a user's home survives a restart, like a real PV); one per pod for 
 secret/configMap volumes (written as files from the API objects); a hostPath is used as-is when
 it exists on this machine. Other volume types (projected, downwardAPI, ...) become empty per-pod
 directories.
+
+Secret and configMap volumes are written in the kubelet's atomic layout (atomic_writer.py), so
+volume_sync.py can swap in new contents while the pod runs. A volume whose object (or key) does
+not exist yet is :class:`MountPending`: the kubelet retries until it appears, as Kubernetes does.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from ..storage import claim_dir
+from .atomic_writer import Payload, PayloadError, top_level_names, write_payload
 
 # Kubernetes object names (DNS-1123 subdomains); checked before a name becomes a path component.
 _NAME_RE = re.compile(r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
@@ -38,6 +43,18 @@ class ContainerConfigError(Exception):
         super().__init__(message)
         self.reason = reason
         self.message = message
+
+
+class MountPending(ContainerConfigError):
+    """A volume cannot be set up *yet* (its object or key is missing): retried, not fatal."""
+
+    def __init__(self, message: str):
+        super().__init__("FailedMount", message)
+
+
+def setup_failed(volume: str, problem: str) -> str:
+    """The kubelet's FailedMount message."""
+    return f'MountVolume.SetUp failed for volume "{volume}" : {problem}'
 
 
 def checked_name(value: object, what: str) -> str:
@@ -158,65 +175,82 @@ def object_data(kind: str, obj: Mapping) -> dict[str, bytes]:
     return data
 
 
-def _object_kind(volume: Volume) -> tuple[str, str]:
+def object_key(volume: Volume) -> tuple[str, str]:
+    """The (kind, name) of the object a secret/configMap volume shows."""
     if volume.kind == "secret":
         return "secrets", str(volume.source.get("secretName", ""))
     return "configmaps", str(volume.source.get("name", ""))
 
 
-def volume_files(volume: Volume, objects: ObjectData) -> dict[PurePosixPath, tuple[bytes, int]]:
+def synced(volumes: Mapping[str, Volume]) -> list[Volume]:
+    """The volumes whose files come from API objects (and follow their changes)."""
+    return [v for v in volumes.values() if v.kind in ("secret", "configMap")]
+
+
+def volume_files(volume: Volume, objects: ObjectData) -> Payload:
     """Files (relative path → content, mode) of a secret/configMap volume.
 
-    A missing object is an error unless the volume is ``optional``; ``items`` selects and renames
-    keys, as in Kubernetes.
+    A missing object is :class:`MountPending` unless the volume is ``optional``; ``items``
+    selects and renames keys, as in Kubernetes.
     """
-    key = _object_kind(volume)
-    data = objects.get(key)
+    kind, name = object_key(volume)
+    what = kind[:-1]
+    data = objects.get((kind, name))
     if data is None:
         if volume.source.get("optional"):
             return {}
-        raise ContainerConfigError(
-            "FailedMount",
-            f'MountVolume.SetUp failed for volume "{volume.name}": {key[0][:-1]} "{key[1]}" not found',
-        )
+        raise MountPending(setup_failed(volume.name, f'{what} "{name}" not found'))
     default_mode = int(volume.source.get("defaultMode", 0o644))
     items = volume.source.get("items")
     if not items:
-        return {checked_relative(k, "key"): (v, default_mode) for k, v in data.items()}
+        files = {checked_relative(k, "key"): (v, default_mode) for k, v in data.items()}
+        return _checked_payload(volume, files)
     files = {}
     for item in items:
         if item.get("key") not in data:
-            raise ContainerConfigError(
-                "FailedMount",
-                f'MountVolume.SetUp failed for volume "{volume.name}": '
-                f'key "{item.get("key")}" not found in {key[0][:-1]} "{key[1]}"',
-            )
+            if volume.source.get("optional"):
+                continue
+            noun = "secret key" if kind == "secrets" else "config key"
+            problem = f"{what} references non-existent {noun}: {item.get('key')}"
+            raise MountPending(setup_failed(volume.name, problem))
         path = checked_relative(item.get("path"), f"volume {volume.name!r} items[].path")
         files[path] = (data[item["key"]], int(item.get("mode", default_mode)))
+    return _checked_payload(volume, files)
+
+
+def _checked_payload(volume: Volume, files: Payload) -> Payload:
+    try:
+        top_level_names(files)
+    except PayloadError as exc:
+        raise ContainerConfigError("FailedMount", setup_failed(volume.name, str(exc))) from exc
     return files
 
 
 def materialize(volumes: Mapping[str, Volume], objects: ObjectData) -> None:
-    """Create the directories of ``volumes`` and write secret/configMap files into them."""
+    """Create the directories of ``volumes`` and write secret/configMap files into them.
+
+    Every volume is checked before anything is written, so a pending mount leaves nothing behind.
+    """
+    for volume in volumes.values():
+        if volume.kind == "hostPath" and (
+            not volume.path.is_absolute() or not volume.path.exists()
+        ):
+            raise ContainerConfigError(
+                "FailedMount",
+                setup_failed(
+                    volume.name, f'hostPath "{volume.path}" does not exist on this machine'
+                ),
+            )
+    payloads = {volume.name: volume_files(volume, objects) for volume in synced(volumes)}
     for volume in volumes.values():
         if volume.kind == "hostPath":
-            if not volume.path.is_absolute() or not volume.path.exists():
-                raise ContainerConfigError(
-                    "FailedMount",
-                    f'MountVolume.SetUp failed for volume "{volume.name}": hostPath '
-                    f'"{volume.path}" does not exist on this machine',
-                )
             continue
         if not volume.path.exists():
             volume.path.mkdir(parents=True)
             if volume.kind in _WORLD_WRITABLE:
                 os.chmod(volume.path, 0o777)
-        if volume.kind in ("secret", "configMap"):
-            for rel, (content, mode) in volume_files(volume, objects).items():
-                target = volume.path / rel
-                target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(content)
-                os.chmod(target, mode)
+        if volume.name in payloads:
+            write_payload(volume.path, payloads[volume.name])
 
 
 def remove_pod_dirs(layout: PodLayout) -> None:
