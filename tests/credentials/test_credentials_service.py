@@ -15,9 +15,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from credentials_fixtures import LIFETIME, S3_SET, SCOPES, wait_for_route
+from credentials_fixtures import CULLING, LIFETIME, S3_SET, SCOPES, wait_for_route
 from kubernetes_asyncio import client, config
 
+from jupyterhub_platform.services.credentials.app import CredentialsApp
 from jupyterhub_platform.services.credentials.audit import AUDIT_LOGGER
 from jupyterhub_platform.services.credentials.model import (
     EXPIRY_ANNOTATION,
@@ -312,3 +313,40 @@ async def test_the_hub_runs_the_console_script_as_a_managed_service(tmp_path, po
     finally:
         await hub.stop()
     assert "credentials listening on http://127.0.0.1" in hub.log()
+
+
+async def test_a_policy_files_secret_set_is_read_from_kubernetes(
+    cred_hub, policy_file, devcluster, tmp_path
+):
+    """No test provider: the set is declared in the policy file, its provider (``secret``) comes
+    from the registry, and the service reads the Secret from the emulator."""
+    hub, admin, token, port = cred_hub
+    policy_file.write_text(CULLING + (
+        "groups: {team-a: {credential_sets: [course]}, team-b: {}}\n"
+        "credential_sets:\n"
+        "  course: {provider: secret, config: {secret: course-key, keys: [key]}}\n"))  # fmt: skip
+    api = await config.new_client_from_config(config_file=str(devcluster.kubeconfig_path))
+    async with api:
+        await client.CoreV1Api(api).create_namespaced_secret("default", client.V1Secret(
+            metadata=client.V1ObjectMeta(name="course-key"),
+            data={"key": base64.b64encode(b"shared-course-key").decode()}))  # fmt: skip
+    app = CredentialsApp()
+    app.initialize([
+        f"--CredentialsApp.api_token={token}", f"--CredentialsApp.api_url={hub.url}/hub/api",
+        f"--PolicySource.policy_file={policy_file}", "--KubeSource.namespace=default",
+        f"--KubeSource.kubeconfig={devcluster.kubeconfig_path}",
+    ])  # fmt: skip
+    server = app.make_web_app().listen(port, "127.0.0.1")
+    try:
+        url = f"{hub.url}/services/credentials/"
+        await wait_for_route(url + "health")
+        await admin.user("alice", ["team-a"], {})
+        await admin.user("bob", ["team-b"], {})
+        alice = (await admin.new_token("alice"))["token"]
+        bob = (await admin.new_token("bob"))["token"]
+        status, body = await get(url + "api/v1/credentials/course", alice)
+        assert (status, body["values"], body["expires_at"]) == (
+            200, {"key": "shared-course-key"}, None)  # fmt: skip
+        assert (await get(url + "api/v1/credentials/course", bob))[0] == 403
+    finally:
+        server.stop()
