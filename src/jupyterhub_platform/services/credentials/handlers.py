@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from tornado import web
+from tornado import httputil, web
 
 from .model import IssueError
 from .service import UNAUTHENTICATED, CredentialService, answer
@@ -40,7 +40,8 @@ class APIHandler(web.RequestHandler):
         self.finish(json.dumps({"error": exc.message, "reason": exc.reason}))
 
     def write_error(self, status_code: int, **kwargs) -> None:
-        self.finish(json.dumps({"error": self._reason or "error"}))
+        """An unexpected failure: its status and name only (never a traceback or message)."""
+        self.finish(json.dumps({"error": httputil.responses.get(status_code, "error")}))
 
 
 class SetsHandler(APIHandler):

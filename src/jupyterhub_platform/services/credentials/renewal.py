@@ -134,9 +134,7 @@ async def renewal_round(service, core, namespace: str, now: float) -> RoundRepor
 
 
 async def _renew(service, user: str, due: list[str], report: RoundReport) -> dict:
-    if not due:
-        return {}
-    if not user:  # not the spawner's Secret: nobody to issue to
+    if not due or not user:  # no user annotation: not the spawner's Secret, nobody to issue to
         return {}
     try:
         subject = await service.subject(user)
