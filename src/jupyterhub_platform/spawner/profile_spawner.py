@@ -420,12 +420,19 @@ class ProfileSpawner(KubeSpawner):
     async def progress(self):
         """KubeSpawner's progress events, with a line for each set left out of this start."""
         shown = 0
-        async for event in super().progress():
+
+        def new_notes() -> list[dict]:
+            nonlocal shown
             notes = self._credentials.notes if self._credentials is not None else ()
-            for note in notes[shown:]:
-                yield {"message": f"Credentials: {note}"}
-            shown = len(notes)
+            fresh, shown = notes[shown:], len(notes)
+            return [{"message": f"Credentials: {note}"} for note in fresh]
+
+        async for event in super().progress():
+            for note in new_notes():
+                yield note
             yield event
+        for note in new_notes():
+            yield note
 
     # -- start: fail fast on failed containers --------------------------------------------------------
     async def _start(self):
