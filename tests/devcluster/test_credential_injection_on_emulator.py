@@ -10,9 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import logging
 from types import SimpleNamespace
 
 import pytest
+from aiohttp import web
 from jupyterhub.objects import Hub, Server
 from kubernetes_asyncio.client import Configuration
 from kubernetes_asyncio.config import kube_config
@@ -24,6 +26,7 @@ from traitlets.config import Config
 from jupyterhub_platform.devcluster.procs import wait_for
 from jupyterhub_platform.services.credentials import model
 from jupyterhub_platform.spawner import ProfileSpawner
+from jupyterhub_platform.spawner.credentials import hub_issue_context
 
 POLICY = """\
 groups:
@@ -123,7 +126,10 @@ async def counted_start(spawner, core, devcluster) -> list[tuple[str, str]]:
     return seen
 
 
-async def test_three_sets_cost_one_secret_create_owned_by_the_pod(spawner_factory, core, devcluster):
+async def test_three_sets_cost_one_secret_create_owned_by_the_pod(
+    spawner_factory, core, devcluster, caplog
+):
+    caplog.set_level(logging.DEBUG)  # kubernetes_asyncio logs response bodies at debug level
     core.api_client.user_agent = "credential-injection-test"  # the test's requests: not counted
     # the first start also starts the shared reflectors (list + watch): not compared
     await counted_start(spawner_factory("warm", sets=(), api_token_in_secret=False), core,
@@ -154,6 +160,7 @@ async def test_three_sets_cost_one_secret_create_owned_by_the_pod(spawner_factor
     spec = json.dumps(core.api_client.sanitize_for_serialization(pod))
     assert not [v for v in [*VALUES, "alice-API-TOKEN-VALUE"] if v in spec]
     assert "secretKeyRef" in spec
+    assert not [v for v in [*VALUES, "alice-API-TOKEN-VALUE"] if v in caplog.text]
 
     await alice.stop()
 
@@ -205,3 +212,37 @@ async def test_a_set_left_out_is_told_in_the_spawn_progress(spawner_factory, cor
     secret = await core.read_namespaced_secret(model.secret_name(alice.pod_name), "default")
     assert secret.metadata.annotations[model.SETS_ANNOTATION] == "alpha"
     await alice.stop()
+
+
+async def test_the_hubs_issue_context_reads_secrets_and_fetches(spawner_factory, core):
+    spawner = spawner_factory("alice")
+    await core.create_namespaced_secret(
+        "default", {"metadata": {"name": "group-keys"}, "stringData": {"key": "k-VALUE"}}
+    )
+    ctx = hub_issue_context(spawner.api, "default")
+    assert await ctx.read_secret("group-keys") == {"key": "k-VALUE"}
+    with pytest.raises(model.IssueError) as info:
+        await ctx.read_secret("missing")
+    assert info.value.reason == "source_missing" and "HTTP 404" in info.value.message
+
+    async def echo(request):
+        return web.Response(status=201, body=await request.read(), headers={"X-Seen": "1"})
+
+    app = web.Application()
+    app.router.add_post("/sts", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        status, headers, body = await ctx.fetch("POST", f"http://127.0.0.1:{port}/sts", {}, b"x")
+        assert (status, headers["X-Seen"], body) == (201, "1", b"x")
+    finally:
+        await runner.cleanup()
+    with pytest.raises(model.IssueError) as info:
+        await ctx.fetch("POST", f"http://127.0.0.1:{port}/sts", {}, b"x")  # now closed
+    assert info.value.reason == "upstream_unavailable" and f"127.0.0.1:{port}" in info.value.message
+    with pytest.raises(model.IssueError) as info:  # no verifier in the hub yet: fail closed
+        await ctx.verify_token("id_token", "not-checked")
+    assert info.value.reason == "token_invalid"

@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+import aiohttp
 from kubernetes_asyncio.client import ApiException
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from jupyterhub_platform.services.credentials.issuance import issue_all
 from jupyterhub_platform.services.credentials.model import (
@@ -87,27 +89,33 @@ async def issue_server_sets(
     return ServerCredentials(pod_name, tuple(sets), issued, tuple(notes), credentials_url)
 
 
+async def _unread(call, *args, timeout: float) -> tuple[int, bytes]:
+    """Status and body of a Kubernetes call made with ``_preload_content=False``: the client
+    then neither builds a model nor logs the response body (debug level), which for a Secret
+    holds its values."""
+    response = await asyncio.wait_for(call(*args, _preload_content=False), timeout)
+    try:
+        return response.status, await response.read()
+    finally:
+        response.release()
+
+
 async def put_secret(api, namespace: str, manifest: dict, timeout: float) -> None:
     """Create the Secret (one request); when one of that name is left over, replace it. Errors
     name the Secret and the status only: the body holds the values."""
     name = manifest["metadata"]["name"]
     try:
-        try:
-            await asyncio.wait_for(api.create_namespaced_secret(namespace, manifest), timeout)
-        except ApiException as exc:
-            if exc.status != 409:
-                raise
-            await asyncio.wait_for(
-                api.replace_namespaced_secret(name, namespace, manifest), timeout
-            )
-    except ApiException as exc:
+        status, _ = await _unread(api.create_namespaced_secret, namespace, manifest,
+                                  timeout=timeout)  # fmt: skip
+        if status == 409:
+            status, _ = await _unread(api.replace_namespaced_secret, name, namespace, manifest,
+                                      timeout=timeout)  # fmt: skip
+    except (ApiException, aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise CredentialsRefused(
-            f"could not create the credentials Secret {name} (HTTP {exc.status} {exc.reason})"
+            f"could not create the credentials Secret {name} ({type(exc).__name__})"
         ) from None
-    except asyncio.TimeoutError:
-        raise CredentialsRefused(
-            f"could not create the credentials Secret {name} (no answer in {timeout:g} s)"
-        ) from None
+    if not 200 <= status <= 299:
+        raise CredentialsRefused(f"could not create the credentials Secret {name} (HTTP {status})")
 
 
 def hub_issue_context(api, namespace: str) -> IssueContext:
@@ -125,20 +133,26 @@ def hub_issue_context(api, namespace: str) -> IssueContext:
             allow_nonstandard_methods=True,
             follow_redirects=False,
         )
-        response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        if response.code == 599:
+        try:  # HTTP error statuses are returned; no answer at all raises
+            response = await AsyncHTTPClient().fetch(request, raise_error=False)
+        except (OSError, HTTPClientError) as exc:
             host = urlsplit(url).netloc
-            raise IssueError("upstream_unavailable", f"{host} did not answer")
+            raise IssueError(
+                "upstream_unavailable", f"{host} did not answer ({type(exc).__name__})"
+            ) from None
         return response.code, dict(response.headers), response.body or b""
 
     async def read_secret(name: str) -> Mapping[str, str]:
         try:
-            secret = await api.read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            raise IssueError(
-                "source_missing", f"cannot read Secret {name} (HTTP {exc.status})"
-            ) from None
-        return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
+            status, body = await _unread(api.read_namespaced_secret, name, namespace,
+                                         timeout=FETCH_TIMEOUT)  # fmt: skip
+        except (ApiException, aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            raise IssueError("source_missing", f"cannot read Secret {name} ({type(exc).__name__})"
+                             ) from None  # fmt: skip
+        if status != 200:
+            raise IssueError("source_missing", f"cannot read Secret {name} (HTTP {status})")
+        data = json.loads(body).get("data") or {}
+        return {k: base64.b64decode(v).decode() for k, v in data.items()}
 
     async def verify_token(kind: str, token: str) -> Mapping:
         raise IssueError("token_invalid", f"the hub has no verifier for {kind}s configured")
