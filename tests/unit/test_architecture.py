@@ -43,6 +43,11 @@ ENTRY_POINTS = frozenset(
 )
 """Subcommand modules: they compose production packages (never devcluster or testing)."""
 DEV_ONLY = ("devcluster", "testing")
+SHARED_CREDENTIALS = frozenset(
+    f"{ROOT}.services.credentials.{m}" for m in ("model", "issuance", "secret_manifest")
+)
+"""Pure modules of the credentials service that the spawner (and the policy) share with it: one
+model for hub and service. Any layer may import them; they import only the bottom layer."""
 
 
 def layer_of(package: str) -> int:
@@ -101,9 +106,20 @@ def test_imports_go_down_the_layers():
         wrong += [
             f"{module} -> {t}"
             for t in targets
-            if package_of(t) != package_of(module) and layer_of(package_of(t)) > here
+            if package_of(t) != package_of(module)
+            and layer_of(package_of(t)) > here
+            and t not in SHARED_CREDENTIALS
         ]
     assert wrong == []
+
+
+def test_the_shared_credential_modules_import_only_the_bottom_layer_and_each_other():
+    assert [
+        f"{m} -> {t}"
+        for m in SHARED_CREDENTIALS
+        for t in GRAPH[m]
+        if t not in SHARED_CREDENTIALS and layer_of(package_of(t)) > 0
+    ] == []
 
 
 def test_entry_points_do_not_import_the_development_packages():
