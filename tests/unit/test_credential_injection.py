@@ -224,3 +224,13 @@ async def test_without_the_token_in_a_secret_and_no_sets_the_pod_is_kubespawners
     assert VOLUME_NAME not in json.dumps(pod)
     assert env_of(main(pod))["JUPYTERHUB_API_TOKEN"] == TOKEN  # KubeSpawner's own behaviour
     assert spawner._credentials is None
+
+
+async def test_sets_the_policy_declares_without_a_provider_are_not_issued(tmp_path):
+    """Today's policy parser keeps a description per set (no provider): nothing to issue, and the
+    server starts with its token in the Secret. (Goes when the policy parses CredentialSets.)"""
+    spawner = make_spawner(tmp_path)
+    del spawner.declared_credential_sets  # the policy file's own declarations
+    pod = await pod_of(spawner)
+    assert spawner._credentials.sets == () and spawner._credentials.issued == {}
+    assert env_of(main(pod))["JUPYTERHUB_API_TOKEN"] == ref("jupyterhub-api-token")

@@ -324,13 +324,11 @@ class ProfileSpawner(KubeSpawner):
         # only the chosen profile: KubeSpawner deep-copies and initialises what it is given
         chosen = [profile_list_entry(selection.offer, default=True)]
         self._load_profile(selection.offer.slug, self._get_initialized_profile_list(chosen))
-        await self.prepare_credentials(
-            server_sets(
-                entitlements.credential_sets,
-                selection.offer.profile.credential_sets,
-                self.declared_credential_sets(),
-            )
+        declared = self.declared_credential_sets()
+        names = server_sets(
+            entitlements.credential_sets, selection.offer.profile.credential_sets, declared
         )
+        await self.prepare_credentials([declared[n] for n in names])
 
     def _restore_baseline(self) -> None:
         """Undo a previous profile's overrides: spawner objects are re-used across starts."""
@@ -344,19 +342,19 @@ class ProfileSpawner(KubeSpawner):
     def declared_credential_sets(self) -> Mapping[str, CredentialSet]:
         """The policy file's ``credential_sets`` (none without a policy file)."""
         policy = self.sources().policy
-        return policy.current().credential_sets if policy is not None else {}
+        declared = policy.current().credential_sets if policy is not None else {}
+        # Until the policy parses sets into CredentialSets it holds descriptions: nothing to issue.
+        return {n: s for n, s in declared.items() if isinstance(s, CredentialSet)}
 
     def issue_context(self) -> IssueContext:
         """The I/O providers use at spawn (a test passes its own)."""
         return hub_issue_context(self.api, self.namespace)
 
-    async def prepare_credentials(self, names: Sequence[str]) -> None:
+    async def prepare_credentials(self, sets: Sequence[CredentialSet]) -> None:
         """Issue the server's sets and add the Secret's volume and mount to this start's pod
         (volumes and mounts are restored before each start: nothing leaks into the next)."""
-        if not names and not self.api_token_in_secret:
+        if not sets and not self.api_token_in_secret:
             return
-        declared = self.declared_credential_sets()
-        sets = [declared[n] for n in names]
         auth_state = (await self.user.get_auth_state() or {}) if sets else {}
         subject = Subject(self.user.name, frozenset(self.user_groups()), auth_state)
         try:
@@ -416,6 +414,12 @@ class ProfileSpawner(KubeSpawner):
         except CredentialsRefused as exc:
             self.log.error("Server %s not started: %s", self._log_name, exc)
             raise StartFailed(f"Your server could not start: {exc}") from None
+        self.log.info(
+            "Created Secret %s for %s with credential sets: %s",
+            manifest["metadata"]["name"],
+            self._log_name,
+            ", ".join(credentials.issued) or "none",
+        )
 
     async def progress(self):
         """KubeSpawner's progress events, with a line for each set left out of this start."""
