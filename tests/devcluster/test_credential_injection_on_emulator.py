@@ -26,7 +26,11 @@ from traitlets.config import Config
 from jupyterhub_platform.devcluster.procs import wait_for
 from jupyterhub_platform.services.credentials import model
 from jupyterhub_platform.spawner import ProfileSpawner
-from jupyterhub_platform.spawner.credentials import hub_issue_context
+from jupyterhub_platform.spawner.credentials import (
+    CredentialsRefused,
+    hub_issue_context,
+    put_secret,
+)
 
 POLICY = """\
 groups:
@@ -171,13 +175,16 @@ async def test_three_sets_cost_one_secret_create_owned_by_the_pod(
     await wait_for(collected, timeout=5, what="the Secret to go with its pod")
 
 
-async def test_a_left_over_secret_is_replaced(spawner_factory, core, devcluster):
+async def test_a_left_over_secret_is_deleted_and_created_again(spawner_factory, core, devcluster):
     alice = spawner_factory("alice")
     name = model.secret_name(alice.pod_name)
     await core.create_namespaced_secret(
         "default", {"metadata": {"name": name}, "stringData": {"stale": "x"}}
     )
-    await counted_start(alice, core, devcluster)
+    requests = await counted_start(alice, core, devcluster)
+    secrets = [r for r in requests if "/secrets" in r[1]]
+    path = "/api/v1/namespaces/default/secrets"  # the hub's Role may create and delete, not update
+    assert secrets == [("POST", path), ("DELETE", f"{path}/{name}"), ("POST", path)]
     pod = await core.read_namespaced_pod(alice.pod_name, "default")
     secret = await core.read_namespaced_secret(name, "default")
     assert "stale" not in secret.data and model.API_TOKEN_KEY in secret.data
@@ -246,3 +253,11 @@ async def test_the_hubs_issue_context_reads_secrets_and_fetches(spawner_factory,
     with pytest.raises(model.IssueError) as info:  # no verifier in the hub yet: fail closed
         await ctx.verify_token("id_token", "not-checked")
     assert info.value.reason == "token_invalid"
+
+
+async def test_a_refused_secret_is_reported_by_status_without_its_values(spawner_factory):
+    spawner = spawner_factory("alice")
+    manifest = {"metadata": {"name": "Not_A_Name"}, "data": {"key": "c2VjcmV0LVZBTFVF"}}
+    with pytest.raises(CredentialsRefused) as info:
+        await put_secret(spawner.api, "default", manifest, 5)
+    assert str(info.value) == "could not create the credentials Secret Not_A_Name (HTTP 422)"

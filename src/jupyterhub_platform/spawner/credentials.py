@@ -101,15 +101,17 @@ async def _unread(call, *args, timeout: float) -> tuple[int, bytes]:
 
 
 async def put_secret(api, namespace: str, manifest: dict, timeout: float) -> None:
-    """Create the Secret (one request); when one of that name is left over, replace it. Errors
-    name the Secret and the status only: the body holds the values."""
+    """Create the Secret (one request). One of that name left over (its pod gone, not yet
+    collected) is deleted and the Secret created again: the stock chart's hub Role may get,
+    list, watch, create and delete Secrets, not update them. Errors name the Secret and the
+    status only: bodies hold the values."""
     name = manifest["metadata"]["name"]
+    create = api.create_namespaced_secret
     try:
-        status, _ = await _unread(api.create_namespaced_secret, namespace, manifest,
-                                  timeout=timeout)  # fmt: skip
+        status, _ = await _unread(create, namespace, manifest, timeout=timeout)
         if status == 409:
-            status, _ = await _unread(api.replace_namespaced_secret, name, namespace, manifest,
-                                      timeout=timeout)  # fmt: skip
+            await _unread(api.delete_namespaced_secret, name, namespace, timeout=timeout)
+            status, _ = await _unread(create, namespace, manifest, timeout=timeout)
     except (ApiException, aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise CredentialsRefused(
             f"could not create the credentials Secret {name} ({type(exc).__name__})"

@@ -391,7 +391,7 @@ class ProfileSpawner(KubeSpawner):
 
     async def _create_credentials_secret(self, pod) -> None:
         """One create request: the pod's uid comes from the reflector (as KubeSpawner's own
-        owned objects do), not from another API read."""
+        owned objects do), not from another API read (:func:`.credentials.put_secret`)."""
         ref_key = f"{self.namespace}/{self.pod_name}"
         await exponential_backoff(
             lambda: self.pod_has_uid(self.pod_reflector.pods.get(ref_key)),
