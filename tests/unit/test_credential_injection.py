@@ -234,3 +234,12 @@ async def test_sets_the_policy_declares_without_a_provider_are_not_issued(tmp_pa
     pod = await pod_of(spawner)
     assert spawner._credentials.sets == () and spawner._credentials.issued == {}
     assert env_of(main(pod))["JUPYTERHUB_API_TOKEN"] == ref("jupyterhub-api-token")
+
+
+async def test_with_the_token_left_in_the_pod_spec_sets_still_come_from_the_secret(tmp_path):
+    spawner = make_spawner(tmp_path, api_token_in_secret=False)
+    pod = await pod_of(spawner)
+    kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
+    env = env_of(main(pod))
+    assert env["JUPYTERHUB_API_TOKEN"] == TOKEN and env["ALPHA_KEY_ID"] == ref("alpha.key_id")
+    assert not [v for v in VALUES[1:] if v in json.dumps(pod)]
