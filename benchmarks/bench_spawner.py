@@ -3,6 +3,10 @@
 - hub-side ``start()`` time (wall clock, mostly waiting for the pod, and the hub process's CPU
   time, which is what the spawner itself costs) and Kubernetes API requests per spawn, on the emulator (DevCluster with
   the light kubelet) over real HTTP; the emulator counts the requests kubernetes_asyncio sends;
+- what credential injection costs: ProfileSpawner issuing three credential sets (a provider
+  with no I/O, so the hub's own work is measured) into the server's Secret, against
+  ProfileSpawner with no sets and the API token left in the pod spec (``api_token_in_secret``
+  off): API requests (one Secret create more) and hub-side start() time;
 - spawn-form rendering with 200 profiles x 50 groups;
 - hub RSS after 100 spawns.
 
@@ -32,6 +36,13 @@ FORM_GROUPS = 50
 FORM_RENDERS = 20
 USER_AGENT_PREFIX = "OpenAPI-Generator"  # kubernetes_asyncio's; the light kubelet's differs
 CLASSES = ("profiles", "kubespawner")  # also the namespaces their pods go to
+CREDENTIALS = ("credentials", "no-credentials")  # ProfileSpawner with three sets / with none
+CREDENTIAL_POLICY = """\
+groups:
+  researchers: {profiles: ["*"], credential_sets: [alpha, beta, gamma]}
+culling: {policies: {standard: {idle_timeout: 1h}}}
+credential_sets: {alpha: {}, beta: {}, gamma: {}}
+"""
 NAMESPACE_IN_PATH = re.compile(r"/namespaces/([^/]+)/")
 
 # KubeSpawner settings both classes get: ProfileSpawner's pod defaults, written out for KubeSpawner.
@@ -141,13 +152,53 @@ def plain_profile_list(profile_dir: Path, groups: list[str]) -> list[dict]:
 
 
 # -- the subprocess: one spawner class ---------------------------------------------------------
+def credential_sets() -> dict:
+    """Three sets like the shipped kinds (S3-style keys with env, a token, a config value)."""
+    from jupyterhub_platform.services.credentials import model
+
+    class Fixed(model.Provider):
+        name = "fixed"
+
+        @property
+        def keys(self):
+            return tuple(self.config)
+
+        async def issue(self, subject, ctx):
+            now = ctx.now()
+            return model.Issued({k: f"{v}-{subject.username}" for k, v in self.config.items()},
+                                now, now + 3600)  # fmt: skip
+
+    def one(name, keys, **kwargs):
+        return model.CredentialSet(name, Fixed(keys, ("credential_sets", name)), **kwargs)
+
+    s3 = dict.fromkeys(("aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+                        "expiration", "endpoint_url", "region"), "v")  # fmt: skip
+    sets = [
+        one("alpha", s3, env={"AWS_DEFAULT_REGION": "region"}),
+        one("beta", {"token": "t", "expiration": "e"}),
+        one("gamma", {"PROJECT": "p"}, env={"PROJECT": "PROJECT"}, files=False),
+    ]
+    return {s.name: s for s in sets}
+
+
+def credential_context():
+    import time
+
+    from jupyterhub_platform.services.credentials import model
+
+    async def no_io(*args):
+        raise RuntimeError("the benchmark's sets do no I/O")
+
+    return model.IssueContext(fetch=no_io, read_secret=no_io, verify_token=no_io, now=time.time)
+
+
 def make_spawner(kind: str, name: str, config, groups: list[str], mock: bool = False):
     from jupyterhub.objects import Hub, Server
     from kubespawner import KubeSpawner
 
     from jupyterhub_platform.spawner import ProfileSpawner
 
-    cls = ProfileSpawner if kind == "profiles" else KubeSpawner
+    cls = KubeSpawner if kind == "kubespawner" else ProfileSpawner
     user = SimpleNamespace(
         name=name,
         id=hash(name) % 10**6,
@@ -156,7 +207,7 @@ def make_spawner(kind: str, name: str, config, groups: list[str], mock: bool = F
         groups=[SimpleNamespace(name=g) for g in groups],
         settings={},
     )
-    return cls(
+    spawner = cls(
         _mock=mock,  # mock: no Kubernetes client (form rendering only)
         user=user,
         hub=Hub(base_url="/hub/", ip="127.0.0.1", port=8081),
@@ -165,6 +216,16 @@ def make_spawner(kind: str, name: str, config, groups: list[str], mock: bool = F
         oauth_client_id=f"jupyterhub-user-{name}",
         config=config,
     )
+    if kind in CREDENTIALS:
+        declared = credential_sets() if kind == "credentials" else {}
+        spawner.declared_credential_sets = lambda: declared
+        spawner.issue_context = credential_context
+
+        async def get_auth_state():
+            return {}
+
+        user.get_auth_state = get_auth_state
+    return spawner
 
 
 def spawn_config(kind: str, namespace: str):
@@ -179,6 +240,11 @@ def spawn_config(kind: str, namespace: str):
         config.KubeSpawner.profile_list = plain_profile_list(
             bundled_profiles_dir(), ["researchers"]
         )
+    if kind in CREDENTIALS:
+        policy = Path(tempfile.mkdtemp(prefix="bench-policy-")) / "policy.yaml"
+        policy.write_text(CREDENTIAL_POLICY)
+        config.PlatformPolicy.policy_file = str(policy)
+        config.ProfileSpawner.api_token_in_secret = kind == "credentials"
     return config
 
 
@@ -262,7 +328,7 @@ async def run() -> list[Figure]:
         logs = Path(tmp)
         cluster = DevCluster(Path(tmp) / "cluster", kubelet="light")
         await cluster.start()
-        counted = dict.fromkeys(CLASSES, 0)
+        counted = dict.fromkeys((*CLASSES, *CREDENTIALS), 0)
 
         def count(request) -> None:
             if request.headers.get("User-Agent", "").startswith(USER_AGENT_PREFIX):
@@ -272,14 +338,15 @@ async def run() -> list[Figure]:
 
         cluster.server.on_request = count
         try:
-            for kind in CLASSES:
+            for kind in counted:
                 await _create_namespace(cluster.access, kind)
-            # Both at once, each in its own namespace: the same machine load for both.
-            spawned = await asyncio.gather(
-                *(run_child(logs, "spawn", k, str(cluster.kubeconfig_path), k) for k in CLASSES)
-            )
-            for kind, result in zip(CLASSES, spawned, strict=True):
-                results[kind] = {**result, "requests": counted[kind]}
+            # Each pair at once, each in its own namespace: the same machine load for both.
+            for pair in (CLASSES, CREDENTIALS):
+                spawned = await asyncio.gather(
+                    *(run_child(logs, "spawn", k, str(cluster.kubeconfig_path), k) for k in pair)
+                )
+                for kind, result in zip(pair, spawned, strict=True):
+                    results[kind] = {**result, "requests": counted[kind]}
             profile_dir = Path(tmp) / "profiles"
             profile_dir.mkdir()
             many_profiles(profile_dir)
@@ -293,6 +360,8 @@ async def run() -> list[Figure]:
             await cluster.stop()
 
     ours, theirs = results["profiles"], results["kubespawner"]
+    sets, none = results["credentials"], results["no-credentials"]
+    none_name = "ProfileSpawner, no sets, token in the pod spec"
     return [
         Figure(
             f"hub-side start() time, median of {SPAWNS}",
@@ -310,6 +379,24 @@ async def run() -> list[Figure]:
             "Kubernetes API requests per spawn", ours["requests"] / SPAWNS, "requests",
             baseline=theirs["requests"] / SPAWNS,
             baseline_name="KubeSpawner, equivalent profile_list", target="<= 1.0x",
+        ),
+        Figure(
+            f"hub-side start() time with 3 credential sets, median of {SPAWNS}",
+            statistics.median(sets["start_seconds"]) * 1000, "ms",
+            baseline=statistics.median(none["start_seconds"]) * 1000,
+            baseline_name=none_name, target="<= 1.1x",
+        ),
+        Figure(
+            f"hub process CPU time per start() with 3 credential sets, mean of {SPAWNS}",
+            statistics.mean(sets["start_cpu_seconds"]) * 1000, "ms",
+            baseline=statistics.mean(none["start_cpu_seconds"]) * 1000,
+            baseline_name=none_name, target="<= 1.1x",
+        ),
+        Figure(
+            "Kubernetes API requests per spawn with 3 credential sets",
+            sets["requests"] / SPAWNS, "requests",
+            baseline=none["requests"] / SPAWNS,
+            baseline_name=none_name, target="+1 request: the Secret",
         ),
         Figure(
             f"spawn form, {FORM_PROFILES} profiles x {FORM_GROUPS} groups",

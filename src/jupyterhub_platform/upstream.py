@@ -152,6 +152,31 @@ INTERNALS = (
         "self.is_pod_running(",
     ),
     Internal("jupyterhub.spawner:Spawner", "_log_name", "spawner/profile_spawner.py: log lines"),
+    # Credential injection (spawner/profile_spawner.py: prepare_credentials and the Secret)
+    Internal(
+        "kubespawner:KubeSpawner",
+        "_make_create_pod_request",
+        "spawner/profile_spawner.py: wrapped; the Secret is created once it returns True",
+        "return True",
+    ),
+    Internal(
+        "kubespawner:KubeSpawner",
+        "_start",
+        "spawner/profile_spawner.py: profile first, pods watched, then the pod is created",
+        "partial(self._make_create_pod_request, pod",
+    ),
+    Internal(
+        "kubespawner:KubeSpawner",
+        "get_pod_manifest",
+        "spawner/profile_spawner.py: the pod's env is get_env() (secretKeyRef dicts)",
+        "env=self.get_env()",
+    ),
+    Internal(
+        "kubespawner.objects",
+        "make_pod",
+        "spawner/profile_spawner.py: dict env values become EnvVars (valueFrom)",
+        "get_k8s_model(V1EnvVar, env)",
+    ),
 )
 
 PRIVATE_NAMES = frozenset(i.name for i in INTERNALS if i.name.startswith("_"))

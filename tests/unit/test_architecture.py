@@ -44,10 +44,12 @@ ENTRY_POINTS = frozenset(
 """Subcommand modules: they compose production packages (never devcluster or testing)."""
 DEV_ONLY = ("devcluster", "testing")
 INTERFACES = frozenset(
-    {f"{ROOT}.services.credentials.model", f"{ROOT}.services.credentials.providers"}
+    f"{ROOT}.services.credentials.{m}"
+    for m in ("model", "providers", "issuance", "secret_manifest")
 )
-"""Importable from every layer: the credential sets' model and provider registry (the policy
-declares sets with them). Pure, and themselves importing only layer 0 and each other."""
+"""Importable from every layer: the credential sets' model, provider registry, issuing and the
+per-server Secret (the policy declares sets with them, the spawner issues and injects them).
+Pure, and themselves importing only layer 0 and each other."""
 
 
 def layer_of(package: str) -> int:

@@ -24,8 +24,11 @@ from traitlets.config import Config
 
 from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir, load_catalogue
 from jupyterhub_platform.profiles.options import KNOWN_KEYS, OptionError
+from jupyterhub_platform.services.credentials.secret_manifest import VOLUME_NAME
 from jupyterhub_platform.spawner import ProfileSpawner, StartFailed, check_configuration
 from jupyterhub_platform.spawner.sidecars import startup_failure
+
+CREDENTIALS = VOLUME_NAME  # every server mounts its credentials Secret (api_token_in_secret)
 
 KUBERNETES_VERSION = "1.30"
 SHIPPED = load_catalogue([bundled_profiles_dir()])
@@ -184,7 +187,7 @@ async def test_a_reused_spawner_forgets_the_previous_profile():
     assert not plain["spec"].get("tolerations") and not plain["spec"].get("nodeSelector")
     assert "nvidia.com/gpu" not in container(plain)["resources"]["limits"]
     assert "JUPYTERHUB_PLATFORM_SHARED_DATA" not in env(plain)
-    assert [v["name"] for v in plain["spec"]["volumes"]] == ["home"]
+    assert [v["name"] for v in plain["spec"]["volumes"]] == ["home", CREDENTIALS]
 
 
 async def test_chart_settings_keep_applying():
@@ -213,7 +216,11 @@ async def test_chart_settings_keep_applying():
     assert_hygienic(pod)
     assert env(pod)["FROM_CHART"] == "yes" and "JUPYTERHUB_PLATFORM_SHARED_DATA" in env(pod)
     assert pod["spec"]["nodeSelector"] == {"pool": "users", "nvidia.com/gpu.present": "true"}
-    assert [v["name"] for v in pod["spec"]["volumes"]] == ["volume-alice", "shared-data"]
+    assert [v["name"] for v in pod["spec"]["volumes"]] == [
+        "volume-alice",
+        "shared-data",
+        CREDENTIALS,
+    ]
     assert [c["name"] for c in pod["spec"]["containers"]] == ["notebook", "chart-extra"]
 
 
@@ -265,10 +272,14 @@ async def test_the_charts_mapping_form_of_volumes_keeps_home_for_profiles_and_si
     spawner = make_spawner(["gpu-users"], config)
     lab = await manifest(spawner, {"profile": "jupyterlab", "size": "ml-gpu"})
     assert_hygienic(lab)
-    assert sorted(v["name"] for v in lab["spec"]["volumes"]) == ["shared-data", "volume-alice"]
+    assert sorted(v["name"] for v in lab["spec"]["volumes"]) == [
+        CREDENTIALS,
+        "shared-data",
+        "volume-alice",
+    ]
     desktop = await manifest(spawner, {"profile": "with-sidecar"})  # the same, re-used spawner
     assert_hygienic(desktop)
-    assert [v["name"] for v in desktop["spec"]["volumes"]] == ["volume-alice"]
+    assert [v["name"] for v in desktop["spec"]["volumes"]] == [CREDENTIALS, "volume-alice"]
     vnc_mounts = container(desktop, "vnc")["volumeMounts"]
     assert vnc_mounts == [{"name": "volume-alice", "mountPath": "/home/jovyan"}]
 

@@ -11,13 +11,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 
+from jupyterhub.utils import exponential_backoff
 from kubespawner import KubeSpawner
 from tornado import web
-from traitlets import Float, List, Unicode, default
+from traitlets import Bool, Float, List, Unicode, default
 
 from jupyterhub_platform.policy.config import PlatformPolicy
+from jupyterhub_platform.policy.credential_sets import server_sets
 from jupyterhub_platform.policy.entitlements import Entitlements
 from jupyterhub_platform.policy.quota_decision import Server, usage_lines
 from jupyterhub_platform.profiles.access import Offer, offers
@@ -34,7 +36,16 @@ from jupyterhub_platform.profiles.options import (
     options_from_form,
     validate_options,
 )
+from jupyterhub_platform.services.credentials.model import CredentialSet, IssueContext, Subject
+from jupyterhub_platform.services.credentials.secret_manifest import TOKEN_ENV, secret_manifest
 
+from .credentials import (
+    CredentialsRefused,
+    ServerCredentials,
+    hub_issue_context,
+    issue_server_sets,
+    put_secret,
+)
 from .quota_gate import QuotaState, counted_servers, quota_refusal, size_usage
 from .sidecars import startup_failure, unready_sidecars
 from .sources import DEFAULT_RELOAD_INTERVAL, Sources, shared_sources
@@ -96,6 +107,24 @@ class ProfileSpawner(KubeSpawner):
         config=True,
         help="""Seconds a running sidecar may stay not-ready during start before the spawn fails
         with a message naming it (instead of waiting for start_timeout).""",
+    )
+
+    api_token_in_secret = Bool(
+        True,
+        config=True,
+        help="""Put the server's JupyterHub API token in the server's credentials Secret (env
+        JUPYTERHUB_API_TOKEN/JPY_API_TOKEN as secretKeyRef and a file under the credentials
+        mount) instead of as a value in the pod spec. The Secret is created for every server
+        (one extra API request per spawn); with this off it is created only for servers that
+        get credential sets.""",
+    )
+
+    credentials_url = Unicode(
+        "",
+        config=True,
+        help="""URL of the credentials service handed to servers as
+        JUPYTERHUB_PLATFORM_CREDENTIALS_URL (for renewals and sets not issued at start), e.g.
+        http://hub:8081/services/credentials/. Empty: the variable is not set.""",
     )
 
     # -- pod hygiene defaults (each can be overridden as c.KubeSpawner.<name>) ----------------
@@ -177,6 +206,7 @@ class ProfileSpawner(KubeSpawner):
         self._baseline: dict | None = None
         self._watch_start = False
         self._sidecars_unready_since: float | None = None
+        self._credentials: ServerCredentials | None = None
 
     # -- profiles and entitlements -----------------------------------------------------------
     def sources(self) -> Sources:
@@ -284,13 +314,21 @@ class ProfileSpawner(KubeSpawner):
 
     async def load_user_options(self):
         """Validate, then let KubeSpawner apply the chosen profile's overrides."""
-        catalogue, available = self.available()  # once, so a reload cannot split the two steps
+        self._credentials = None
+        # once, so a reload cannot split the steps
+        catalogue, entitlements = self.entitlements()
+        available = offers(catalogue, entitlements)
         selection = self.validate_user_options(self.user_options, catalogue, available)
         self._restore_baseline()
         self.user_options = selection.as_user_options()
         # only the chosen profile: KubeSpawner deep-copies and initialises what it is given
         chosen = [profile_list_entry(selection.offer, default=True)]
         self._load_profile(selection.offer.slug, self._get_initialized_profile_list(chosen))
+        declared = self.declared_credential_sets()
+        names = server_sets(
+            entitlements.credential_sets, selection.offer.profile.credential_sets, declared
+        )
+        await self.prepare_credentials([declared[n] for n in names])
 
     def _restore_baseline(self) -> None:
         """Undo a previous profile's overrides: spawner objects are re-used across starts."""
@@ -299,6 +337,106 @@ class ProfileSpawner(KubeSpawner):
             return
         for name, value in self._baseline.items():
             setattr(self, name, copy.deepcopy(value))
+
+    # -- credentials: issued before the pod is built, the Secret created right after the pod -----
+    def declared_credential_sets(self) -> Mapping[str, CredentialSet]:
+        """The policy file's ``credential_sets`` (none without a policy file)."""
+        policy = self.sources().policy
+        declared = policy.current().credential_sets if policy is not None else {}
+        # Until the policy parses sets into CredentialSets it holds descriptions: nothing to issue.
+        return {n: s for n, s in declared.items() if isinstance(s, CredentialSet)}
+
+    def issue_context(self) -> IssueContext:
+        """The I/O providers use at spawn (a test passes its own)."""
+        return hub_issue_context(self.api, self.namespace)
+
+    async def prepare_credentials(self, sets: Sequence[CredentialSet]) -> None:
+        """Issue the server's sets and add the Secret's volume and mount to this start's pod
+        (volumes and mounts are restored before each start: nothing leaks into the next)."""
+        if not sets and not self.api_token_in_secret:
+            return
+        auth_state = (await self.user.get_auth_state() or {}) if sets else {}
+        subject = Subject(self.user.name, frozenset(self.user_groups()), auth_state)
+        try:
+            credentials = await issue_server_sets(
+                self.pod_name, sets, subject, self.issue_context(), self.log, self.credentials_url
+            )
+        except CredentialsRefused as exc:
+            self.log.error("Server %s not started: %s", self._log_name, exc)
+            raise StartFailed(f"Your server could not start: {exc}") from None
+        self.volumes = _with_named(self.volumes, credentials.volume())
+        self.volume_mounts = _with_named(self.volume_mounts, credentials.mount())
+        self._credentials = credentials
+
+    def get_env(self):
+        """KubeSpawner's env, the token and the sets' env as references to the Secret."""
+        env = super().get_env()
+        if self._credentials is not None:
+            extra = self._credentials.env()
+            if not self.api_token_in_secret:
+                for name in TOKEN_ENV:
+                    del extra[name]
+            env.update(extra)
+        return env
+
+    async def _make_create_pod_request(self, pod, request_timeout):
+        created = await super()._make_create_pod_request(pod, request_timeout)
+        if created and self._credentials is not None:
+            try:
+                await self._create_credentials_secret(pod)
+            except Exception:
+                await self.stop(True)
+                raise
+        return created
+
+    async def _create_credentials_secret(self, pod) -> None:
+        """One create request: the pod's uid comes from the reflector (as KubeSpawner's own
+        owned objects do), not from another API read (:func:`.credentials.put_secret`)."""
+        ref_key = f"{self.namespace}/{self.pod_name}"
+        await exponential_backoff(
+            lambda: self.pod_has_uid(self.pod_reflector.pods.get(ref_key)),
+            f"pod/{ref_key} does not have a uid!",
+            timeout=self.k8s_api_request_retry_timeout,
+        )
+        credentials = self._credentials
+        manifest = secret_manifest(
+            self.pod_name,
+            self.namespace,
+            self.pod_reflector.pods[ref_key]["metadata"]["uid"],
+            pod.metadata.labels or {},
+            self.user.name,
+            self.api_token,
+            credentials.sets,
+            credentials.issued,
+        )
+        try:
+            await put_secret(self.api, self.namespace, manifest, self.k8s_api_request_timeout)
+        except CredentialsRefused as exc:
+            self.log.error("Server %s not started: %s", self._log_name, exc)
+            raise StartFailed(f"Your server could not start: {exc}") from None
+        self.log.info(
+            "Created Secret %s for %s with credential sets: %s",
+            manifest["metadata"]["name"],
+            self._log_name,
+            ", ".join(credentials.issued) or "none",
+        )
+
+    async def progress(self):
+        """KubeSpawner's progress events, with a line for each set left out of this start."""
+        shown = 0
+
+        def new_notes() -> list[dict]:
+            nonlocal shown
+            notes = self._credentials.notes if self._credentials is not None else ()
+            fresh, shown = notes[shown:], len(notes)
+            return [{"message": f"Credentials: {note}"} for note in fresh]
+
+        async for event in super().progress():
+            for note in new_notes():
+                yield note
+            yield event
+        for note in new_notes():
+            yield note
 
     # -- start: fail fast on failed containers --------------------------------------------------------
     async def _start(self):
@@ -336,3 +474,11 @@ class ProfileSpawner(KubeSpawner):
         if failure:
             self.log.error("Server %s failed to start: %s", self._log_name, failure)
             raise StartFailed(f"Your server could not start: {failure}")
+
+
+def _with_named(items, item: dict):
+    """``items`` (a KubeSpawner list or name-keyed dict trait) plus ``item``, replacing one of
+    the same name."""
+    if isinstance(items, dict):
+        return {**items, item["name"]: item}
+    return [*(i for i in items if i.get("name") != item["name"]), item]
