@@ -35,7 +35,8 @@ class CredentialsApp(ServiceApp):
     renew_every = Float(
         60.0,
         help="Seconds between renewal rounds over the servers' credential Secrets (a set is "
-        "renewed in the first round after 80% of its lifetime); 0: no renewal loop.",
+        "renewed in the first round after 80% of its lifetime, so keep this under a fifth of "
+        "the shortest lifetime); 0: no renewal loop.",
     ).tag(config=True)
     cache_max_age = Float(
         300.0,
