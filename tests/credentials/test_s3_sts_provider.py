@@ -10,9 +10,10 @@ import botocore.exceptions
 import pytest
 
 from jupyterhub_platform.auth.subject_binding import BINDING_KEY
+from jupyterhub_platform.auth.token_verifier import TokenVerifier
 from jupyterhub_platform.services.credentials.model import IssueContext, IssueError, Subject
 from jupyterhub_platform.services.credentials.providers.s3_sts import S3STSProvider
-from jupyterhub_platform.services.credentials.tokens import TokenVerifier, http_fetch
+from jupyterhub_platform.services.credentials.transport import http_fetch
 from jupyterhub_platform.testing import new_rsa_key
 
 pytestmark = pytest.mark.processes

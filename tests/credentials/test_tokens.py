@@ -11,16 +11,13 @@ import pytest
 from kubernetes_asyncio import client, config
 
 from jupyterhub_platform.auth.subject_binding import BINDING_KEY
+from jupyterhub_platform.auth.token_verifier import TokenVerifier
 from jupyterhub_platform.devcluster.cluster import DevCluster
 from jupyterhub_platform.devcluster.procs import free_port
 from jupyterhub_platform.services.credentials.model import IssueContext, IssueError, Subject
 from jupyterhub_platform.services.credentials.providers.oidc_token import OIDCTokenProvider
 from jupyterhub_platform.services.credentials.providers.secret import SecretProvider
-from jupyterhub_platform.services.credentials.tokens import (
-    TokenVerifier,
-    http_fetch,
-    secret_reader,
-)
+from jupyterhub_platform.services.credentials.transport import http_fetch, secret_reader
 
 
 async def no_secrets(name: str):

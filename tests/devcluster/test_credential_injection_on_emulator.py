@@ -36,7 +36,10 @@ POLICY = """\
 groups:
   eng: {profiles: [jupyterlab], credential_sets: [alpha, beta, gamma]}
 culling: {policies: {standard: {idle_timeout: 1h}}}
-credential_sets: {alpha: {}, beta: {}, gamma: {}}
+credential_sets:
+  alpha: {provider: template, config: {values: {v: "a"}}}
+  beta: {provider: template, config: {values: {v: "b"}}}
+  gamma: {provider: template, config: {values: {v: "c"}}}
 """
 SPAWNER_AGENT = "OpenAPI-Generator"  # kubernetes_asyncio's default, which KubeSpawner keeps
 
@@ -226,11 +229,11 @@ async def test_the_hubs_issue_context_reads_secrets_and_fetches(spawner_factory,
     await core.create_namespaced_secret(
         "default", {"metadata": {"name": "group-keys"}, "stringData": {"key": "k-VALUE"}}
     )
-    ctx = hub_issue_context(spawner.api, "default")
+    ctx = hub_issue_context(spawner.api, "default", spawner.authenticator)
     assert await ctx.read_secret("group-keys") == {"key": "k-VALUE"}
     with pytest.raises(model.IssueError) as info:
         await ctx.read_secret("missing")
-    assert info.value.reason == "source_missing" and "HTTP 404" in info.value.message
+    assert info.value.reason == "source_missing" and info.value.message == "no Secret missing in namespace default"
 
     async def echo(request):
         return web.Response(status=201, body=await request.read(), headers={"X-Seen": "1"})

@@ -45,11 +45,12 @@ ENTRY_POINTS = frozenset(
 DEV_ONLY = ("devcluster", "testing")
 INTERFACES = frozenset(
     f"{ROOT}.services.credentials.{m}"
-    for m in ("model", "providers", "issuance", "secret_manifest")
+    for m in ("model", "providers", "issuance", "secret_manifest", "transport")
 )
-"""Importable from every layer: the credential sets' model, provider registry, issuing and the
-per-server Secret (the policy declares sets with them, the spawner issues and injects them).
-Pure, and themselves importing only layer 0 and each other."""
+"""Importable from every layer: the credential sets' model, provider registry, issuing, the
+per-server Secret and the providers' plain I/O (the policy declares sets with them, the spawner
+issues and injects them, the authenticator verifies tokens for them). They import only layer 0
+and each other."""
 
 
 def layer_of(package: str) -> int:

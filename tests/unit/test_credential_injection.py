@@ -36,7 +36,10 @@ POLICY = """\
 groups:
   eng: {profiles: [jupyterlab, vscode], credential_sets: [alpha, beta, gamma]}
 culling: {policies: {standard: {idle_timeout: 1h}}}
-credential_sets: {alpha: {}, beta: {}, gamma: {}}
+credential_sets:
+  alpha: {provider: template, config: {values: {v: "a"}}}
+  beta: {provider: template, config: {values: {v: "b"}}}
+  gamma: {provider: template, config: {values: {v: "c"}}}
 """
 
 
@@ -224,16 +227,6 @@ async def test_without_the_token_in_a_secret_and_no_sets_the_pod_is_kubespawners
     assert VOLUME_NAME not in json.dumps(pod)
     assert env_of(main(pod))["JUPYTERHUB_API_TOKEN"] == TOKEN  # KubeSpawner's own behaviour
     assert spawner._credentials is None
-
-
-async def test_sets_the_policy_declares_without_a_provider_are_not_issued(tmp_path):
-    """Today's policy parser keeps a description per set (no provider): nothing to issue, and the
-    server starts with its token in the Secret. (Goes when the policy parses CredentialSets.)"""
-    spawner = make_spawner(tmp_path)
-    del spawner.declared_credential_sets  # the policy file's own declarations
-    pod = await pod_of(spawner)
-    assert spawner._credentials.sets == () and spawner._credentials.issued == {}
-    assert env_of(main(pod))["JUPYTERHUB_API_TOKEN"] == ref("jupyterhub-api-token")
 
 
 async def test_with_the_token_left_in_the_pod_spec_sets_still_come_from_the_secret(tmp_path):

@@ -25,6 +25,8 @@ from tornado.httpclient import HTTPClientError
 from tornado.httputil import url_concat
 from traitlets import Bool, Enum, Float, List, Unicode, default
 
+from jupyterhub_platform.services.credentials.transport import http_fetch
+
 from . import log_redaction
 from .client_auth import BASIC, METHODS, ClientAuthMethodError, choose_method
 from .discovery import DiscoveryError, DiscoveryUnavailable, LazyDiscovery, ProviderMetadata
@@ -33,6 +35,7 @@ from .jwks import DEFAULT_ALGORITHMS, JWKSCache, KeySetUnavailable, TokenRejecte
 from .jwt_traits import JWTVerifierTraits, renamed
 from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge, groups_from_claims
 from .subject_binding import BINDING_KEY, Identity, may_log_in
+from .token_verifier import TokenVerifier
 
 NONCE_COOKIE = "platform-oidc-nonce"
 
@@ -217,6 +220,17 @@ class OIDCAuthenticator(JWTVerifierTraits, PolicyBridge, GenericOAuthenticator):
             retry_max=self.discovery_retry_max_interval,
         )
         self.discovery.start()
+        self._credential_verifier: TokenVerifier | None = None
+
+    def credential_token_verifier(self) -> TokenVerifier:
+        """Verifies this hub's users' tokens before a credential provider forwards them (the
+        spawner issues credential sets with it; docs/credentials.md). One per authenticator, so
+        one JWKS cache."""
+        if self._credential_verifier is None:
+            self._credential_verifier = TokenVerifier(
+                self.issuer, self.client_id, http_fetch(), algorithms=self.allowed_algorithms
+            )
+        return self._credential_verifier
 
     async def provider_metadata(self) -> ProviderMetadata:
         """The provider's metadata, or a 503 page naming the provider while there is none."""

@@ -6,7 +6,7 @@ AWS serves ``AssumeRoleWithWebIdentity`` unsigned (the web identity token is the
 moto 5.2 with authentication on would try to read a signature it does not have, so such a POST
 is served with authentication off for that request alone. moto checks neither the token nor the
 role's trust policy: what stands between a user and the keys is the hub's own token verification
-(:mod:`jupyterhub_platform.services.credentials.tokens`), which is what the tests exercise.
+(:mod:`jupyterhub_platform.auth.token_verifier`), which is what the tests exercise.
 
 At start (authentication still off) boto3 creates, against this very server, the role (a trust
 policy for web identities, an inline policy allowing ``s3:*``) and the bucket; then the ready

@@ -8,17 +8,13 @@ the Secret is created right after the pod, owned by it (``ProfileSpawner``).
 from __future__ import annotations
 
 import asyncio
-import base64
-import json
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
 
 import aiohttp
 from kubernetes_asyncio.client import ApiException
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 
 from jupyterhub_platform.services.credentials.issuance import issue_all
 from jupyterhub_platform.services.credentials.model import (
@@ -33,6 +29,7 @@ from jupyterhub_platform.services.credentials.secret_manifest import (
     secret_mount,
     secret_volume,
 )
+from jupyterhub_platform.services.credentials.transport import http_fetch, secret_reader, unread
 
 FETCH_TIMEOUT = 10.0
 
@@ -89,17 +86,6 @@ async def issue_server_sets(
     return ServerCredentials(pod_name, tuple(sets), issued, tuple(notes), credentials_url)
 
 
-async def _unread(call, *args, timeout: float) -> tuple[int, bytes]:
-    """Status and body of a Kubernetes call made with ``_preload_content=False``: the client
-    then neither builds a model nor logs the response body (debug level), which for a Secret
-    holds its values."""
-    response = await asyncio.wait_for(call(*args, _preload_content=False), timeout)
-    try:
-        return response.status, await response.read()
-    finally:
-        response.release()
-
-
 async def put_secret(api, namespace: str, manifest: dict, timeout: float) -> None:
     """Create the Secret (one request). One of that name left over (its pod gone, not yet
     collected) is deleted and the Secret created again: the stock chart's hub Role may get,
@@ -108,10 +94,10 @@ async def put_secret(api, namespace: str, manifest: dict, timeout: float) -> Non
     name = manifest["metadata"]["name"]
     create = api.create_namespaced_secret
     try:
-        status, _ = await _unread(create, namespace, manifest, timeout=timeout)
+        status, _ = await unread(create, namespace, manifest, timeout=timeout)
         if status == 409:
-            await _unread(api.delete_namespaced_secret, name, namespace, timeout=timeout)
-            status, _ = await _unread(create, namespace, manifest, timeout=timeout)
+            await unread(api.delete_namespaced_secret, name, namespace, timeout=timeout)
+            status, _ = await unread(create, namespace, manifest, timeout=timeout)
     except (ApiException, aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise CredentialsRefused(
             f"could not create the credentials Secret {name} ({type(exc).__name__})"
@@ -120,44 +106,26 @@ async def put_secret(api, namespace: str, manifest: dict, timeout: float) -> Non
         raise CredentialsRefused(f"could not create the credentials Secret {name} (HTTP {status})")
 
 
-def hub_issue_context(api, namespace: str) -> IssueContext:
+def hub_verifier(authenticator) -> Callable[[str, str], Awaitable[Mapping]]:
+    """The hub's token verifier: the authenticator's (``OIDCAuthenticator`` has one for its
+    issuer and client id). Another authenticator gives no OIDC token: providers that forward one
+    fail closed (``no_token``)."""
+    make = getattr(authenticator, "credential_token_verifier", None)
+    if callable(make):
+        return make()
+
+    async def refuse(kind: str, token: str) -> Mapping:
+        raise IssueError("no_token", f"this hub's authenticator gives no OIDC {kind}")
+
+    return refuse
+
+
+def hub_issue_context(api, namespace: str, authenticator) -> IssueContext:
     """The hub's I/O for providers: HTTP with a timeout, Secrets in ``namespace`` read with the
-    spawner's Kubernetes client ``api``. Tokens cannot be verified in the hub yet, so providers
-    that forward one fail closed (``token_invalid``) until the verifier is wired in here."""
-
-    async def fetch(method, url, headers=None, body=None):
-        request = HTTPRequest(
-            url,
-            method=method,
-            headers=dict(headers or {}),
-            body=body,
-            request_timeout=FETCH_TIMEOUT,
-            allow_nonstandard_methods=True,
-            follow_redirects=False,
-        )
-        try:  # HTTP error statuses are returned; no answer at all raises
-            response = await AsyncHTTPClient().fetch(request, raise_error=False)
-        except (OSError, HTTPClientError) as exc:
-            host = urlsplit(url).netloc
-            raise IssueError(
-                "upstream_unavailable", f"{host} did not answer ({type(exc).__name__})"
-            ) from None
-        return response.code, dict(response.headers), response.body or b""
-
-    async def read_secret(name: str) -> Mapping[str, str]:
-        try:
-            status, body = await _unread(api.read_namespaced_secret, name, namespace,
-                                         timeout=FETCH_TIMEOUT)  # fmt: skip
-        except (ApiException, aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise IssueError("source_missing", f"cannot read Secret {name} ({type(exc).__name__})"
-                             ) from None  # fmt: skip
-        if status != 200:
-            raise IssueError("source_missing", f"cannot read Secret {name} (HTTP {status})")
-        data = json.loads(body).get("data") or {}
-        return {k: base64.b64decode(v).decode() for k, v in data.items()}
-
-    async def verify_token(kind: str, token: str) -> Mapping:
-        raise IssueError("token_invalid", f"the hub has no verifier for {kind}s configured")
-
-    return IssueContext(fetch=fetch, read_secret=read_secret, verify_token=verify_token,
-                        now=time.time)  # fmt: skip
+    spawner's Kubernetes client ``api``, tokens verified for the hub's OIDC issuer."""
+    return IssueContext(
+        fetch=http_fetch(FETCH_TIMEOUT),
+        read_secret=secret_reader(api, namespace, FETCH_TIMEOUT),
+        verify_token=hub_verifier(authenticator),
+        now=time.time,
+    )

@@ -342,13 +342,11 @@ class ProfileSpawner(KubeSpawner):
     def declared_credential_sets(self) -> Mapping[str, CredentialSet]:
         """The policy file's ``credential_sets`` (none without a policy file)."""
         policy = self.sources().policy
-        declared = policy.current().credential_sets if policy is not None else {}
-        # Until the policy parses sets into CredentialSets it holds descriptions: nothing to issue.
-        return {n: s for n, s in declared.items() if isinstance(s, CredentialSet)}
+        return policy.current().credential_sets if policy is not None else {}
 
     def issue_context(self) -> IssueContext:
         """The I/O providers use at spawn (a test passes its own)."""
-        return hub_issue_context(self.api, self.namespace)
+        return hub_issue_context(self.api, self.namespace, self.authenticator)
 
     async def prepare_credentials(self, sets: Sequence[CredentialSet]) -> None:
         """Issue the server's sets and add the Secret's volume and mount to this start's pod

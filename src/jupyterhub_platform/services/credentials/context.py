@@ -1,18 +1,20 @@
-"""The service's :class:`~.model.IssueContext`: :mod:`.tokens`' HTTP, Secret reader and OIDC
-token verifier, on the service's Kubernetes source."""
+"""The service's :class:`~.model.IssueContext`: :mod:`.transport`'s HTTP and Secret reader and
+the OIDC token verifier, on the service's Kubernetes source."""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping
 
+from jupyterhub_platform.auth.token_verifier import token_verifier
+
 from ..common.kube import KubeConfigError, KubeSource, kube_client
 from .model import IssueContext, IssueError
-from .tokens import TokenVerifier, http_fetch, secret_reader
+from .transport import http_fetch, secret_reader
 
 
 def kube_secret_reader(kube: KubeSource) -> Callable[[str], Awaitable[Mapping[str, str]]]:
-    """:func:`.tokens.secret_reader` on an API client made at the first read (the service
+    """:func:`.transport.secret_reader` on an API client made at the first read (the service
     starts without waiting for Kubernetes) and kept for the process's life."""
     reader = None
 
@@ -27,21 +29,6 @@ def kube_secret_reader(kube: KubeSource) -> Callable[[str], Awaitable[Mapping[st
         return await reader(name)
 
     return read_secret
-
-
-def token_verifier(issuer: str, audience: str, fetch) -> Callable[[str, str], Awaitable[Mapping]]:
-    """``verify(kind, token) -> claims``; without an issuer every token is refused (nothing
-    is forwarded unverified)."""
-    if not issuer:
-
-        async def refuse(kind: str, token: str) -> Mapping:
-            raise IssueError(
-                "token_invalid",
-                f"the {kind} cannot be verified: no OIDC issuer (CredentialsApp.oidc_issuer)",
-            )
-
-        return refuse
-    return TokenVerifier(issuer, audience, fetch)
 
 
 def issue_context(kube: KubeSource, issuer: str, audience: str, timeout: float) -> IssueContext:

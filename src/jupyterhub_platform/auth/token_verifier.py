@@ -1,28 +1,25 @@
-"""The I/O an :class:`~.model.IssueContext` gives providers: a user's OIDC token verified by the
-hub itself before any provider forwards it (:class:`TokenVerifier`), plain HTTP with a timeout
-(:func:`http_fetch`) and Secrets of the hub's namespace (:func:`secret_reader`).
-
-Verification reuses the authenticator's own parts (:mod:`~jupyterhub_platform.auth.discovery`,
-:mod:`~jupyterhub_platform.auth.jwks`): ID tokens by signature, ``iss``, ``aud`` and ``exp``;
-access tokens, which may be opaque, by the issuer's userinfo endpoint. A token that expires
-within ``margin`` seconds counts as expired: it must still be valid when the STS checks it.
+"""Verifying a user's OIDC token before anything forwards it (the credential providers give it
+to an STS or a service): :class:`TokenVerifier`, built on the authenticator's own parts
+(:mod:`.discovery`, :mod:`.jwks`). ID tokens by signature, ``iss``, ``aud`` and ``exp``; access
+tokens, which may be opaque, by the issuer's userinfo endpoint. A token that expires within
+``margin`` seconds counts as expired: it must still be valid when the STS checks it.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import Any
 
 import jwt
 
-from jupyterhub_platform.auth.discovery import DiscoveryUnavailable, LazyDiscovery, ProviderMetadata
-from jupyterhub_platform.auth.jwks import (
+from jupyterhub_platform.services.credentials.model import IssueError
+from jupyterhub_platform.services.credentials.transport import Fetch
+
+from .discovery import DiscoveryUnavailable, LazyDiscovery, ProviderMetadata
+from .jwks import (
     DEFAULT_ALGORITHMS,
     Expired,
     JWKSCache,
@@ -31,71 +28,23 @@ from jupyterhub_platform.auth.jwks import (
     check_algorithms,
 )
 
-from .model import IssueError
-
-if TYPE_CHECKING:
-    from kubernetes_asyncio.client import CoreV1Api
-
 log = logging.getLogger(__name__)
 
-Fetch = Callable[..., Awaitable[tuple[int, Mapping[str, str], bytes]]]
 
+def token_verifier(
+    issuer: str, audience: str, fetch: Fetch
+) -> Callable[[str, str], Awaitable[Mapping]]:
+    """``verify(kind, token) -> claims``; without an issuer every token is refused (nothing
+    is forwarded unverified)."""
+    if not issuer:
 
-def http_fetch(timeout: float = 10.0) -> Fetch:
-    """``fetch(method, url, headers, body) -> (status, headers, body)`` on tornado's client;
-    any HTTP status is an answer, an unreachable or silent server ``upstream_unavailable``."""
-
-    async def fetch(
-        method: str, url: str, headers: Mapping[str, str] | None = None, body: Any = None
-    ) -> tuple[int, Mapping[str, str], bytes]:
-        from tornado.httpclient import AsyncHTTPClient
-
-        try:
-            response = await AsyncHTTPClient().fetch(
-                url, method=method, headers=dict(headers or {}), body=body,
-                request_timeout=timeout, connect_timeout=timeout,
-                follow_redirects=False, raise_error=False,
-            )  # fmt: skip
-        except Exception as exc:  # refused, reset, timed out, TLS: the message names no secret
-            where = urlsplit(url)
+        async def refuse(kind: str, token: str) -> Mapping:
             raise IssueError(
-                "upstream_unavailable",
-                f"cannot reach {where.scheme}://{where.netloc} ({type(exc).__name__})",
-            ) from None
-        return response.code, dict(response.headers.get_all()), response.body or b""
+                "no_token", f"the {kind} cannot be verified: no OIDC issuer is configured"
+            )
 
-    return fetch
-
-
-def secret_reader(core: CoreV1Api, namespace: str) -> Callable[[str], Awaitable[dict[str, str]]]:
-    """``read_secret(name) -> {key: text}`` for Secrets in ``namespace``."""
-
-    async def read_secret(name: str) -> dict[str, str]:
-        from kubernetes_asyncio.client.exceptions import ApiException
-
-        try:
-            secret = await core.read_namespaced_secret(name, namespace)
-        except ApiException as exc:
-            if exc.status in (403, 404):
-                missing = "no" if exc.status == 404 else "not allowed to read"
-                raise IssueError(
-                    "source_missing", f"{missing} Secret {name} in namespace {namespace}"
-                ) from None
-            raise IssueError(
-                "upstream_unavailable", f"reading Secret {name}: HTTP {exc.status}"
-            ) from None
-        except Exception as exc:  # the API server is unreachable
-            raise IssueError(
-                "upstream_unavailable", f"reading Secret {name}: {type(exc).__name__}"
-            ) from None
-        try:
-            return {k: base64.b64decode(v).decode("utf-8") for k, v in (secret.data or {}).items()}
-        except (binascii.Error, UnicodeDecodeError):
-            raise IssueError(
-                "source_missing", f"Secret {name} holds a value that is not text"
-            ) from None
-
-    return read_secret
+        return refuse
+    return TokenVerifier(issuer, audience, fetch)
 
 
 class TokenVerifier:
