@@ -233,7 +233,10 @@ async def test_the_hubs_issue_context_reads_secrets_and_fetches(spawner_factory,
     assert await ctx.read_secret("group-keys") == {"key": "k-VALUE"}
     with pytest.raises(model.IssueError) as info:
         await ctx.read_secret("missing")
-    assert info.value.reason == "source_missing" and info.value.message == "no Secret missing in namespace default"
+    assert (
+        info.value.reason == "source_missing"
+        and info.value.message == "no Secret missing in namespace default"
+    )
 
     async def echo(request):
         return web.Response(status=201, body=await request.read(), headers={"X-Seen": "1"})

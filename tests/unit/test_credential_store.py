@@ -62,12 +62,14 @@ def test_the_service_verifies_tokens_from_the_local_issuer():
         "/venv/bin/jupyterhub-platform-credentials",
         "--CredentialsApp.oidc_issuer=https://idp.example.org",
     ]}}}}  # fmt: skip
-    command = service_values(values, "http://127.0.0.1:19000")["hub"]["services"]["credentials"][
-        "command"
-    ]
+    local = service_values(values, "http://127.0.0.1:19000", Path("/state/kubeconfig.yaml"))
+    service = local["hub"]["services"]["credentials"]
+    assert service["environment"] == {"KUBECONFIG": "/state/kubeconfig.yaml"}
+    command = service["command"]
     assert command == [
         "/venv/bin/jupyterhub-platform-credentials",
         "--CredentialsApp.oidc_issuer=http://127.0.0.1:19000",
+        "--CredentialsApp.renew_every=5",
     ]
 
 

@@ -22,6 +22,8 @@ ROLE = "jupyter-research"
 ACCOUNT = "123456789012"
 """moto's default account: the role's ARN is known before the store runs (values come first)."""
 SERVICE = "credentials"
+RENEW_EVERY = 5
+"""Seconds between the local service's renewal rounds: short lifetimes can be tried locally."""
 
 
 @dataclass(frozen=True)
@@ -93,9 +95,18 @@ def local_policy_values(values: Mapping[str, Any], store: CredentialStore | None
     return overlay
 
 
-def service_values(values: Mapping[str, Any], issuer: str) -> dict[str, Any]:
-    """The credentials service verifies tokens from the local identity provider."""
+def service_values(values: Mapping[str, Any], issuer: str, kubeconfig: Path) -> dict[str, Any]:
+    """The credentials service verifies tokens from the local identity provider and renews
+    every :data:`RENEW_EVERY` seconds, on the emulator's ``kubeconfig``."""
     command = get_path(values, f"hub.services.{SERVICE}.command") or []
-    kept = [a for a in command if not a.startswith("--CredentialsApp.oidc_issuer=")]
-    command = [*kept, f"--CredentialsApp.oidc_issuer={issuer}"]
-    return {"hub": {"services": {SERVICE: {"command": command}}}}
+    ours = ("--CredentialsApp.oidc_issuer=", "--CredentialsApp.renew_every=")
+    kept = [a for a in command if not a.startswith(ours)]
+    command = [
+        *kept,
+        f"--CredentialsApp.oidc_issuer={issuer}",
+        f"--CredentialsApp.renew_every={RENEW_EVERY}",
+    ]
+    environment = {
+        "KUBECONFIG": str(kubeconfig)
+    }  # a hub passes its services no variable of its own
+    return {"hub": {"services": {SERVICE: {"command": command, "environment": environment}}}}

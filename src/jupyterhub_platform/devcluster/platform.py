@@ -371,7 +371,8 @@ class LocalPlatform:
         merged = merge_values(shipped, overlay)
         overlay = merge_values(overlay, local_policy_values(merged, self.credential_store))
         if self.credential_store is not None and isinstance(login, OIDCLogin):
-            overlay = merge_values(overlay, service_values(merged, login.issuer))
+            kubeconfig = self.state_dir / "cluster" / DevClusterFiles.KUBECONFIG
+            overlay = merge_values(overlay, service_values(merged, login.issuer, kubeconfig))
         return overlay
 
     def _start_hub(self, hub: HubProcess) -> ManagedProcess:
