@@ -80,6 +80,24 @@ async def test_refresh_revokes_admin_and_access(provider, hub_factory):
     assert "Traceback" not in hub.log()  # a failed refresh is a clean "log in again"
 
 
+async def test_a_refresh_without_an_id_token_keeps_the_logins(provider, hub_factory):
+    """Credential providers forward the ID token from auth_state: a refresh response without
+    one (oidc-provider-mock 0.3, Google) must not lose it."""
+    hub = await hub_factory(provider)
+    async with hub.browser() as alice:
+        assert (await hub.login(alice, "alice"))[0] == 302
+        first = (await hub.api("/users/alice"))["auth_state"]
+        assert first["id_token"]
+
+        async def refreshed() -> bool:
+            await hub.page(alice, "/hub/home")
+            state = (await hub.api("/users/alice"))["auth_state"]
+            return state["access_token"] != first["access_token"]
+
+        await wait_for(refreshed, timeout=20, interval=0.3, what="alice's tokens refreshed")
+        assert (await hub.api("/users/alice"))["auth_state"]["id_token"]
+
+
 async def test_revoked_refresh_token_forces_new_login(provider, hub_factory):
     hub = await hub_factory(provider)
     async with hub.browser() as alice:

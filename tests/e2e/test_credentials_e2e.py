@@ -161,6 +161,14 @@ async def test_alices_server_gets_s3_credentials_renewed_in_place_and_bob_never(
         return seen["key_id"] != first["key_id"] and seen["body"] == "second"
 
     await wait_for(files_renewed, timeout=20, interval=1, what="the renewed files in the pod")
+    renewed_key = secret_values(await credentials_secret(k8s, pod))[
+        model.data_key(SET, "aws_access_key_id")
+    ]
+    in_file = await exec_in(k8s, pod.metadata.name, [
+        "python", "-c", "import os; print(open(os.path.join(os.environ["
+        "'JUPYTERHUB_PLATFORM_CREDENTIALS_DIR'], 'research-s3', 'aws_access_key_id')).read())",
+    ])  # fmt: skip
+    assert in_file.strip() == renewed_key, "the mounted file holds the renewed key"
 
     # bob: another group, no research-s3 — not in his Secret, refused by the service.
     await launch(bob)

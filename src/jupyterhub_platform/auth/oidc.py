@@ -459,6 +459,10 @@ class OIDCAuthenticator(JWTVerifierTraits, PolicyBridge, GenericOAuthenticator):
                 "Refresh for %s returned user %s; a new login is required", user.name, model["name"]
             )
             return False
+        if not model["auth_state"].get("id_token") and state.get("id_token"):
+            # A refresh response may omit the ID token (OIDC Core 12.2; authlib-based providers
+            # and Google do): keep the login's, which credential providers verify before use.
+            model["auth_state"]["id_token"] = state["id_token"]
         if not model[ENTITLEMENTS_KEY].login_allowed:
             self.log.warning("%s is no longer in a group allowed to log in", user.name)
             return False

@@ -37,20 +37,32 @@ def free_port(host: str = "127.0.0.1") -> int:
     The port is handed to another program that binds it later. Ports the OS picks for
     ``bind(0)`` come from the ephemeral range, which every outgoing connection draws from too,
     so under load one of them can take the port first; a random free port below that range
-    only collides with another caller's random pick.
+    only collides with another caller's random pick. A port this process handed out before is
+    never handed out again: its program may not have bound it yet (a platform picks its hub's and
+    its identity provider's ports before starting either).
     """
     low, _ = _ephemeral_range()
     candidates = random.sample(range(_LOWEST_PORT, low), 20) if low - _LOWEST_PORT > 1000 else []
     for port in candidates:
+        if port in _HANDED_OUT:
+            continue
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
             try:
                 sock.bind((host, port))
             except OSError:
                 continue
+            _HANDED_OUT.add(port)
             return port
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = sock.getsockname()[1]
+        if port not in _HANDED_OUT:
+            _HANDED_OUT.add(port)
+            return port
+
+
+_HANDED_OUT: set[int] = set()
 
 
 def port_is_open(host: str, port: int, timeout: float = 0.2) -> bool:
