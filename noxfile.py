@@ -152,12 +152,13 @@ PARALLEL = ("-n", "auto", "--dist", "loadscope")
 """pytest-xdist: a worker per CPU, each taking whole modules (their module-scoped platforms stay
 on one worker); the modules marked ``waits`` are handed out first."""
 MATRIX_PYTEST_ARGS = {
-    "jh55": ("--ignore=tests/devcluster", "--ignore=tests/credentials"),
+    "jh55": ("--ignore=tests/devcluster", "--ignore=tests/credentials", "-m", "not jh6_only"),
     "jh6": ("-m", "not jh55_only"),
 }
 """What does not change with the hub's JupyterHub runs on one matrix, which keeps CI within its
-time: the workspace kinds' programs and the activity they report (single-user-server code,
-``jh55_only``) on the hub image's matrix (jh55); the Kubernetes emulator and the kubelet
+time: the workspace kinds' programs and the activity they report (single-user-server code) and
+the culler's timing cases on one matrix each (``jh55_only``, ``jh6_only``: split so both take
+about as long); the Kubernetes emulator and the kubelet
 (``tests/devcluster``) and the credentials service's own tests (``tests/credentials``) on jh6, the
 environment ``./run dev`` runs them in. The e2e tests on jh55 run the emulator, the kubelet and
 the credentials service too."""

@@ -32,7 +32,6 @@ from jupyterhub_platform.workspace.protocols import vscode_messages
 
 pytestmark = [
     pytest.mark.e2e,
-    pytest.mark.jh55_only,
     pytest.mark.waits,
     pytest.mark.asyncio(loop_scope="session"),
 ]
@@ -212,6 +211,7 @@ async def left_alone(activity: HubActivity, traffic: Traffic, kind: str) -> date
     return settled
 
 
+@pytest.mark.jh55_only
 async def test_jupyterlab_counts_use_and_a_busy_kernel_not_an_open_tab(
     browser, activity_platform, activity
 ):
@@ -250,6 +250,7 @@ async def test_jupyterlab_counts_use_and_a_busy_kernel_not_an_open_tab(
     assert await activity.moved_past(busy, "the busy kernel to keep counting") > busy
 
 
+@pytest.mark.jh55_only
 async def test_a_cpu_busy_terminal_counts_an_idle_one_does_not(users, activity):
     alice = users("alice")
     assert await alice.login() == 302
@@ -280,6 +281,7 @@ async def test_a_cpu_busy_terminal_counts_an_idle_one_does_not(users, activity):
     assert await activity.moved_past(busy, "the CPU-busy terminal to keep counting") > busy
 
 
+@pytest.mark.jh6_only
 async def test_vscode_counts_use_not_an_open_window(browser, activity_platform, activity):
     require_programs("code-server")
     async with workspace(
@@ -303,6 +305,7 @@ async def test_vscode_counts_use_not_an_open_window(browser, activity_platform, 
         assert await activity.moved_past(max(idle, action), "typing in VS Code to count") > idle
 
 
+@pytest.mark.jh6_only
 async def test_streamlit_counts_widget_changes_not_an_open_app(
     browser, activity_platform, activity
 ):
@@ -321,6 +324,7 @@ async def test_streamlit_counts_widget_changes_not_an_open_app(
         assert await activity.moved_past(max(idle, action), "a slider change to count") > idle
 
 
+@pytest.mark.jh55_only
 async def test_desktop_counts_input_not_an_open_viewer(browser, activity_platform, activity):
     require_programs("vncserver", "Xvnc", "openbox", "xterm", "jupyterhub-platform-desktop-session")
     async with workspace(

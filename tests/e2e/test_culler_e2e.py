@@ -147,6 +147,7 @@ async def test_idle_server_is_culled_and_an_exempt_groups_is_not(culled, users):
     assert (row["policy"], row["action"]) == ("admins", "exempt")
 
 
+@pytest.mark.jh55_only  # timing cases: one matrix (noxfile.py)
 async def test_real_traffic_keeps_a_server_and_max_age_still_culls_it(culled, users):
     alice = users("alice")
     assert await alice.login() == 302
@@ -170,6 +171,7 @@ async def test_real_traffic_keeps_a_server_and_max_age_still_culls_it(culled, us
     )
 
 
+@pytest.mark.jh55_only  # timing cases: one matrix (noxfile.py)
 async def test_an_idle_server_of_every_other_kind_is_culled_by_its_policy(culled, users):
     """VS Code, Streamlit and the desktop, each running for real and left alone (no browser:
     the activity tests show an open, untouched tab of each kind reports no use): culled by the
