@@ -152,7 +152,15 @@ PARALLEL = ("-n", "auto", "--dist", "loadscope")
 """pytest-xdist: a worker per CPU, each taking whole modules (their module-scoped platforms stay
 on one worker); the modules marked ``waits`` are handed out first."""
 MATRIX_PYTEST_ARGS = {
-    "jh55": ("--ignore=tests/devcluster", "--ignore=tests/credentials", "-m", "not jh6_only"),
+    # a third worker: jh55's e2e modules mostly wait on clocks, and it carries the longest ones
+    "jh55": (
+        "-n",
+        "3",
+        "--ignore=tests/devcluster",
+        "--ignore=tests/credentials",
+        "-m",
+        "not jh6_only",
+    ),
     "jh6": ("-m", "not jh55_only"),
 }
 """What does not change with the hub's JupyterHub runs on one matrix, which keeps CI within its
