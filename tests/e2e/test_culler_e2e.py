@@ -25,7 +25,14 @@ from jupyterhub_platform.chart.values import load_values_file, policy_in_values
 from jupyterhub_platform.devcluster.platform import LocalPlatform, shipped_values_dir
 from jupyterhub_platform.devcluster.procs import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.waits, pytest.mark.asyncio(loop_scope="session")]
+# On the hub image's matrix (the culler runs in the hub pod): its cases wait on real clocks, and
+# both matrices at once exceed CI's time on two cores.
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.jh55_only,
+    pytest.mark.waits,
+    pytest.mark.asyncio(loop_scope="session"),
+]
 
 IDLE = 30  # seconds: the test policies' idle timeout
 MAX_AGE = 120  # from the spawn request: leaves a slow spawn time to be used past IDLE
@@ -147,7 +154,6 @@ async def test_idle_server_is_culled_and_an_exempt_groups_is_not(culled, users):
     assert (row["policy"], row["action"]) == ("admins", "exempt")
 
 
-@pytest.mark.jh55_only  # timing cases: one matrix (noxfile.py)
 async def test_real_traffic_keeps_a_server_and_max_age_still_culls_it(culled, users):
     alice = users("alice")
     assert await alice.login() == 302
@@ -171,7 +177,6 @@ async def test_real_traffic_keeps_a_server_and_max_age_still_culls_it(culled, us
     )
 
 
-@pytest.mark.jh55_only  # timing cases: one matrix (noxfile.py)
 async def test_an_idle_server_of_every_other_kind_is_culled_by_its_policy(culled, users):
     """VS Code, Streamlit and the desktop, each running for real and left alone (no browser:
     the activity tests show an open, untouched tab of each kind reports no use): culled by the
