@@ -165,7 +165,7 @@ MATRIX_PYTEST_ARGS = {
 }
 """What does not change with the hub's JupyterHub runs on one matrix, which keeps CI within its
 time: the workspace kinds' programs and the activity they report (single-user-server code) and
-the culler's timing cases on one matrix each (``jh55_only``, ``jh6_only``: split so both take
+the culler's e2e cases on one matrix each (``jh55_only``, ``jh6_only``: split so both take
 about as long); the Kubernetes emulator and the kubelet
 (``tests/devcluster``) and the credentials service's own tests (``tests/credentials``) on jh6, the
 environment ``./run dev`` runs them in. The e2e tests on jh55 run the emulator, the kubelet and
