@@ -196,7 +196,13 @@ def tests(session: nox.Session, matrix: str) -> None:
     """Unit, emulator-conformance and end-to-end tests against one (JupyterHub, KubeSpawner) pair."""
     _install_locked(session, matrix, "-e", ".[test]")
     _install_proxy(session)
-    _pytest(session, "--durations=10", *PARALLEL, *MATRIX_PYTEST_ARGS.get(matrix, ()))
+    _pytest(
+        session,
+        "--durations=10",
+        f"--junitxml=.cache/logs/junit-{matrix}.xml",  # every test's time, for CI's budget
+        *PARALLEL,
+        *MATRIX_PYTEST_ARGS.get(matrix, ()),
+    )
 
 
 @nox.session(python=PYTHON["jh6"][0])

@@ -190,6 +190,10 @@ async def workspace(browser, platform, name: str, profile: str, landing: str, ki
         yield page, recorder
     except BaseException:
         await page.screenshot(path=SCREENSHOTS / f"activity-{kind}-failure.png")
+        # the text too: a proxy's error page says why an app never appeared
+        (SCREENSHOTS / f"activity-{kind}-failure.txt").write_text(
+            f"{page.url}\n{await page.inner_text('body')}\n"
+        )
         raise
     else:
         await page.screenshot(path=SCREENSHOTS / f"activity-{kind}.png")
