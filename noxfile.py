@@ -164,12 +164,12 @@ MATRIX_PYTEST_ARGS = {
     "jh6": ("-m", "not jh55_only"),
 }
 """What does not change with the hub's JupyterHub runs on one matrix, which keeps CI within its
-time: the workspace kinds' programs and the activity they report (single-user-server code) and
-the culler's e2e cases on one matrix each (``jh55_only``, ``jh6_only``: split so both take
-about as long); the Kubernetes emulator and the kubelet
-(``tests/devcluster``) and the credentials service's own tests (``tests/credentials``) on jh6, the
-environment ``./run dev`` runs them in. The e2e tests on jh55 run the emulator, the kubelet and
-the credentials service too."""
+time: modules and cases marked ``jh55_only`` or ``jh6_only`` (the workspace kinds' programs and
+their activity, the services' and the quotas' and profiles' e2e, token verification against real
+providers, the stock chart's load test on the hub image's versions), split so both take about as
+long; the Kubernetes emulator and the kubelet (``tests/devcluster``) and the credentials service's
+own tests (``tests/credentials``) on jh6, the environment ``./run dev`` runs them in. Both run
+the hub-facing tests: logins, the platform's path a newcomer takes, the authenticators in a hub."""
 
 
 def _pytest(session: nox.Session, *default_args: str) -> None:

@@ -17,7 +17,7 @@ from edge_browser import EdgeBrowser
 from jupyterhub_platform.auth.cloudflare import TOKEN_COOKIE, TOKEN_HEADER
 from jupyterhub_platform.devcluster.platform import LocalPlatform
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.jh6_only, pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.[\w-]+")
 

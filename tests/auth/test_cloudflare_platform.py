@@ -14,7 +14,7 @@ from edge_browser import EdgeBrowser
 
 from jupyterhub_platform.devcluster.platform import LocalPlatform
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.jh6_only, pytest.mark.e2e]
 
 
 async def test_sign_in_spawn_and_kernel_websocket_through_the_edge(tmp_path, z2jh_chart):

@@ -21,6 +21,8 @@ from jupyterhub_platform.auth.cloudflare import AccessDenied
 from jupyterhub_platform.auth.jwks import fetch_json
 from jupyterhub_platform.devcluster.procs import wait_for
 
+pytestmark = pytest.mark.jh6_only
+
 cloudflare = fixtures.cloudflare
 
 

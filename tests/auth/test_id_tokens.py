@@ -23,6 +23,8 @@ from jupyterhub_platform.auth.jwks import JWKSCache, fetch_json
 from jupyterhub_platform.auth.oidc import OIDCAuthenticator
 from jupyterhub_platform.testing import CLIENT_ID, new_rsa_key, shipped_policy_file
 
+pytestmark = pytest.mark.jh6_only
+
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()

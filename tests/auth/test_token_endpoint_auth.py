@@ -17,6 +17,8 @@ from jupyterhub_platform.auth.client_auth import ClientAuthMethodError, choose_m
 from jupyterhub_platform.devcluster.procs import free_port, wait_for
 from jupyterhub_platform.testing import CLIENT_ID, Provider, oidc_settings
 
+pytestmark = pytest.mark.jh6_only
+
 
 @pytest.mark.parametrize(
     ("advertised", "forced", "chosen"),

@@ -23,6 +23,8 @@ from jupyterhub_platform.devcluster.procs import free_port
 from jupyterhub_platform.devcluster.stock_hub import HubLayout, lay_out_hub
 from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir, load_catalogue
 
+pytestmark = pytest.mark.jh55_only
+
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("stock_hub_probe.py")
 KUBERNETES_VERSION = "1.30"

@@ -7,6 +7,7 @@ import re
 from contextlib import asynccontextmanager
 
 from hub_user import ARTIFACTS, require_programs
+from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
 from jupyterhub_platform.testing.browser import CHROMIUM, launch_options
@@ -62,3 +63,23 @@ async def jupyterlab_loaded(page, timeout_ms: float = START_TIMEOUT_MS, attempts
             failed.clear()
             await page.reload()
     raise AssertionError(f"JupyterLab's theme failed to load {attempts} times: {failed}")
+
+
+async def visible_after_reloads(
+    page, locator, what: str, attempt_ms: float = 45_000, attempts: int = 3
+) -> None:
+    """Wait for ``locator``, reloading a page that stays blank. On a loaded machine Chromium now
+    and then drops one of an app's first requests (Streamlit's page then stays white, and no
+    request after its scripts reaches the server): reload, as a person would, and say so."""
+    failed: list[str] = []
+    page.on("requestfailed", lambda r: failed.append(f"{r.url} ({r.failure})"))
+    for attempt in range(1, attempts + 1):
+        try:
+            await locator.wait_for(timeout=attempt_ms)
+            return
+        except PlaywrightTimeout:
+            print(f"{what}: not shown (attempt {attempt}); failed requests: {failed}")
+            if attempt == attempts:
+                raise
+            failed.clear()
+            await page.reload()

@@ -24,7 +24,13 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 import pytest_asyncio
-from browser import SCREENSHOTS, START_TIMEOUT_MS, jupyterlab_loaded, log_in
+from browser import (
+    SCREENSHOTS,
+    START_TIMEOUT_MS,
+    jupyterlab_loaded,
+    log_in,
+    visible_after_reloads,
+)
 from hub_user import ARTIFACTS, hub_users, local_platform, require_programs
 
 from jupyterhub_platform.devcluster.procs import wait_for
@@ -318,7 +324,7 @@ async def test_streamlit_counts_widget_changes_not_an_open_app(
         browser, activity_platform, "alice", "Streamlit app", "streamlit/", "streamlit"
     ) as (page, traffic):
         slider = page.get_by_role("slider")
-        await slider.wait_for(timeout=START_TIMEOUT_MS)
+        await visible_after_reloads(page, slider, "the Streamlit app")
         idle = await left_alone(activity, traffic, "streamlit")
 
         action = now()

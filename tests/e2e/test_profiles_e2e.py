@@ -21,7 +21,7 @@ from jupyterhub_platform.devcluster.platform import LocalPlatform
 from jupyterhub_platform.devcluster.procs import wait_for
 from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.jh6_only, pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 ADMINS_ONLY = """\
 slug: admins-only

@@ -19,7 +19,7 @@ from jupyterhub_platform.chart.values import load_values_file, policy_in_values
 from jupyterhub_platform.devcluster.platform import shipped_values_dir
 from jupyterhub_platform.devcluster.procs import wait_for
 
-pytestmark = [pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
+pytestmark = [pytest.mark.jh6_only, pytest.mark.e2e, pytest.mark.asyncio(loop_scope="session")]
 
 LIMIT = 2
 REFUSAL = f"You are using {LIMIT} of {LIMIT} servers (group researchers)"
