@@ -104,16 +104,18 @@ def test_shipped_values_run_on_the_stock_hub_config(combination, z2jh_chart, hel
     assert report["authenticator"] == EXPECTED_AUTHENTICATOR[combination]
     assert report["spawner"] == "ProfileSpawner"
     assert report["discovered"] is False  # initialize() did not need the identity provider
-    shipped = {p.slug for p in load_catalogue([bundled_profiles_dir()]).profiles}
-    assert set(report["pods"]) == shipped
+    catalogue = load_catalogue([bundled_profiles_dir()])
+    assert set(report["pods"]) == {p.slug for p in catalogue.profiles}
     for slug, pod in report["pods"].items():
         kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)  # raises when invalid
         labels = pod["metadata"]["labels"]
         assert labels["jupyterhub-platform/profile"] == slug
         assert labels["app.kubernetes.io/managed-by"] == "kubespawner"  # the chart's labels
-        init = [c["name"] for c in pod["spec"].get("initContainers", [])]
-        assert init == ["block-cloud-metadata"]  # the chart's singleuser.cloudMetadata
-        for container in pod["spec"]["containers"]:  # sidecars share the chart's home volume
+        init = pod["spec"].get("initContainers", [])
+        restarted = [s.name for s in catalogue.get(slug).sidecars if s.on_exit == "restart"]
+        # the chart's singleuser.cloudMetadata first, then the profile's native sidecars
+        assert [c["name"] for c in init] == ["block-cloud-metadata", *restarted]
+        for container in pod["spec"]["containers"] + init[1:]:  # sidecars share the chart's home
             homes = [
                 m["name"] for m in container["volumeMounts"] if m["mountPath"] == "/home/jovyan"
             ]

@@ -10,6 +10,7 @@ import asyncio
 import base64
 import ipaddress
 import os
+import signal
 import time
 
 import aiohttp
@@ -185,6 +186,22 @@ async def test_crash_is_recorded_with_the_log_tail(devcluster, core):
     assert statuses["silent"].exit_code == 3 and not statuses["silent"].message
     backoff = [e for e in await events_of(core, "crash") if e.reason == "BackOff"]
     assert backoff and "exited with code 3" in backoff[0].message
+
+
+@pytest.mark.parametrize("isolation", [
+    pytest.param("auto", marks=pytest.mark.isolation("auto")),
+    pytest.param("none", marks=pytest.mark.isolation("none")),
+])  # fmt: skip
+@pytest.mark.parametrize("sig", ["SIGKILL", "SIGTERM"])
+async def test_a_container_killed_by_a_signal_exits_128_plus_its_number(
+    devcluster, core, isolation, sig
+):
+    code = f"import os, signal; os.kill(os.getpid(), signal.{sig})"
+    await core.create_namespaced_pod(NS, pod_body("killed", container("main", PY, "-c", code),
+                                                  restart="Never"))  # fmt: skip
+    pod = await wait_pod(core, "killed", "failed", phase_is("Failed"))
+    terminated = pod.status.container_statuses[0].state.terminated
+    assert terminated.exit_code == 128 + getattr(signal, sig)
 
 
 WRITE_MESSAGE = (

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import aiohttp
 from kubernetes_asyncio import client as k8s_client
 from kubernetes_asyncio import config as k8s_config
+from kubernetes_asyncio.stream import WsApiClient
 from skips import missing
 from yarl import URL
 
@@ -171,6 +172,14 @@ async def user_pods(k8s, name: str) -> list:
         "default", label_selector=f"component=singleuser-server,hub.jupyter.org/username={name}"
     )
     return pods.items
+
+
+async def exec_in(k8s, pod: str, command: list[str], container: str = "notebook") -> str:
+    """``command``'s output (stdout and stderr) in a container of ``pod`` (``pods/exec``)."""
+    async with WsApiClient(configuration=k8s.api_client.configuration) as ws_api:
+        return await k8s_client.CoreV1Api(ws_api).connect_get_namespaced_pod_exec(
+            pod, "default", command=command, container=container, stdout=True, stderr=True
+        )
 
 
 @asynccontextmanager

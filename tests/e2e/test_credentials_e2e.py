@@ -15,9 +15,8 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
-from hub_user import core_api, hub_users, launch, local_platform, user_pods
+from hub_user import core_api, exec_in, hub_users, launch, local_platform, user_pods
 from kubernetes_asyncio import client
-from kubernetes_asyncio.stream import WsApiClient
 
 from jupyterhub_platform.chart.values import load_values_file, policy_in_values
 from jupyterhub_platform.devcluster.cluster import ClusterAccess
@@ -81,14 +80,6 @@ async def k8s(cred_platform):
 async def users(cred_platform):
     async with hub_users(cred_platform) as make:
         yield make
-
-
-async def exec_in(k8s, pod: str, command: list[str]) -> str:
-    ws_api = WsApiClient(configuration=k8s.api_client.configuration)
-    async with ws_api:
-        return await client.CoreV1Api(ws_api).connect_get_namespaced_pod_exec(
-            pod, "default", command=command, container="notebook", stdout=True, stderr=True
-        )
 
 
 S3_PROBE = """

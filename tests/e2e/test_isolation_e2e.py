@@ -12,9 +12,7 @@ import os
 
 import aiohttp
 import pytest
-from hub_user import launch, user_pods
-from kubernetes_asyncio import client
-from kubernetes_asyncio.stream import WsApiClient
+from hub_user import exec_in, launch, user_pods
 
 from jupyterhub_platform.devcluster.kubelet.isolation import unavailable_reason
 
@@ -34,15 +32,6 @@ print('seen', json.dumps({'uid': os.getuid(), 'groups': os.getgroups(),
                   'bob_home': attempt(sys.argv[1]), 'secrets': attempt(sys.argv[2]),
                   'kubeconfig': attempt(sys.argv[3])}))
 """
-
-
-async def exec_in(k8s, pod: str, command: list[str]) -> str:
-    ws_api = WsApiClient(configuration=k8s.api_client.configuration)
-    async with ws_api:
-        output = await client.CoreV1Api(ws_api).connect_get_namespaced_pod_exec(
-            pod, "default", command=command, container="notebook", stdout=True, stderr=True
-        )
-    return output
 
 
 async def test_a_users_server_runs_as_its_uid_and_reaches_no_other_home_nor_secret(

@@ -88,6 +88,8 @@ def test_good_file_loads_with_defaults(tmp_path):
         (lambda t: t.replace("  choices:", "  bounds: {cpu: 0.5}\n  choices:"), 9, "resources.choices.small.cpu", "exceeds resources.bounds.cpu"),
         (lambda t: t + "volumes:\n  - {name: data, mount_path: /data}\n", 11, "volumes[0]", "exactly one of"),
         (lambda t: t + "sidecars:\n  - {name: notebook, image: x:1, resources: {cpu: {request: 1, limit: 1}, memory: {request: 1Gi, limit: 1Gi}}}\n", 11, "sidecars[0].name", "reserved"),
+        (lambda t: t + "sidecars:\n  - {name: app, image: x:1, on_exit: always, resources: {cpu: {request: 1, limit: 1}, memory: {request: 1Gi, limit: 1Gi}}}\n", 11, "sidecars[0].on_exit", "must be one of restart, stop_server"),
+        (lambda t: t + "sidecars:\n  - {name: app, image: x:1, volumes: [x11], resources: {cpu: {request: 1, limit: 1}, memory: {request: 1Gi, limit: 1Gi}}}\n", 11, "sidecars[0].volumes[0]", "'x11' is not one of the profile's volumes (none)"),
         (lambda t: t.replace("image: quay.io/jupyter/minimal-notebook:2025-01-06", "image:\n  custom: {pattern: '(unclosed'}"), 5, "image.custom.pattern", "regular expression"),
         (lambda t: t.replace("image: quay.io/jupyter/minimal-notebook:2025-01-06", "image: 'not an image'"), 4, "image", "image reference"),
         (lambda t: t + "tolerations: [{key: a, effect: 7}]\n", 10, "tolerations[0].effect", "non-empty string"),
@@ -214,7 +216,8 @@ def test_first_load_is_strict(tmp_path):
 
 def test_check_cli(tmp_path, capsys):
     assert check_main([]) == 0
-    assert "profiles OK: 4" in capsys.readouterr().out
+    shipped = load_catalogue([bundled_profiles_dir()]).profiles
+    assert f"profiles OK: {len(shipped)} (" in capsys.readouterr().out
     write(tmp_path, "lab.yaml", GOOD.replace("kind: jupyterlab", "kind: broken"))
     assert check_main(["--profiles", str(tmp_path)]) == 1
     err = capsys.readouterr().err

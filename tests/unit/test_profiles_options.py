@@ -54,6 +54,12 @@ PROFILES = {
         resources:
           choices:
             small: {cpu: {request: 1, limit: 1}, memory: {request: 1Gi, limit: 1Gi}}
+        sidecars:
+          - name: viewer
+            display_name: Viewer
+            image: "registry.example/secret-viewer:1"
+            command: [secret-viewer-start]
+            resources: {cpu: {request: 100m, limit: 500m}, memory: {request: 128Mi, limit: 256Mi}}
         """,
     "own.yaml": """\
         slug: own
@@ -252,6 +258,13 @@ def test_form_shows_display_data_only(catalogue):
     assert "<script>alert(1)</script>" not in html and "&lt;script&gt;" in html
     assert "Lab &lt;b&gt;bold&lt;/b&gt;" in html
     assert not re.search(r"(src|href)\s*=\s*[\"']?(https?:)?//", html)  # no CDN assets
+
+
+def test_form_lists_sidecars_with_their_own_resources_only(catalogue):
+    html = rendered(catalogue, GROUPS)
+    assert "Also runs" in html and "<li>Viewer (0.5 CPU, 256 MiB RAM)</li>" in html
+    assert "secret-viewer" not in html  # neither its image nor its command
+    assert "Also runs" not in rendered(catalogue, ())  # lab has no sidecar
 
 
 def test_form_is_labelled_and_lists_only_allowed_choices(catalogue):

@@ -17,7 +17,7 @@ import kubernetes_validate
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
-from kubernetes_asyncio.client import ApiClient
+from kubernetes_asyncio.client import ApiClient, V1Container
 from kubernetes_asyncio.config import kube_config
 from tornado import web
 from traitlets.config import Config
@@ -26,7 +26,7 @@ from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir, load_ca
 from jupyterhub_platform.profiles.options import KNOWN_KEYS, OptionError
 from jupyterhub_platform.services.credentials.secret_manifest import VOLUME_NAME
 from jupyterhub_platform.spawner import ProfileSpawner, StartFailed, check_configuration
-from jupyterhub_platform.spawner.sidecars import startup_failure
+from jupyterhub_platform.spawner.sidecars import exited_sidecar, startup_failure
 
 CREDENTIALS = VOLUME_NAME  # every server mounts its credentials Secret (api_token_in_secret)
 
@@ -92,7 +92,7 @@ def env(pod: dict) -> dict:
 def assert_hygienic(pod: dict) -> None:
     kubernetes_validate.validate(pod, KUBERNETES_VERSION, strict=True)
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-    for c in pod["spec"]["containers"]:
+    for c in pod["spec"]["containers"] + pod["spec"].get("initContainers", []):
         sc = c["securityContext"]
         assert sc["runAsNonRoot"] is True and sc["runAsUser"] == 1000
         assert sc["allowPrivilegeEscalation"] is False
@@ -132,7 +132,8 @@ async def test_every_shipped_profile_and_choice_builds_a_valid_hygienic_pod():
             assert limits["nvidia.com/gpu"] == "1"
             assert pod["spec"]["nodeSelector"] == {"nvidia.com/gpu.present": "true"}
         else:
-            assert "nvidia.com/gpu" not in limits and not pod["spec"].get("tolerations")
+            assert "nvidia.com/gpu" not in limits
+            assert pod["spec"].get("tolerations", []) == [dict(t) for t in profile.tolerations]
 
 
 async def test_kinds_set_their_entry_point():
@@ -492,6 +493,86 @@ async def test_sidecars_share_home_and_follow_pod_hygiene(sidecar_dir):
     assert vnc["resources"]["limits"] == {"cpu": "500m", "memory": str(256 * 2**20)}
     assert vnc["env"] == [{"name": "VNC_PORT", "value": "5901"}]
     assert vnc["command"] == ["novnc-start", "--user=alice", "--literal={x}"]  # KubeSpawner expands
+
+
+async def test_the_desktop_apps_gui_sidecar_is_a_native_sidecar_sharing_the_x_socket():
+    pod = await manifest(make_spawner(), {"profile": "desktop-apps"})
+    assert_hygienic(pod)
+    x11 = {"name": "x11-unix", "mountPath": "/tmp/.X11-unix", "readOnly": False}
+    assert x11 in container(pod)["volumeMounts"]
+    assert {"name": "x11-unix", "emptyDir": {}} in pod["spec"]["volumes"]
+    (clock,) = pod["spec"]["initContainers"]  # no chart init containers in this config
+    assert clock["name"] == "clock" and clock["restartPolicy"] == "Always"
+    assert clock["volumeMounts"] == [{"name": "home", "mountPath": "/home/jovyan"}, x11]
+    assert {e["name"]: e["value"] for e in clock["env"]} == {
+        "DISPLAY": ":1", "XAUTHORITY": "/home/jovyan/.Xauthority"
+    }  # fmt: skip
+    assert clock["resources"]["limits"] == {"cpu": "500m", "memory": str(256 * 2**20)}
+    assert pod["spec"]["nodeSelector"] == {"jupyterhub-platform/node-group": "gui"}
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["notebook"]
+
+
+async def test_sidecar_kinds_go_to_their_traits_after_the_charts_own(tmp_path):
+    (tmp_path / "two.yaml").write_text(SIDECAR_PROFILE.replace("    readiness: {tcp_port: 6080}\n", (
+        "    on_exit: stop_server\n"
+        "  - {name: app, image: x:1, on_exit: restart, volumes: [scratch], resources: "
+        "{cpu: {request: 1, limit: 1}, memory: {request: 1Gi, limit: 1Gi}}}\n"
+        "volumes:\n  - {name: scratch, mount_path: /tmp/scratch, empty_dir: true}\n"
+    )))  # fmt: skip
+    config = Config()
+    # the stock chart's own init container is a kubernetes model, not a dict
+    chart_init = V1Container(name="block-cloud-metadata", image="busybox:1")
+    config.KubeSpawner.init_containers = [chart_init]
+    spawner = make_spawner(profile_dir=tmp_path, config=config)
+    pod = await manifest(spawner, {})
+    assert [c["name"] for c in pod["spec"]["initContainers"]] == ["block-cloud-metadata", "app"]
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["notebook", "vnc"]
+    assert "restartPolicy" not in container(pod, "vnc")
+    app = pod["spec"]["initContainers"][1]
+    assert app["volumeMounts"][-1] == {"name": "scratch", "mountPath": "/tmp/scratch",
+                                        "readOnly": False}  # fmt: skip
+    again = await manifest(spawner, {})  # a re-used spawner adds them once
+    assert [c["name"] for c in again["spec"]["initContainers"]] == ["block-cloud-metadata", "app"]
+
+
+def test_a_stop_server_sidecar_that_exited_stops_the_server_and_native_ones_do_not():
+    exited = {"name": "vnc", "state": {"terminated": {"exitCode": 137, "reason": "Error"}}}
+    assert exited_sidecar(pod_with(NOTEBOOK_READY, exited)) == ("vnc", 137)
+    running = {"name": "vnc", "state": {"running": {}}}
+    assert exited_sidecar(pod_with(NOTEBOOK_READY, running)) is None
+    assert exited_sidecar(None) is None
+    native = pod_with(NOTEBOOK_READY)
+    native["spec"] = {"initContainers": [{"name": "app", "restartPolicy": "Always"}]}
+    native["status"]["initContainerStatuses"] = [
+        {"name": "app", "restartCount": 1, "state": {"waiting": {"reason": "CrashLoopBackOff"}}}
+    ]
+    assert exited_sidecar(native) is None  # restarted by the kubelet instead
+    assert "'app'" in startup_failure(native)  # ... but crashing during the start fails it
+
+
+async def test_poll_reports_a_stopped_server_when_a_stop_server_sidecar_exited(sidecar_dir):
+    spawner = make_spawner(profile_dir=sidecar_dir, delete_stopped_pods=False)
+    exited = {"name": "vnc", "ready": False,
+              "state": {"terminated": {"exitCode": 3, "reason": "Error"}}}  # fmt: skip
+    pods = {f"{spawner.namespace}/{spawner.pod_name}": pod_with(NOTEBOOK_READY, exited)}
+
+    class Reflector:
+        def __init__(self, pods):
+            self.pods = pods
+
+    async def no_watch():
+        return None
+
+    spawner._start_watching_pods = no_watch
+    key = spawner._get_reflector_key("pods")
+    type(spawner).reflectors[key] = Reflector(pods)
+    try:
+        assert await spawner.poll() == 3
+        running = {"name": "vnc", "ready": True, "state": {"running": {}}}
+        pods[next(iter(pods))] = pod_with(NOTEBOOK_READY, running)
+        assert await spawner.poll() is None
+    finally:
+        type(spawner).reflectors.pop(key)
 
 
 def pod_with(*statuses) -> dict:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from jinja2 import ChoiceLoader, Environment, FileSystemLoader, PackageLoader, select_autoescape
 
 from .access import Offer, default_offer
-from .model import CUSTOM_CHOICE, IMAGE_OPTION, SIZE_OPTION, Profile, Size
+from .model import CUSTOM_CHOICE, IMAGE_OPTION, SIZE_OPTION, Profile, Resources, Sidecar, Size
 from .options import CUSTOM_IMAGE_KEY, FORM_PREFIX, Selection
 
 TEMPLATE = "profiles_form.html"
@@ -44,14 +44,23 @@ class ProfileView:
     kind: str
     selected: bool
     options: tuple[OptionView, ...]
+    #: the sidecar applications started with the server, with their own resources
+    sidecars: tuple[str, ...] = ()
+
+
+def _resource_parts(res: Resources) -> list[str]:
+    return [f"{res.cpu_limit:g} CPU", f"{format_bytes(res.mem_limit)} RAM"]
 
 
 def size_label(size: Size) -> str:
-    res = size.resources
-    parts = [f"{res.cpu_limit:g} CPU", f"{format_bytes(res.mem_limit)} RAM"]
+    parts = _resource_parts(size.resources)
     if size.gpu:
         parts.append(f"{size.gpu.count} GPU")
     return f"{size.display_name} ({', '.join(parts)})"
+
+
+def sidecar_label(sidecar: Sidecar) -> str:
+    return f"{sidecar.label} ({', '.join(_resource_parts(sidecar.resources))})"
 
 
 def format_bytes(amount: int) -> str:
@@ -129,6 +138,7 @@ def _profile_view(
         kind=offer.profile.kind,
         selected=selected,
         options=(size_option,) if fixed_image else (image_option, size_option),
+        sidecars=tuple(sidecar_label(s) for s in offer.profile.sidecars),
     )
 
 

@@ -38,7 +38,7 @@ KIND_DEFAULT_URL = {
 OVERRIDDEN_TRAITS = (
     "image", "cmd", "args", "default_url", "environment", "extra_labels", "extra_annotations",
     "node_selector", "tolerations", "volumes", "volume_mounts", "extra_containers",
-    "cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit",
+    "init_containers", "cpu_guarantee", "cpu_limit", "mem_guarantee", "mem_limit",
     "extra_resource_guarantees", "extra_resource_limits",
 )  # fmt: skip
 """Every trait a profile may change; the spawner restores them before applying a new profile."""
@@ -84,9 +84,15 @@ class Command(_Override):
 
 @dataclass(frozen=True)
 class SidecarContainers(_Override):
-    """The profile's sidecars, sharing the notebook's home mount and security settings."""
+    """The profile's sidecars for one trait: ``extra_containers`` (``on_exit: stop_server``) or,
+    after the chart's own, ``init_containers`` (``on_exit: restart``: Kubernetes' native
+    sidecars, ``restartPolicy: Always``). Each shares the notebook's home mount and security
+    settings, and mounts the profile volumes it lists at the notebook's paths."""
 
+    trait: str
     sidecars: tuple[Sidecar, ...]
+    #: the profile's volume mounts by volume name
+    mounts: tuple[tuple[str, dict], ...] = ()
 
     def __call__(self, spawner) -> list | dict:
         home = [
@@ -94,8 +100,14 @@ class SidecarContainers(_Override):
             for m in _entries(spawner.volume_mounts)
             if m.get("mountPath") == spawner.home_mount_path
         ]
-        containers = [sidecar_container(s, _security_context(spawner), home) for s in self.sidecars]
-        return _add(spawner.extra_containers, containers)
+        shared = dict(self.mounts)
+        containers = [
+            sidecar_container(
+                s, _security_context(spawner), home + [copy.deepcopy(shared[n]) for n in s.volumes]
+            )
+            for s in self.sidecars
+        ]
+        return _add(getattr(spawner, self.trait), containers)
 
 
 def _entries(current: list | dict) -> list:
@@ -112,7 +124,13 @@ def _add(current: list | dict, items: list[dict]) -> list | dict:
     if isinstance(current, dict):
         return {i["name"]: i for i in items}
     names = {i["name"] for i in items}
-    return [c for c in current if c.get("name") not in names] + items
+    return [c for c in current if _name(c) not in names] + items
+
+
+def _name(item: Any) -> str | None:
+    """An entry's name: the traits hold dicts or kubernetes models (the stock chart's
+    ``block-cloud-metadata`` init container is a ``V1Container``)."""
+    return item.get("name") if isinstance(item, dict) else getattr(item, "name", None)
 
 
 def _security_context(spawner) -> dict:
@@ -153,6 +171,8 @@ def sidecar_container(sidecar: Sidecar, security_context: dict, mounts: list[dic
         container["ports"] = [{"containerPort": p} for p in sidecar.ports]
     if sidecar.readiness_probe:
         container["readinessProbe"] = as_plain(sidecar.readiness_probe)
+    if sidecar.on_exit == "restart":
+        container["restartPolicy"] = "Always"
     return container
 
 
@@ -162,6 +182,7 @@ def profile_overrides(profile: Profile) -> dict[str, Any]:
         annotations[ANNOTATION_CULLING] = profile.culling_policy
     if profile.credential_sets:
         annotations[ANNOTATION_CREDENTIALS] = ",".join(profile.credential_sets)
+    mounts = tuple((v.name, _mount(v)) for v in profile.volumes)
     overrides: dict[str, Any] = {
         "extra_labels": {LABEL_PROFILE: profile.slug, LABEL_KIND: profile.kind},
         "extra_annotations": annotations,
@@ -170,7 +191,12 @@ def profile_overrides(profile: Profile) -> dict[str, Any]:
         "tolerations": AddTolerations(as_plain(profile.tolerations)),
         "volumes": AddByName("volumes", tuple(_volume(v) for v in profile.volumes)),
         "volume_mounts": AddByName("volume_mounts", tuple(_mount(v) for v in profile.volumes)),
-        "extra_containers": SidecarContainers(profile.sidecars),
+        "extra_containers": SidecarContainers(
+            "extra_containers", tuple(s for s in profile.sidecars if s.on_exit != "restart"), mounts
+        ),
+        "init_containers": SidecarContainers(
+            "init_containers", tuple(s for s in profile.sidecars if s.on_exit == "restart"), mounts
+        ),
     }
     default_url = profile.default_url or KIND_DEFAULT_URL.get(profile.kind)
     if default_url:

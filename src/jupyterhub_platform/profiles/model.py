@@ -95,6 +95,16 @@ class Sidecar:
     env: Mapping[str, str] = field(default_factory=_frozen_map)
     ports: tuple[int, ...] = ()
     readiness_probe: Mapping[str, object] | None = None
+    #: what the spawn page calls it (default: its name)
+    display_name: str = ""
+    #: names of the profile's volumes it mounts too, at the same paths (besides the home)
+    volumes: tuple[str, ...] = ()
+    #: ``restart`` (a native sidecar the kubelet restarts) or ``stop_server``
+    on_exit: str = "stop_server"
+
+    @property
+    def label(self) -> str:
+        return self.display_name or self.name
 
 
 @dataclass(frozen=True)

@@ -46,6 +46,7 @@ KUBESPAWNER_FIELDS = frozenset(
 )  # fmt: skip
 TOLERATION_KEYS = ("key", "operator", "value", "effect", "tolerationSeconds")
 DEFAULT_GPU_RESOURCE = "nvidia.com/gpu"
+SIDECAR_EXITS = ("restart", "stop_server")
 
 PROFILE_FIELDS = {
     "slug", "display_name", "description", "kind", "order", "default", "allowed_groups",
@@ -170,6 +171,7 @@ def _profile(value: Any, doc: LocatedData) -> Profile:
         culling_policy=p.field(top, "culling_policy", v.string),
         credential_sets=p.field(top, "credential_sets", v.strings, default=()),
     )
+    _shared_volumes(values["sidecars"], values["volumes"], p)
     p.raise_any()
     return Profile(
         images=images,
@@ -353,11 +355,17 @@ def _sidecars(value: Any) -> tuple[Sidecar, ...]:
 
 
 def _sidecar(value: Any) -> Sidecar:
-    fields = {"name", "image", "command", "args", "env", "ports", "resources", "readiness"}
+    fields = {
+        "name", "image", "command", "args", "env", "ports", "resources", "readiness",
+        "display_name", "volumes", "on_exit",
+    }  # fmt: skip
     p = Problems()
     m = v.fields(value, p, fields, ("name", "image", "resources"))
     sidecar = Sidecar(
         name=p.field(m, "name", v.identifier),
+        display_name=p.field(m, "display_name", v.string, default=""),
+        volumes=p.field(m, "volumes", v.strings, default=()),
+        on_exit=p.field(m, "on_exit", v.one_of, SIDECAR_EXITS, default="stop_server"),
         image=p.field(m, "image", _image),
         resources=p.field(m, "resources", _resources),
         command=p.field(m, "command", _expandable_strings, default=()),
@@ -368,6 +376,18 @@ def _sidecar(value: Any) -> Sidecar:
     )
     p.raise_any()
     return sidecar
+
+
+def _shared_volumes(sidecars: tuple[Sidecar, ...] | None, volumes: tuple[Volume, ...] | None,
+                    p: Problems) -> None:  # fmt: skip
+    """Each volume a sidecar lists is one of the profile's."""
+    known = {vol.name for vol in volumes or ()}
+    for i, sidecar in enumerate(sidecars or ()):
+        for j, name in enumerate(sidecar.volumes):
+            if name not in known:
+                listed = ", ".join(sorted(known)) or "none"
+                p.add(f"{name!r} is not one of the profile's volumes ({listed})",
+                      ("sidecars", i, "volumes", j))  # fmt: skip
 
 
 def _ports(value: Any) -> tuple[int, ...]:

@@ -47,7 +47,7 @@ from .credentials import (
     put_secret,
 )
 from .quota_gate import QuotaState, counted_servers, quota_refusal, size_usage
-from .sidecars import startup_failure, unready_sidecars
+from .sidecars import exited_sidecar, startup_failure, unready_sidecars
 from .sources import DEFAULT_RELOAD_INTERVAL, Sources, shared_sources
 
 
@@ -472,6 +472,21 @@ class ProfileSpawner(KubeSpawner):
         if failure:
             self.log.error("Server %s failed to start: %s", self._log_name, failure)
             raise StartFailed(f"Your server could not start: {failure}")
+
+    async def poll(self):
+        """KubeSpawner's poll, and stopped when a sidecar with ``on_exit: stop_server`` exited."""
+        status = await super().poll()
+        if status is not None:
+            return status
+        exited = exited_sidecar(self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}"))
+        if exited is None:
+            return None
+        name, code = exited
+        self.log.warning("Server %s stopped: its sidecar %r exited with code %d (on_exit: "
+                         "stop_server)", self._log_name, name, code)  # fmt: skip
+        if self.delete_stopped_pods:
+            await self.stop(now=True)
+        return code
 
 
 def _with_named(items, item: dict):

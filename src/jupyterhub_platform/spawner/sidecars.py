@@ -3,7 +3,8 @@
 KubeSpawner waits until *every* container is ready and checks ``notebook`` for exit only in
 ``poll()``, which JupyterHub does not call while a server starts: a container that crashes (the
 notebook included) or a sidecar that never gets ready would hang the spawn until the start
-timeout.
+timeout. Once the server runs, ``poll()`` ignores the sidecars too: one that must not go
+missing (``on_exit: stop_server``) stops the server when it exits (:func:`exited_sidecar`).
 """
 
 from __future__ import annotations
@@ -24,11 +25,23 @@ FATAL_WAITING = frozenset(
 )
 
 
+def _statuses(pod: Mapping) -> list[Mapping]:
+    """The containers' statuses, then the native sidecars' (init containers that keep running)."""
+    status = pod.get("status") or {}
+    native = {
+        c.get("name")
+        for c in (pod.get("spec") or {}).get("initContainers") or []
+        if c.get("restartPolicy") == "Always"
+    }
+    init = [s for s in status.get("initContainerStatuses") or [] if s.get("name") in native]
+    return list(status.get("containerStatuses") or []) + init
+
+
 def startup_failure(pod: Mapping | None) -> str | None:
     """Why a container of ``pod`` cannot become ready, or None."""
     if not pod:
         return None
-    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+    for status in _statuses(pod):
         name = status.get("name")
         what = "the server's container" if name == NOTEBOOK else "sidecar container"
         state = status.get("state") or {}
@@ -51,6 +64,18 @@ def unready_sidecars(pod: Mapping | None) -> list[str]:
         return []
     return [
         s.get("name")
-        for s in (pod.get("status") or {}).get("containerStatuses") or []
+        for s in _statuses(pod)
         if s.get("name") != NOTEBOOK and "running" in (s.get("state") or {}) and not s.get("ready")
     ]
+
+
+def exited_sidecar(pod: Mapping | None) -> tuple[str, int] | None:
+    """A sidecar with ``on_exit: stop_server`` (a plain container) that has exited, with its
+    exit code: the server has stopped. Native sidecars are restarted instead."""
+    if not pod:
+        return None
+    for status in (pod.get("status") or {}).get("containerStatuses") or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if status.get("name") != NOTEBOOK and terminated:
+            return status["name"], int(terminated.get("exitCode") or 0)
+    return None

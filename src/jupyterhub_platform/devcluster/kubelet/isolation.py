@@ -11,7 +11,7 @@ process its own mount namespace built from a *plan* this module computes:
   given (the platform's state) and every directory on the way to a mount that others may not
   search (such as ``/root``), so no pod sees another pod's volumes or the platform's secrets;
 - *binds* of the container's own volumes back at their local paths (read-only where the mount
-  says so) and, read-only, of the runtime it needs from behind such directories (the Python
+  says so; a mount inside ``/tmp``, ``/var/tmp`` or ``/dev/shm`` at its mount path too) and, read-only, of the runtime it needs from behind such directories (the Python
   installation a virtualenv links to, the prefixes of its ``PATH``);
 - the container's user, groups and capabilities (security.py), then its command.
 
@@ -191,6 +191,14 @@ def mount_view(
 ) -> MountView:
     """The container's masks and binds (see the module docstring)."""
     binds = [Bind(str(m.local), str(m.local), m.read_only) for m in mounts]
+    # a mount inside a private directory is also bound at its own path, on the container's own
+    # tmpfs (nothing of the host changes): programs that use a fixed path there find the pod's
+    # volume, e.g. X11's /tmp/.X11-unix shared between a desktop and its GUI sidecars
+    binds += [
+        Bind(str(m.local), m.mount_path, m.read_only)
+        for m in mounts
+        if any(_within(m.mount_path, d) and m.mount_path != d for d in PRIVATE_DIRS)
+    ]
     if not any(_within(str(spec.env.get("HOME", "")), b.target) for b in binds):
         binds.append(Bind(str(layout.home_dir), str(layout.home_dir)))
     for name in ("hosts", "hostname", "resolv.conf"):
@@ -203,7 +211,7 @@ def mount_view(
         if closed_ancestor(prefix, mode_of) is not None:
             exposed.append(Bind(prefix, prefix, read_only=True))
     binds += exposed
-    targets = [b.target for b in binds if not b.target.startswith("/etc/")]
+    targets = [b.target for b in binds if b.target == b.source]
     masks = masks_for(hidden, targets, mode_of)
     binds.sort(key=lambda b: len(Path(b.target).parts))
     return MountView(tuple(masks), tuple(binds))

@@ -4,7 +4,11 @@ Init containers run to completion one after the other, then all containers start
 (sidecars share the pod IP and the volume directories, like containers sharing a pod's network
 and mounts). Containers are not restarted: an exit is recorded as ``terminated`` and the pod
 phase follows (Succeeded when all exit 0, else Failed), which is what Jobs and KubeSpawner's
-poll need.
+poll need. The exception is Kubernetes' *native sidecar*, an init container with
+``restartPolicy: Always``: it starts in its turn among the init containers without being waited
+for, is restarted whenever it exits (after Kubernetes' back-off, :func:`restart_delay`), counts
+towards the pod's readiness, never towards its phase, and is stopped once the containers have
+exited.
 
 When the kubelet isolates pods (isolation.py), the pod first gets a sandbox (namespaces, its own
 IP) and every container runs there as its securityContext's user; otherwise the pod gets a
@@ -85,11 +89,24 @@ from .volumes import (
 EXIT_POLL_INTERVAL = 0.5
 # how long an exited container's output may take to drain before its status is written
 _LOG_DRAIN_SECONDS = 2.0
+# Kubernetes' container restart back-off: 10 s, doubled up to 5 min, reset after 10 min running
+BACKOFF_FIRST, BACKOFF_MAX, BACKOFF_RESET = 10.0, 300.0, 600.0
+# how long a native sidecar gets to stop on SIGTERM once the containers have exited
+_SIDECAR_STOP_SECONDS = 5.0
 # the environment of the root helper itself (the container gets its own from the plan)
 _HELPER_ENV = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
 # volumes whose ownership fsGroup manages, and which of them are read-only
 _OWNED_KINDS = ("persistentVolumeClaim", "emptyDir", "secret", "configMap", "other")
 _READ_ONLY_KINDS = ("secret", "configMap")
+
+
+def restart_delay(failures: int) -> float:
+    """Seconds before the restart following ``failures`` earlier back-to-back exits."""
+    return min(BACKOFF_FIRST * 2**failures, BACKOFF_MAX)
+
+
+def is_native_sidecar(container: Mapping) -> bool:
+    return container.get("restartPolicy") == "Always"
 
 
 def container_ports(pod: Mapping) -> list[int]:
@@ -142,7 +159,7 @@ class ProcessPod(PodRuntime):
             pod_ip=pod_ip,
             host_ip=GATEWAY_IP if self.isolated else HOST_IP,
             init=[
-                ContainerState(c["name"], c.get("image", ""))
+                ContainerState(c["name"], c.get("image", ""), restart_always=is_native_sidecar(c))
                 for c in spec.get("initContainers") or []
             ],
             containers=[
@@ -175,25 +192,82 @@ class ProcessPod(PodRuntime):
                     await sync
 
     async def _run_containers(self, spec: Mapping) -> None:
-        for container, status in zip(
-            spec.get("initContainers") or [], self.state.init, strict=True
-        ):
-            if not await self._start(container, status):
-                await self.patch_status()
-                return
-            await self.patch_status()
-            await self._watch(container, status, readiness=False)
-            if status.exit_code != 0:
-                return
-        started = [
-            (container, status)
+        sidecars: dict[str, asyncio.Task] = {}
+        try:
             for container, status in zip(
-                spec.get("containers") or [], self.state.containers, strict=True
+                spec.get("initContainers") or [], self.state.init, strict=True
+            ):
+                if not await self._start(container, status):
+                    await self.patch_status()
+                    return
+                await self.patch_status()
+                if status.restart_always:
+                    keeper = self._keep_running(container, status)
+                    sidecars[status.name] = asyncio.create_task(
+                        keeper, name=f"{self.key} {status.name}"
+                    )
+                    continue
+                await self._watch(container, status, readiness=False)
+                if status.exit_code != 0:
+                    return
+            started = [
+                (container, status)
+                for container, status in zip(
+                    spec.get("containers") or [], self.state.containers, strict=True
+                )
+                if await self._start(container, status)
+            ]
+            await self.patch_status()
+            await asyncio.gather(*(self._watch(c, s, readiness=True) for c, s in started))
+        finally:
+            for task in sidecars.values():
+                task.cancel()
+            await asyncio.gather(*sidecars.values(), return_exceptions=True)
+        await self._stop_sidecars(list(sidecars))
+
+    async def _keep_running(self, container: Mapping, status: ContainerState) -> None:
+        """A started native sidecar: watched, and restarted after each exit (with back-off)."""
+        loop = asyncio.get_running_loop()
+        failures, running = 0, True
+        while True:
+            began = loop.time()
+            if running:
+                await self._watch(container, status, readiness=True)
+            if loop.time() - began >= BACKOFF_RESET:
+                failures = 0
+            delay = restart_delay(failures)
+            failures += 1
+            detail = f"exited with code {status.exit_code}" if running else status.message
+            await self.event(
+                "BackOff",
+                f"Back-off restarting failed container {status.name} in pod {self.name} "
+                f"({detail}); restarting in {delay:g}s",
+                type="Warning",
+                container=status.name,
             )
-            if await self._start(container, status)
-        ]
-        await self.patch_status()
-        await asyncio.gather(*(self._watch(c, s, readiness=True) for c, s in started))
+            status.back_off(f"back-off {delay:g}s restarting failed container={status.name} "
+                            f"pod={self.name}")  # fmt: skip
+            await self.patch_status()
+            await asyncio.sleep(delay)
+            running = await self._start(container, status)
+            await self.patch_status()
+
+    async def _stop_sidecars(self, names: list[str]) -> None:
+        """The containers have exited: stop the native sidecars, as Kubernetes does then."""
+        running = [(n, self.processes[n]) for n in names if n in self.processes]
+        running = [(n, p) for n, p in running if p.running()]
+        for _, proc in running:
+            proc.signal_group(signal.SIGTERM)
+        with contextlib.suppress(procs.WaitTimeout):
+            await procs.wait_for(lambda: not any(p.running() for _, p in running),
+                                 timeout=_SIDECAR_STOP_SECONDS, what="the sidecars to stop")  # fmt: skip
+        for name, proc in running:
+            await proc.astop(0)
+            status = self.container_state(name)
+            code = exit_code(proc.returncode)
+            status.terminate(code, "Completed" if code == 0 else "Error")
+        if running:
+            await self.patch_status()
 
     async def _network(self) -> str | None:
         """The pod's IP: a sandbox with its own network namespace, or a loopback address."""
@@ -297,7 +371,8 @@ class ProcessPod(PodRuntime):
 
     async def _start(self, container: Mapping, status: ContainerState) -> bool:
         """Start one container's process; on failure record why and post a Warning."""
-        refused = await refuse_on_host(self, container, status, init=status in self.state.init)
+        init = status in self.state.init and not status.restart_always  # a sidecar is not skipped
+        refused = await refuse_on_host(self, container, status, init=init)
         if refused is not None:  # host privileges asked for: not run here (host_guard)
             return refused
         name, image = container["name"], container.get("image", "")
@@ -389,7 +464,7 @@ class ProcessPod(PodRuntime):
         container = next(c for c in all_containers(self.pod) if c["name"] == name)
         message = termination_message(container, written, code, tail)
         status.terminate(code, "Completed" if code == 0 else "Error", message)
-        if code != 0:
+        if code != 0 and not status.restart_always:  # a native sidecar's restart says it
             last = tail.splitlines()[-1] if tail else "(no output)"
             await self.event(
                 "BackOff",

@@ -178,9 +178,10 @@ def enter(plan_fd: int, started_fd: int | None = None) -> int:
             break
         except InterruptedError:
             continue
-    if os.WIFSIGNALED(status):
+    if os.WIFSIGNALED(status):  # die of the same signal (SIGKILL has no handler to reset)
         sig = os.WTERMSIG(status)
-        signal.signal(sig, signal.SIG_DFL)
+        if sig not in (signal.SIGKILL, signal.SIGSTOP):
+            signal.signal(sig, signal.SIG_DFL)
         os.kill(os.getpid(), sig)
     return os.waitstatus_to_exitcode(status)
 

@@ -45,10 +45,40 @@ class ContainerState:
     finished_at: str | None = None
     exit_code: int | None = None
     container_id: str = ""
+    #: a native sidecar: an init container with ``restartPolicy: Always``, restarted on exit
+    restart_always: bool = False
+    restart_count: int = 0
+    #: the previous instance's ``terminated`` state, once the container was restarted
+    last_terminated: dict | None = None
 
     def run(self, container_id: str) -> None:
+        if self.state == "waiting" and self.reason == "CrashLoopBackOff":
+            self.restart_count += 1
         self.state, self.reason, self.message = "running", "", ""
         self.started_at, self.container_id = now_rfc3339(), container_id
+
+    def back_off(self, message: str) -> None:
+        """Exited and waiting to be restarted: the exit becomes ``lastState``."""
+        self.last_terminated = self._terminated()
+        self.state, self.reason, self.message, self.ready = (
+            "waiting",
+            "CrashLoopBackOff",
+            message,
+            False,
+        )
+
+    def started_once(self) -> bool:
+        return self.state == "running" or self.last_terminated is not None
+
+    def _terminated(self) -> dict:
+        return {
+            "exitCode": self.exit_code,
+            "reason": self.reason,
+            "message": self.message,
+            "startedAt": self.started_at,
+            "finishedAt": self.finished_at,
+            "containerID": self.container_id,
+        }
 
     def terminate(self, exit_code: int, reason: str, message: str = "") -> None:
         self.state, self.ready = "terminated", False
@@ -59,16 +89,7 @@ class ContainerState:
         if self.state == "running":
             state: dict = {"running": {"startedAt": self.started_at}}
         elif self.state == "terminated":
-            state = {
-                "terminated": {
-                    "exitCode": self.exit_code,
-                    "reason": self.reason,
-                    "message": self.message,
-                    "startedAt": self.started_at,
-                    "finishedAt": self.finished_at,
-                    "containerID": self.container_id,
-                }
-            }
+            state = {"terminated": self._terminated()}
         else:
             state = {"waiting": {"reason": self.reason, "message": self.message}}
         return {
@@ -78,9 +99,9 @@ class ContainerState:
             "containerID": self.container_id,
             "ready": self.ready,
             "started": self.state == "running",
-            "restartCount": 0,
+            "restartCount": self.restart_count,
             "state": state,
-            "lastState": {},
+            "lastState": {"terminated": self.last_terminated} if self.last_terminated else {},
         }
 
 
@@ -96,17 +117,28 @@ class PodState:
     failure: tuple[str, str] | None = None
 
     def initialized(self) -> bool:
-        return all(c.state == "terminated" and c.exit_code == 0 for c in self.init)
+        """Every init container completed, and every native sidecar started (Kubernetes)."""
+        return all(
+            c.started_once() if c.restart_always else c.state == "terminated" and c.exit_code == 0
+            for c in self.init
+        )
 
     def containers_ready(self) -> bool:
-        return bool(self.containers) and all(c.ready for c in self.containers)
+        """The containers and the native sidecars are ready (the Ready condition counts both)."""
+        sidecars = [c for c in self.init if c.restart_always]
+        return bool(self.containers) and all(c.ready for c in self.containers + sidecars)
 
     def phase(self) -> str:
-        if self.failure or any(c.state == "terminated" and c.exit_code for c in self.init):
+        """From the containers; a native sidecar's exits never end the pod."""
+        failed_init = any(
+            c.state == "terminated" and c.exit_code and not c.restart_always for c in self.init
+        )
+        if self.failure or failed_init:
             return "Failed"
         if not self.initialized() or any(c.state == "waiting" for c in self.containers):
             return "Pending"
-        if all(c.state == "terminated" for c in self.containers):
+        stopping = any(c.restart_always and c.state == "running" for c in self.init)
+        if all(c.state == "terminated" for c in self.containers) and not stopping:
             return "Succeeded" if all(c.exit_code == 0 for c in self.containers) else "Failed"
         return "Running"
 
@@ -155,7 +187,7 @@ def log_refusal(
 ) -> str | None:
     """Why the kubelet serves no log for ``container`` now (its own messages), or None."""
     if previous:
-        # containers are never restarted here, so there is no previous instance
+        # the kubelet keeps one log per container (restarted sidecars append to it)
         return f'previous terminated container "{container}" in pod "{pod}" not found'
     if state is None or state.state == "waiting":
         reason = state.reason if state is not None else "ContainerCreating"
