@@ -209,9 +209,20 @@ def tests(session: nox.Session, matrix: str) -> None:
 def lint(session: nox.Session) -> None:
     """ruff's checks and its formatter over the code, the tests and the CI scripts."""
     session.install(RUFF)
-    paths = ("src", "tests", "benchmarks", "noxfile.py", ".ci")
+    paths = ("src", "tests", "benchmarks", "docs/conf.py", "docs/_ext", "noxfile.py", ".ci")
     session.run("ruff", "check", *paths)
     session.run("ruff", "format", "--check", *paths)
+
+
+@nox.session(python=PYTHON["jh55"][0])
+def docs(session: nox.Session) -> None:
+    """The documentation site (docs/ → docs/_build/html), warnings as errors; its configuration
+    reference must document every trait of every configurable class (docs/_ext/)."""
+    _install_locked(session, "jh55", "-e", ".[docs]")
+    out = ROOT / "docs" / "_build" / "html"
+    session.run("sphinx-build", "-W", "--keep-going", "-q", "-b", "html", "docs", str(out))
+    session.run("python", "docs/_ext/check_reference.py", str(out))
+    session.log(f"the documentation is in {out.relative_to(ROOT)}/index.html")
 
 
 @nox.session(python=PYTHON["jh6"][0])
@@ -269,7 +280,7 @@ def _lock_all(session: nox.Session, directory: Path, exclude_newer: str) -> list
         for version in PYTHONS:
             out = directory / lock_file(matrix, version).name
             _compile(
-                session, out, version, pins_file(matrix), "--extra", "test",
+                session, out, version, pins_file(matrix), "--extra", "test", "--extra", "docs",
                 exclude_newer=exclude_newer,
             )  # fmt: skip
             written.append(out)

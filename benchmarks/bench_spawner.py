@@ -41,7 +41,10 @@ CREDENTIAL_POLICY = """\
 groups:
   researchers: {profiles: ["*"], credential_sets: [alpha, beta, gamma]}
 culling: {policies: {standard: {idle_timeout: 1h}}}
-credential_sets: {alpha: {}, beta: {}, gamma: {}}
+credential_sets:  # declared for the policy; the spawner issues the no-I/O sets of credential_sets()
+  alpha: {provider: template, config: {values: {a: "{username}"}}}
+  beta: {provider: template, config: {values: {b: "{username}"}}}
+  gamma: {provider: template, config: {values: {c: "{username}"}}}
 """
 NAMESPACE_IN_PATH = re.compile(r"/namespaces/([^/]+)/")
 

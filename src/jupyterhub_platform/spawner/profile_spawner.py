@@ -81,7 +81,7 @@ class ProfileSpawner(KubeSpawner):
     profile_directories = List(
         Unicode(),
         config=True,
-        help="""Directories holding profile files (*.yaml). Default: the profiles shipped with
+        help="""Directories holding profile files (ending in .yaml or .yml). Default: the profiles shipped with
         jupyterhub-platform. In a cluster, mount a directory with hub.extraFiles or a ConfigMap.
         Files are reloaded when they change; a bad edit is logged and the last good set stays.""",
     )
