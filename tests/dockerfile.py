@@ -44,6 +44,8 @@ class Dockerfile:
     apt: frozenset[str]
     pip: Mapping[str, str]
     """Canonical package name -> the requirement as written (``streamlit==1.67.0``)."""
+    local_pip: frozenset[str]
+    """The image's directories that ``pip install`` installs (a project copied in)."""
     copies: tuple[tuple[str, str], ...]
     """(source in the build context, destination in the image) of each ``COPY``."""
     user: str | None
@@ -127,10 +129,11 @@ def canonical(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def _installed(run: str) -> tuple[set[str], dict[str, str]]:
-    """(apt packages, pip requirements) a ``RUN`` line installs."""
+def _installed(run: str) -> tuple[set[str], dict[str, str], set[str]]:
+    """(apt packages, pip requirements, local pip directories) a ``RUN`` line installs."""
     apt: set[str] = set()
     pip: dict[str, str] = {}
+    local: set[str] = set()
     for command in commands(run):
         words = list(command.words)
         if words[:2] in (["apt-get", "install"], ["apt", "install"]):
@@ -145,9 +148,11 @@ def _installed(run: str) -> tuple[set[str], dict[str, str]]:
                 for word in args:
                     if word in _PIP_VALUE_OPTIONS:
                         next(args, None)
-                    elif not word.startswith("-") and "/" not in word:
+                    elif word.startswith(("/", "./")):
+                        local.add(word)
+                    elif not word.startswith("-"):
                         pip[canonical(re.split(r"[\[<>=!~;\s]", word)[0])] = word
-    return apt, pip
+    return apt, pip, local
 
 
 def _copy(args: str, variables: Mapping[str, str]) -> list[tuple[str, str]]:
@@ -165,6 +170,7 @@ def parse(path: Path) -> Dockerfile:
     base = ""
     apt: set[str] = set()
     pip: dict[str, str] = {}
+    local_pip: set[str] = set()
     copies: list[tuple[str, str]] = []
     user: str | None = None
     cmd: tuple[str, ...] = ()
@@ -181,11 +187,13 @@ def parse(path: Path) -> Dockerfile:
                 variables[name] = value
         elif keyword == "FROM":  # a new stage: only the last one is the image
             base = expand(args.split()[0], variables)
-            apt, pip, copies, user, cmd, entrypoint = set(), {}, [], None, (), ()
+            apt, pip, local_pip, copies = set(), {}, set(), []
+            user, cmd, entrypoint = None, (), ()
         elif keyword == "RUN":
-            more_apt, more_pip = _installed(args)
+            more_apt, more_pip, more_local = _installed(args)
             apt |= more_apt
             pip |= more_pip
+            local_pip |= more_local
         elif keyword in ("COPY", "ADD") and "--from" not in args:
             copies += _copy(args, variables)
         elif keyword == "USER":
@@ -196,7 +204,9 @@ def parse(path: Path) -> Dockerfile:
                 cmd = argv
             else:
                 entrypoint, cmd = argv, ()  # an ENTRYPOINT resets the CMD
-    return Dockerfile(path, base, frozenset(apt), pip, tuple(copies), user, cmd, entrypoint)
+    return Dockerfile(
+        path, base, frozenset(apt), pip, frozenset(local_pip), tuple(copies), user, cmd, entrypoint
+    )
 
 
 def image_file(dockerfile: Dockerfile, root: Path, image_path: str) -> Path | None:

@@ -9,6 +9,10 @@ from :data:`KIND_PROGRAMS` for what each kind runs without the profile saying so
 the programs that script ``exec``s are checked in turn; any other must be in
 :data:`PROGRAM_SOURCES`, which says which package brings it.
 
+:func:`check_hub_services` does the same for images/hub/Dockerfile and the hub-managed
+services of the shipped chart values (their ``command``, and :data:`SERVICE_PROGRAMS`); this
+package's console scripts are installed by a ``pip install`` of the copied repository.
+
 An image is built here when its name is ``.../jupyterhub-platform-<name>:<tag>``, from
 ``images/<name>/Dockerfile`` (the tag scheme of ``nox -s images``); other images (Jupyter's
 own) are not checked.
@@ -18,10 +22,13 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from importlib.metadata import distribution
 from pathlib import Path, PurePosixPath
 
 import dockerfile
+import yaml
 from dockerfile import Dockerfile
 
 from jupyterhub_platform.profiles.model import Profile
@@ -52,6 +59,22 @@ class Pip:
 
 
 @dataclass(frozen=True)
+class Package:
+    """A console script of this package: installed by ``pip install`` of a directory into which
+    a ``COPY`` put the repository's pyproject.toml."""
+
+    root: Path
+
+    def missing(self, image: Dockerfile) -> str | None:
+        for directory in image.local_pip:
+            if dockerfile.image_file(image, self.root, f"{directory}/pyproject.toml") == (
+                self.root / "pyproject.toml"
+            ):
+                return None
+        return "no `pip install` of a directory holding the repository's pyproject.toml"
+
+
+@dataclass(frozen=True)
 class Base:
     """Comes with every base image whose name starts with one of ``prefixes``."""
 
@@ -77,6 +100,7 @@ PROGRAM_SOURCES: dict[str, Apt | Pip | Base] = {
     "xterm": Apt("xterm"),
     "xclock": Apt("x11-apps"),
     "streamlit": Pip("streamlit"),
+    "restic": Apt("restic"),  # Debian 12's 0.14, the backup Jobs' image's version
 }
 """Where each program that no ``COPY`` puts in the image comes from."""
 
@@ -97,6 +121,10 @@ KIND_EXTENSIONS: dict[str, tuple[str, ...]] = {
     "desktop": ("jupyter-remote-desktop-proxy",),
 }
 """The single-user server extension (a pip package) that starts the kind's program."""
+
+SERVICE_PROGRAMS: dict[str, tuple[str, ...]] = {"jupyterhub-platform-backup": ("restic",)}
+"""What a hub-managed service runs itself in the hub container (the backup service lists and
+browses snapshots with ``BackupApp.restic``, docs/backup.md)."""
 
 PROGRAM_VARIABLES = {"JUPYTER_REMOTE_DESKTOP_PROXY_XSTARTUP": "the desktop's X session"}
 """Environment variables whose value is a program that an extension runs."""
@@ -122,6 +150,18 @@ class Report:
     checked: list[tuple[str, str, str]] = field(default_factory=list)
     """(profile, program or package, Dockerfile) of each need found installed."""
     sources_used: set[str] = field(default_factory=set)
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Who runs the programs: ``key`` in :attr:`Report.checked`, ``where`` to start a problem."""
+
+    key: str
+    where: str
+
+    @classmethod
+    def of(cls, profile: Profile) -> Origin:
+        return cls(profile.slug, f"{profile.source}: profile {profile.slug!r}")
 
 
 def built_here(image: str, root: Path) -> Path | None:
@@ -167,24 +207,24 @@ def is_shell_script(text: str) -> bool:
     )
 
 
-def check(profiles: tuple[Profile, ...], root: Path) -> Report:
+def check(profiles: Iterable[Profile], root: Path) -> Report:
     """Check every image built here that ``profiles`` name; a problem per missing program."""
     report = Report()
     for profile in profiles:
+        origin = Origin.of(profile)
         for choice in profile.images:
-            needs = notebook_needs(profile)
-            image = _image(profile, choice.image, "image", root, report)
+            image = _image(origin, choice.image, "image", root, report)
             if image is None:
                 continue
+            needs = notebook_needs(profile)
             for directory in profile.env.get(CONFIG_PATH_VARIABLE, "").split(":"):
                 if directory:
-                    needs += _server_proxy_needs(
-                        image, root, directory, f"env.{CONFIG_PATH_VARIABLE}", profile, report
-                    )
-            _check_needs(profile, image, root, needs, report)
+                    where = f"env.{CONFIG_PATH_VARIABLE}"
+                    needs += _server_proxy_needs(image, root, directory, where, origin, report)
+            _check_needs(origin, image, root, needs, report)
         for sidecar in profile.sidecars:
             where = f"sidecars[{sidecar.name}]"
-            image = _image(profile, sidecar.image, f"{where}.image", root, report)
+            image = _image(origin, sidecar.image, f"{where}.image", root, report)
             if image is None:
                 continue
             argv = (*sidecar.command, *sidecar.args)
@@ -192,20 +232,17 @@ def check(profiles: tuple[Profile, ...], root: Path) -> Report:
             if not sidecar.command:  # Kubernetes: the image's ENTRYPOINT, then args or its CMD
                 argv = (*image.entrypoint, *(sidecar.args or image.cmd))
                 label = f"{where} (the image's ENTRYPOINT/CMD)"
-            needs = _program_needs(argv_programs(argv), label)
-            _check_needs(profile, image, root, needs, report)
+            _check_needs(origin, image, root, _program_needs(argv_programs(argv), label), report)
     return report
 
 
-def _image(
-    profile: Profile, name: str, where: str, root: Path, report: Report
-) -> Dockerfile | None:
+def _image(origin: Origin, name: str, where: str, root: Path, report: Report) -> Dockerfile | None:
     path = built_here(name, root)
     if path is None:
         return None
     if not path.is_file():
         report.problems.append(
-            f"{profile.source}: profile {profile.slug!r}: {where} {name!r} would be built from "
+            f"{origin.where}: {where} {name!r} would be built from "
             f"{path.relative_to(root)}, which does not exist"
         )
         return None
@@ -213,12 +250,12 @@ def _image(
 
 
 def _server_proxy_needs(
-    image: Dockerfile, root: Path, directory: str, where: str, profile: Profile, report: Report
+    image: Dockerfile, root: Path, directory: str, where: str, origin: Origin, report: Report
 ) -> list[Need]:
     local = dockerfile.image_file(image, root, directory)
     if local is None or not local.is_dir():
         report.problems.append(
-            f"{profile.source}: profile {profile.slug!r}: {where} names {directory}, which no COPY "
+            f"{origin.where}: {where} names {directory}, which no COPY "
             f"in {image.path.relative_to(root)} puts in the image"
         )
         return []
@@ -231,8 +268,31 @@ def _server_proxy_needs(
     return needs
 
 
+def check_hub_services(values_files: Iterable[Path], root: Path, report: Report) -> None:
+    """Check that images/hub/Dockerfile installs what the values' hub-managed services run:
+    each ``hub.services.<name>.command``, and what that service runs itself."""
+    image = dockerfile.parse(root / "images" / "hub" / "Dockerfile")
+    for path in values_files:
+        services = ((yaml.safe_load(path.read_text()) or {}).get("hub") or {}).get("services")
+        for name, service in (services or {}).items():
+            origin = Origin(f"hub.services.{name}", f"{path}: hub.services.{name}")
+            programs = argv_programs(service.get("command") or [])
+            needs = _program_needs(programs, "command")
+            for program in programs:
+                needs += _program_needs(
+                    list(SERVICE_PROGRAMS.get(program, ())), f"command → {program}"
+                )
+            _check_needs(origin, image, root, needs, report)
+
+
+def console_scripts() -> frozenset[str]:
+    """This package's console scripts (its ``[project.scripts]``, as installed)."""
+    entry_points = distribution("jupyterhub-platform").entry_points
+    return frozenset(e.name for e in entry_points if e.group == "console_scripts")
+
+
 def _check_needs(
-    profile: Profile, image: Dockerfile, root: Path, needs: list[Need], report: Report
+    origin: Origin, image: Dockerfile, root: Path, needs: list[Need], report: Report
 ) -> None:
     relative = image.path.relative_to(root)
     pending = list(needs)
@@ -243,35 +303,47 @@ def _check_needs(
         if (need.field, what) in seen:
             continue
         seen.add((need.field, what))
-        if need.package:
-            source = Pip(need.package)
-        else:
-            copied = _copied_program(image, root, need.program)
-            if copied is not None:
-                report.checked.append((profile.slug, need.program, str(relative)))
-                text = copied.read_text(errors="replace")
-                if is_shell_script(text):
-                    label = f"{need.field} → {copied.relative_to(root)}"
-                    pending += _program_needs(dockerfile.exec_programs(text), label)
-                continue
-            name = PurePosixPath(need.program).name
-            source = PROGRAM_SOURCES.get(name)
-            if source is None:
-                report.problems.append(
-                    f"{profile.source}: profile {profile.slug!r}: {need.field} runs {name!r}, "
-                    f"which no COPY in {relative} puts on the PATH and PROGRAM_SOURCES "
-                    f"(tests/image_programs.py) does not name: add where {relative} installs it"
-                )
-                continue
-            report.sources_used.add(name)
+        source = _source(origin, image, root, need, report, pending)
+        if source is None:
+            continue
         missing = source.missing(image)
         if missing:
             report.problems.append(
-                f"{profile.source}: profile {profile.slug!r}: {need.field} runs {what!r}, which "
-                f"{relative} does not install: {missing}"
+                f"{origin.where}: {need.field} runs {what!r}, which {relative} does not "
+                f"install: {missing}"
             )
         else:
-            report.checked.append((profile.slug, what, str(relative)))
+            report.checked.append((origin.key, what, str(relative)))
+
+
+def _source(
+    origin: Origin, image: Dockerfile, root: Path, need: Need, report: Report, pending: list[Need]
+) -> Apt | Pip | Base | Package | None:
+    """Where the need should come from; None when settled here (a ``COPY``, or a problem).
+    The programs a copied shell script runs are added to ``pending``."""
+    if need.package:
+        return Pip(need.package)
+    relative = image.path.relative_to(root)
+    copied = _copied_program(image, root, need.program)
+    if copied is not None:
+        report.checked.append((origin.key, need.program, str(relative)))
+        text = copied.read_text(errors="replace")
+        if is_shell_script(text):
+            label = f"{need.field} → {copied.relative_to(root)}"
+            pending += _program_needs(dockerfile.exec_programs(text), label)
+        return None
+    name = PurePosixPath(need.program).name
+    if name in console_scripts():
+        return Package(root)
+    if name not in PROGRAM_SOURCES:
+        report.problems.append(
+            f"{origin.where}: {need.field} runs {name!r}, which no COPY in {relative} puts on "
+            f"the PATH and PROGRAM_SOURCES (tests/image_programs.py) does not name: add where "
+            f"{relative} installs it"
+        )
+        return None
+    report.sources_used.add(name)
+    return PROGRAM_SOURCES[name]
 
 
 def _copied_program(image: Dockerfile, root: Path, program: str) -> Path | None:

@@ -1,6 +1,7 @@
 """The images (images/*/Dockerfile): hadolint-clean, a numeric non-root user at the end, the
 workspace's Python programs at the locked versions, and every program the shipped profiles run
-installed by the Dockerfile of the image that runs it (tests/image_programs.py)."""
+installed by the Dockerfile of the image that runs it, and what the shipped values' hub services
+run by the hub image's (tests/image_programs.py)."""
 
 from __future__ import annotations
 
@@ -83,10 +84,19 @@ def test_the_workspace_python_programs_are_the_locked_versions():
         )
 
 
-def test_every_program_the_shipped_profiles_run_is_in_its_image():
+@pytest.fixture(scope="module")
+def shipped():
+    """The image check of the shipped profiles and of the shipped values' hub services."""
     catalogue = load_catalogue([bundled_profiles_dir()])
     report = image_programs.check(catalogue.profiles, ROOT)
-    assert not report.problems, "\n".join(report.problems)
+    profiles_problems = list(report.problems)
+    image_programs.check_hub_services(sorted((ROOT / "chart-values").glob("*.yaml")), ROOT, report)
+    return catalogue, report, profiles_problems
+
+
+def test_every_program_the_shipped_profiles_run_is_in_its_image(shipped):
+    catalogue, report, problems = shipped
+    assert not problems, "\n".join(problems)
     checked = set(report.checked)
     # What is derived from the files, not listed in image_programs: the helper scripts named by
     # the profiles' environment and server-proxy entries, what they exec, the sidecar's xclock.
@@ -101,9 +111,25 @@ def test_every_program_the_shipped_profiles_run_is_in_its_image():
         ("desktop-apps", "xclock", desktop_app),
     } <= checked
     built = {p.slug for p in catalogue.profiles if image_programs.uses_images_built_here(p, ROOT)}
-    assert built and built <= {slug for slug, _, _ in checked}
+    assert built and built <= {key for key, _, _ in checked}
+
+
+def test_the_hub_image_has_what_the_shipped_hub_services_run(shipped):
+    _, report, profiles_problems = shipped
+    problems = [p for p in report.problems if p not in profiles_problems]
+    assert not problems, "\n".join(problems)
+    hub = "images/hub/Dockerfile"
+    assert {
+        ("hub.services.culler", "jupyterhub-platform-culler", hub),
+        ("hub.services.backup", "jupyterhub-platform-backup", hub),
+        ("hub.services.backup", "restic", hub),
+    } <= set(report.checked)
+
+
+def test_every_program_source_is_used(shipped):
+    _, report, _ = shipped
     assert report.sources_used == set(PROGRAM_SOURCES), (
-        "entries of PROGRAM_SOURCES no shipped profile runs: "
+        "entries of PROGRAM_SOURCES nothing shipped runs: "
         f"{sorted(set(PROGRAM_SOURCES) - report.sources_used)}"
     )
 
@@ -210,6 +236,30 @@ def test_a_sidecar_without_a_command_is_checked_for_its_image_cmd(tmp_path):
     assert (
         "images/desktop-app/Dockerfile does not install: no `apt-get install x11-apps`" in problem
     )
+
+
+def test_a_hub_service_the_hub_image_cannot_run_is_reported(tmp_path):
+    (tmp_path / "images" / "hub").mkdir(parents=True)
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "images" / "hub" / "Dockerfile").write_text(
+        textwrap.dedent("""\
+        FROM quay.io/jupyterhub/k8s-hub:4.4.0
+        COPY pyproject.toml /tmp/project/
+        RUN python3 -m pip install --no-cache-dir --no-deps /tmp/elsewhere
+        USER 1000
+        """)
+    )
+    values = tmp_path / "values.yaml"
+    values.write_text("hub:\n  services:\n    backup: {command: [jupyterhub-platform-backup]}\n")
+    report = image_programs.Report()
+    image_programs.check_hub_services([values], tmp_path, report)
+    assert report.problems == [
+        f"{values}: hub.services.backup: command runs 'jupyterhub-platform-backup', which "
+        "images/hub/Dockerfile does not install: no `pip install` of a directory holding the "
+        "repository's pyproject.toml",
+        f"{values}: hub.services.backup: command → jupyterhub-platform-backup runs 'restic', "
+        "which images/hub/Dockerfile does not install: no `apt-get install restic`",
+    ]
 
 
 def test_images_not_built_here_are_not_checked(tmp_path):
