@@ -1,5 +1,5 @@
 """Developer tasks: ``nox -s tests`` (both support matrices), ``lint``, ``dev``, ``bench``, ``lock``,
-``latest``.
+``latest``, ``images``.
 
 Every environment installs from a lock: ``requirements/<matrix>-py<X.Y>.txt``, a pip constraint
 file with hashes compiled by uv with a fixed ``--exclude-newer`` date, so a machine installs today
@@ -8,6 +8,7 @@ what CI tested. :func:`interpreter` is the one rule that picks each matrix's Pyt
 
 from __future__ import annotations
 
+import argparse
 import difflib
 import os
 import re
@@ -364,3 +365,98 @@ def latest(session: nox.Session, matrix: str) -> None:
     session.install("-e", ".[test]", "-c", str(newest))
     _install_proxy(session)
     _pytest(session, "-rfE")
+
+
+IMAGES = ROOT / "images"
+IMAGE_REGISTRY = "ghcr.io/example"
+"""The registry the shipped profiles' images name (``-- --registry`` builds for yours)."""
+
+
+def package_version(init_text: str) -> str:
+    """``__version__`` of the package's ``__init__.py`` (the noxfile does not import the package)."""
+    match = re.search(r"""^__version__ = ["']([^"']+)["']""", init_text, re.M)
+    if not match:
+        raise SystemExit("nox: no __version__ in src/jupyterhub_platform/__init__.py")
+    return match.group(1)
+
+
+def image_names(directory: Path) -> list[str]:
+    """The images there are: each ``images/<name>/Dockerfile``."""
+    return sorted(p.parent.name for p in directory.glob("*/Dockerfile"))
+
+
+def image_tag(registry: str, name: str, version: str) -> str:
+    """``<registry>/jupyterhub-platform-<name>:<version>`` (a local version's ``+`` as ``-``)."""
+    return f"{registry.rstrip('/')}/jupyterhub-platform-{name}:{version.replace('+', '-')}"
+
+
+def _docker_problem(docker: str | None) -> str | None:
+    """Why images cannot be built here, or None when a Docker engine answers."""
+    if docker is None:
+        return "there is no docker command on PATH"
+    try:
+        subprocess.run(
+            [docker, "version", "--format", "{{.Server.Version}}"],
+            capture_output=True, text=True, timeout=30, check=True,
+        )  # fmt: skip
+    except subprocess.CalledProcessError as e:
+        lines = (e.stderr or e.stdout or "").strip().splitlines()
+        return (
+            f"`docker version` reaches no engine ({lines[-1] if lines else f'exit {e.returncode}'})"
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return f"`docker version` failed ({e})"
+    return None
+
+
+def _revision() -> str:
+    """The checkout's commit, for the images' org.opencontainers.image.revision label."""
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+@nox.session(python=False)
+def images(session: nox.Session) -> None:
+    """Build images/<name>/Dockerfile as <registry>/jupyterhub-platform-<name>:<version>.
+
+    ``-- NAME ...`` builds only those; ``--registry`` (default ghcr.io/example, the shipped
+    profiles'); ``--version`` (default the package's). Without a reachable Docker engine the
+    session fails saying so, or with ``--skip-without-docker`` is skipped (exit 0). Not a
+    default session; docs/workspaces.md ("Building the images").
+    """
+    known = image_names(IMAGES)
+    parser = argparse.ArgumentParser(prog="nox -s images --", description=images.__doc__)
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"of {', '.join(known)}")
+    parser.add_argument("--registry", default=IMAGE_REGISTRY, help="the tags' registry/prefix")
+    parser.add_argument("--version", help="the tags' version (default: the package's)")
+    parser.add_argument(
+        "--skip-without-docker", action="store_true",
+        help="skip (exit 0) instead of failing when no Docker engine is reachable",
+    )  # fmt: skip
+    args = parser.parse_args(session.posargs)
+    unknown = sorted(set(args.names) - set(known))
+    if unknown:
+        session.error(f"no images/<name>/Dockerfile for {', '.join(unknown)}; images: {known}")
+    init = ROOT / "src" / "jupyterhub_platform" / "__init__.py"
+    version = args.version or package_version(init.read_text())
+    docker = shutil.which("docker")
+    problem = _docker_problem(docker)
+    if problem:
+        message = f"cannot build the images: {problem}"
+        if args.skip_without_docker:
+            session.skip(f"{message} (--skip-without-docker)")
+        session.error(f"{message}; start Docker, or pass -- --skip-without-docker to skip")
+    revision = _revision()
+    for name in args.names or known:
+        tag = image_tag(args.registry, name, version)
+        session.log(f"building {tag} from images/{name}/Dockerfile")
+        session.run(
+            docker, "build", "-f", str(IMAGES / name / "Dockerfile"), "-t", tag,
+            "--build-arg", f"VERSION={version}", "--build-arg", f"REVISION={revision}",
+            str(ROOT),
+            external=True,
+        )  # fmt: skip
