@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from shipped_combinations import COMBINATIONS
 
 from jupyterhub_platform.chart import check_cli
 from jupyterhub_platform.chart.values import load_values_file
@@ -14,9 +15,6 @@ from jupyterhub_platform.policy import cli as policy_cli
 
 ROOT = Path(__file__).resolve().parents[2]
 VALUES = ROOT / "chart-values" / "values.yaml"
-CLOUDFLARE = ROOT / "chart-values" / "cloudflare-access.yaml"
-BACKUP = ROOT / "chart-values" / "backup.yaml"
-CREDENTIALS = ROOT / "chart-values" / "credentials.yaml"
 
 
 def overlay(tmp_path: Path, text: str, name: str = "overlay.yaml") -> Path:
@@ -31,11 +29,11 @@ def check(*argv, chart=None) -> int:
     )
 
 
-@pytest.mark.parametrize(
-    "files", [[VALUES], [VALUES, CLOUDFLARE], [VALUES, BACKUP], [VALUES, CREDENTIALS]]
-)
+@pytest.mark.parametrize("combination", list(COMBINATIONS))
 @pytest.mark.processes
-def test_the_shipped_values_pass(files, z2jh_chart, capsys):
+def test_the_shipped_values_pass(combination, z2jh_chart, capsys):
+    """Every combination the stock-chart test runs: ``check values.yaml -f <overlay>``."""
+    files = [ROOT / "chart-values" / name for name in COMBINATIONS[combination]]
     argv = [files[0], *[a for f in files[1:] for a in ("-f", f)]]
     assert check(*argv, chart=z2jh_chart) == 0, capsys.readouterr().err
     assert "values OK" in capsys.readouterr().out
@@ -159,3 +157,20 @@ def test_a_policy_in_a_literal_block_is_reported_at_its_line_in_the_values(tmp_p
         f"{values}:{first_line}: colour: unknown field (allowed: backup, credential_sets, culling, defaults,"
         in err
     )
+
+
+@pytest.mark.parametrize(
+    ("groups", "login"),
+    [("example.org", "yes"), ("Example.ORG", "yes"), ("other.org", "no"), ("", "no")],
+)
+def test_the_google_overlay_lets_in_only_its_workspace_domain(groups, login, capsys):
+    """Its groups_claim is [hd]: the domain is the one group; a personal account has none."""
+    google = ROOT / "chart-values" / "oidc-google.yaml"
+    argv = ["explain", "--values", str(VALUES), "--values", str(google), "--groups", groups]
+    assert policy_cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"policy:          {google}: hub.extraFiles.platform-policy.stringData" in out
+    assert f"login allowed:   {login}" in out
+    assert ("admin:           no" in out) == (login == "yes")  # a refused user: nothing else
+    config = load_values_file(google)["hub"]["config"]["OIDCAuthenticator"]
+    assert config["groups_claim"] == ["hd"] and config["username_claim"] == "email"
