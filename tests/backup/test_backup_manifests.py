@@ -146,13 +146,18 @@ def test_snapshot_paths_are_absolute_in_the_snapshot():
     assert snapshot_path("/") == "/"
 
 
-def test_the_shipped_rbac_manifest_validates_and_grants_jobs():
-    docs = list(
-        yaml.safe_load_all((shipped_values_dir() / "manifests" / "backup-rbac.yaml").read_text())
-    )
+def test_the_shipped_restic_rbac_manifest_validates_and_grants_jobs_only():
+    text = (shipped_values_dir() / "manifests" / "backup-restic-rbac.yaml").read_text()
+    docs = list(yaml.safe_load_all(text))
     for doc in docs:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     role = next(d for d in docs if d["kind"] == "Role")
     assert {"create", "delete"} <= set(
         next(r for r in role["rules"] if r["resources"] == ["jobs"])["verbs"]
     )
+    # the snapshot backend's extra rights stay in its own manifest
+    granted = {
+        (g, r) for rule in role["rules"] for g in rule["apiGroups"] for r in rule["resources"]
+    }
+    assert ("snapshot.storage.k8s.io", "volumesnapshots") not in granted
+    assert ("", "persistentvolumeclaims") not in granted

@@ -1,8 +1,9 @@
 """The page's restore button, pure parts: what a restore Job's status and log become (running,
 succeeded into a directory, failed with a reason), what the page renders for each (escaped, no
 trace), the confirmation naming ``~/restored/<time>/``; the local store's Secret (strictly valid
-Kubernetes) and values; and the shipped ``backup.yaml`` overlay keeping the culler's port and
-network policy, which helm's list replacement would otherwise drop."""
+Kubernetes) and values; and the shipped ``backup-restic.yaml`` and ``backup-snapshots.yaml``
+overlays keeping the culler's port and network policy, which helm's list replacement would
+otherwise drop."""
 
 from __future__ import annotations
 
@@ -140,10 +141,14 @@ def test_the_local_store_secret_validates_strictly_and_its_values_name_the_store
 PROXY_PODS = {"podSelector": {"matchLabels": {"component": "proxy"}}}
 
 
-def test_the_overlay_keeps_the_culler_reachable():
+@pytest.mark.parametrize(
+    ("overlay_file", "backend"),
+    [("backup-restic.yaml", "restic"), ("backup-snapshots.yaml", "snapshot")],
+)
+def test_the_overlay_keeps_the_culler_reachable(overlay_file, backend):
     """helm replaces lists: the overlay's ports and ingress rules must repeat values.yaml's."""
     main = load_values_file(shipped_values_dir() / "values.yaml")
-    overlay = load_values_file(shipped_values_dir() / "backup.yaml")
+    overlay = load_values_file(shipped_values_dir() / overlay_file)
     ports = get_path(overlay, "hub.service.extraPorts")
     assert all(p in ports for p in get_path(main, "hub.service.extraPorts"))
     assert {"name": "backup", "port": 10102, "targetPort": 10102} in ports
@@ -157,6 +162,8 @@ def test_the_overlay_keeps_the_culler_reachable():
         and "10102" in service["environment"]["JUPYTERHUB_SERVICE_BIND_URL"]
     )
     assert get_path(overlay, "hub.loadRoles.backup.services") == ["backup"]
+    options = [a for a in service["command"][1:] if a.startswith("--BackupApp.backend=")]
+    assert options == ([f"--BackupApp.backend={backend}"] if backend != "restic" else [])
 
 
 def test_dev_runs_backups_only_when_asked(tmp_path):
@@ -165,7 +172,7 @@ def test_dev_runs_backups_only_when_asked(tmp_path):
     assert cli.parse_args([]).backups is False
     assert cli.parse_args(["--backups"]).backups is True
     platform = LocalPlatform(tmp_path, backups=True)
-    assert platform.values_files[-1].name == "backup.yaml"
+    assert platform.values_files[-1].name == "backup-restic.yaml"
     assert "/services/backup/" not in cli.banner(platform, 1.0)  # not started: no store yet
     platform.public_url = "http://127.0.0.1:8000"
     platform.backup_store = BackupStore.create(tmp_path, 9999, lambda key: key)

@@ -104,7 +104,7 @@ def test_bad_restore_requests_name_the_field(call, message):
 
 def test_the_rbac_role_grants_volume_snapshots_and_claims():
     docs = list(yaml.safe_load_all(
-        (shipped_values_dir() / "manifests" / "backup-rbac.yaml").read_text()))  # fmt: skip
+        (shipped_values_dir() / "manifests" / "backup-snapshots-rbac.yaml").read_text()))  # fmt: skip
     for doc in docs:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
     rules = next(d for d in docs if d["kind"] == "Role")["rules"]
@@ -115,6 +115,8 @@ def test_the_rbac_role_grants_volume_snapshots_and_claims():
 
     assert {"create", "delete", "list"} <= verbs("snapshot.storage.k8s.io", "volumesnapshots")
     assert {"create", "delete", "patch"} <= verbs("", "persistentvolumeclaims")
+    assert {"create", "delete"} <= verbs("batch", "jobs")  # the restore Jobs
+    assert "get" in verbs("", "pods/log")
 
 
 def test_listings_hold_only_the_users_own_snapshots_of_their_claim():

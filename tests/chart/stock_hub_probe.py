@@ -1,8 +1,10 @@
 """Run in a hub pod's environment: the stock hub config through ``JupyterHub.initialize()``, then
-a ProfileSpawner per offered profile building its pod. Writes a JSON report to ``argv[2]``.
+a ProfileSpawner per offered profile building its pod (default choices), and one building the
+jupyterlab profile's ``ml-gpu`` size. Writes a JSON report to ``argv[2]``.
 
-Usage: ``python stock_hub_probe.py <etc>/jupyterhub_config.py report.json`` (cwd: the hub's
-working directory). Nothing listens and nothing is spawned.
+Usage: ``python stock_hub_probe.py <etc>/jupyterhub_config.py report.json [GROUP]`` (cwd: the
+hub's working directory); the probe user is in GROUP (default: platform-admins, to whom the
+shipped policy offers every profile). Nothing listens and nothing is spawned.
 """
 
 from __future__ import annotations
@@ -14,17 +16,19 @@ import sys
 from jupyterhub import orm
 from jupyterhub.app import JupyterHub
 from kubernetes_asyncio.client import ApiClient
+from tornado import web
 
 ADMIN_GROUP = "platform-admins"  # the shipped policy offers every profile to this group
+GPU_PROFILE, GPU_SIZE = "jupyterlab", "ml-gpu"
 
 
-async def probe(config_file: str) -> dict:
+async def probe(config_file: str, group_name: str = ADMIN_GROUP) -> dict:
     JupyterHub.clear_instance()
     app = JupyterHub.instance()
     await app.initialize(
         ["--config", config_file, "--JupyterHub.db_url=sqlite://", "--JupyterHub.pid_file="]
     )
-    group = orm.Group(name=ADMIN_GROUP)
+    group = orm.Group(name=group_name)
     orm_user = orm.User(name="probe")
     orm_user.groups.append(group)
     app.db.add_all([group, orm_user])
@@ -39,20 +43,27 @@ async def probe(config_file: str) -> dict:
         "pods": {},
     }
     async with ApiClient() as api:
-        for offer in first.available()[1]:
-            slug = offer.profile.slug
-            app.db.add(orm.Spawner(name=slug, user=orm_user))  # a named server per profile
+
+        async def pod_of(name: str, user_options: dict) -> dict:
+            app.db.add(orm.Spawner(name=name, user=orm_user))  # a named server each
             app.db.commit()
-            spawner = user.spawners[slug]
-            spawner.user_options = {"profile": slug}
+            spawner = user.spawners[name]
+            spawner.user_options = user_options
             await spawner.load_user_options()
             spawner.api_token = "probe-token"
-            pod = await spawner.get_pod_manifest()
-            report["pods"][slug] = api.sanitize_for_serialization(pod)
+            return api.sanitize_for_serialization(await spawner.get_pod_manifest())
+
+        for offer in first.available()[1]:
+            slug = offer.profile.slug
+            report["pods"][slug] = await pod_of(slug, {"profile": slug})
+        try:
+            report["gpu_pod"] = await pod_of("gpu", {"profile": GPU_PROFILE, "size": GPU_SIZE})
+        except web.HTTPError as exc:  # the policy does not give the group that size
+            report["gpu_pod"] = {"refused": exc.status_code}
     return report
 
 
 if __name__ == "__main__":
-    result = asyncio.run(probe(sys.argv[1]))
+    result = asyncio.run(probe(*sys.argv[1:2], *sys.argv[3:4]))
     with open(sys.argv[2], "w") as out:
         json.dump(result, out)

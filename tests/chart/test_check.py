@@ -7,16 +7,17 @@ from pathlib import Path
 
 import pytest
 import yaml
+from shipped_combinations import COMBINATIONS
 
+from jupyterhub_platform.auth.policy_bridge import claim_paths, groups_from_claims
 from jupyterhub_platform.chart import check_cli
-from jupyterhub_platform.chart.values import load_values_file
+from jupyterhub_platform.chart.values import load_values_file, merge_all, policy_in_values
 from jupyterhub_platform.policy import cli as policy_cli
+from jupyterhub_platform.policy import load_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 VALUES = ROOT / "chart-values" / "values.yaml"
-CLOUDFLARE = ROOT / "chart-values" / "cloudflare-access.yaml"
-BACKUP = ROOT / "chart-values" / "backup.yaml"
-CREDENTIALS = ROOT / "chart-values" / "credentials.yaml"
+GOOGLE = ROOT / "chart-values" / "oidc-google.yaml"
 
 
 def overlay(tmp_path: Path, text: str, name: str = "overlay.yaml") -> Path:
@@ -31,11 +32,11 @@ def check(*argv, chart=None) -> int:
     )
 
 
-@pytest.mark.parametrize(
-    "files", [[VALUES], [VALUES, CLOUDFLARE], [VALUES, BACKUP], [VALUES, CREDENTIALS]]
-)
+@pytest.mark.parametrize("combination", list(COMBINATIONS))
 @pytest.mark.processes
-def test_the_shipped_values_pass(files, z2jh_chart, capsys):
+def test_the_shipped_values_pass(combination, z2jh_chart, capsys):
+    """Every combination the stock-chart test runs: ``check values.yaml -f <overlay>``."""
+    files = [ROOT / "chart-values" / name for name in COMBINATIONS[combination]]
     argv = [files[0], *[a for f in files[1:] for a in ("-f", f)]]
     assert check(*argv, chart=z2jh_chart) == 0, capsys.readouterr().err
     assert "values OK" in capsys.readouterr().out
@@ -159,3 +160,62 @@ def test_a_policy_in_a_literal_block_is_reported_at_its_line_in_the_values(tmp_p
         f"{values}:{first_line}: colour: unknown field (allowed: backup, credential_sets, culling, defaults,"
         in err
     )
+
+
+@pytest.mark.parametrize(
+    ("groups", "login"),
+    [("example.org", "yes"), ("Example.ORG", "yes"), ("other.org", "no"), ("", "no")],
+)
+def test_the_google_overlay_lets_in_only_its_workspace_domain(groups, login, capsys):
+    """Its groups_claim is [hd]: the domain is the one group; a personal account has none."""
+    argv = ["explain", "--values", str(VALUES), "--values", str(GOOGLE), "--groups", groups]
+    assert policy_cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"policy:          {GOOGLE}: hub.extraFiles.platform-policy.stringData" in out
+    assert f"login allowed:   {login}" in out
+    assert ("admin:           no" in out) == (login == "yes")  # a refused user: nothing else
+    config = load_values_file(GOOGLE)["hub"]["config"]["OIDCAuthenticator"]
+    assert config["groups_claim"] == ["hd"] and config["username_claim"] == "email"
+
+
+@pytest.mark.parametrize(
+    ("claims", "login"),
+    [
+        ({"sub": "1", "email": "alice@example.org", "hd": "example.org"}, True),
+        ({"sub": "2", "email": "bob@gmail.com"}, False),  # a personal account: no hd
+        ({"sub": "3", "email": "carol@other.org", "hd": "other.org"}, False),
+    ],
+)
+def test_google_claims_reach_the_overlays_policy_through_the_hd_claim(tmp_path, claims, login):
+    """What the authenticator does with a Google ID token's claims under this overlay."""
+    values = merge_all([load_values_file(VALUES), load_values_file(GOOGLE)])
+    config = values["hub"]["config"]["OIDCAuthenticator"]
+    groups = groups_from_claims(claims, claim_paths(config["groups_claim"]))
+    assert groups == ([claims["hd"]] if "hd" in claims else [])
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(policy_in_values(values).text)
+    entitlements = load_policy(policy_file).resolve(groups)
+    assert entitlements.login_allowed is login
+    assert entitlements.admin is False
+
+
+@pytest.mark.parametrize(
+    ("paths", "groups", "admin"),
+    [
+        (["/platform-admins"], {"platform-admins"}, True),
+        (["/researchers", "/research/gpu"], {"researchers", "research/gpu"}, False),
+        (["/other/platform-admins"], {"other/platform-admins"}, False),  # a subgroup elsewhere
+    ],
+)
+def test_keycloak_full_group_paths_reach_the_policy(tmp_path, paths, groups, admin):
+    """The Group Membership mapper's full paths under the Keycloak overlay and values' policy."""
+    keycloak = ROOT / "chart-values" / "oidc-keycloak.yaml"
+    values = merge_all([load_values_file(VALUES), load_values_file(keycloak)])
+    config = values["hub"]["config"]["OIDCAuthenticator"]
+    claims = {"sub": "1", "preferred_username": "alice", "groups": paths}
+    raw = groups_from_claims(claims, claim_paths(config["groups_claim"]))
+    policy_file = tmp_path / "policy.yaml"
+    policy_file.write_text(policy_in_values(values).text)
+    entitlements = load_policy(policy_file).resolve(raw)
+    assert entitlements.groups == groups
+    assert entitlements.admin is admin

@@ -2,8 +2,9 @@
 
 Helm renders the real chart (its schema runs there); the hub pod's files are laid out as the
 pod mounts them; the chart's ``jupyterhub_config.py`` goes through ``JupyterHub.initialize()``
-with an unreachable issuer; then a ProfileSpawner builds the pod of each shipped profile, and
-every pod is validated against the Kubernetes OpenAPI schema.
+with an unreachable issuer; then a ProfileSpawner builds the pod of each shipped profile and of
+the GPU size, and every pod is validated against the Kubernetes OpenAPI schema. Only the GPU
+size's pod tolerates the GPU nodes' taint, whatever the overlay.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import kubernetes_validate
 import pytest
+from shipped_combinations import COMBINATIONS, EXPECTED_AUTHENTICATOR
 
 from jupyterhub_platform.chart.render import render, template_argv
 from jupyterhub_platform.devcluster.local_values import LocalEndpoints
@@ -28,18 +30,8 @@ pytestmark = pytest.mark.jh55_only
 ROOT = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).with_name("stock_hub_probe.py")
 KUBERNETES_VERSION = "1.30"
-COMBINATIONS = {
-    "values": ["values.yaml"],
-    "values+cloudflare-access": ["values.yaml", "cloudflare-access.yaml"],
-    "values+backup": ["values.yaml", "backup.yaml"],
-    "values+credentials": ["values.yaml", "credentials.yaml"],
-}
-EXPECTED_AUTHENTICATOR = {
-    "values": "OIDCAuthenticator",
-    "values+cloudflare-access": "CloudflareAccessAuthenticator",
-    "values+backup": "OIDCAuthenticator",
-    "values+credentials": "OIDCAuthenticator",
-}
+PROBE_GROUP = {"values+oidc-google": "example.org"}  # that policy's one group: the hd claim
+GPU_TOLERATION = {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
 UNUSED_KUBECONFIG = """\
 apiVersion: v1
 kind: Config
@@ -90,7 +82,13 @@ def test_shipped_values_run_on_the_stock_hub_config(combination, z2jh_chart, hel
     config_file = hub.argv[hub.argv.index("--config") + 1]
     report_file = tmp_path / "report.json"
     result = subprocess.run(
-        [sys.executable, str(PROBE), config_file, str(report_file)],
+        [
+            sys.executable,
+            str(PROBE),
+            config_file,
+            str(report_file),
+            PROBE_GROUP.get(combination, "platform-admins"),
+        ],  # fmt: skip
         cwd=hub.cwd,
         env=hub.env,
         capture_output=True,
@@ -120,6 +118,37 @@ def test_shipped_values_run_on_the_stock_hub_config(combination, z2jh_chart, hel
                 m["name"] for m in container["volumeMounts"] if m["mountPath"] == "/home/jovyan"
             ]
             assert homes == [f"volume-probe--{slug}"], (slug, container["name"])
+        assert GPU_TOLERATION not in pod["spec"].get("tolerations", []), slug  # CPU-only pods
+
+    gpu_pod = report["gpu_pod"]
+    if combination in PROBE_GROUP:  # a policy that does not grant the GPU size to that group
+        assert gpu_pod == {"refused": 403}
+        return
+    kubernetes_validate.validate(gpu_pod, KUBERNETES_VERSION, strict=True)
+    assert GPU_TOLERATION in gpu_pod["spec"]["tolerations"]  # from the profile's size
+    assert gpu_pod["spec"]["nodeSelector"]["nvidia.com/gpu.present"] == "true"
+    (notebook,) = [c for c in gpu_pod["spec"]["containers"] if c["name"] == "notebook"]
+    assert notebook["resources"]["limits"]["nvidia.com/gpu"] == "1"
+
+
+@pytest.mark.processes
+def test_the_gpu_overlay_tolerates_the_gpu_taint_only_in_the_image_pullers(z2jh_chart, helm):
+    def rendered(*files):
+        docs = render(template_argv(helm, z2jh_chart, [ROOT / "chart-values" / f for f in files]))
+        return {(d["kind"], d["metadata"]["name"]): d for d in docs}
+
+    def tolerations(doc):
+        return doc["spec"]["template"]["spec"].get("tolerations", [])
+
+    plain, gpu = rendered("values.yaml"), rendered("values.yaml", "gpu.yaml")
+    pullers = [("DaemonSet", "hook-image-puller"), ("DaemonSet", "continuous-image-puller")]
+    for key in pullers:
+        assert GPU_TOLERATION in tolerations(gpu[key])
+        assert GPU_TOLERATION not in tolerations(plain[key])
+    # the placeholders (the user pods' own are the probe's, above) stay as they were
+    placeholder = gpu[("StatefulSet", "user-placeholder")]
+    assert GPU_TOLERATION not in tolerations(placeholder)
+    assert tolerations(placeholder) == tolerations(plain[("StatefulSet", "user-placeholder")])
 
 
 @pytest.mark.processes

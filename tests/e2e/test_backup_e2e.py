@@ -1,13 +1,13 @@
 """The backup service on the local platform started with ``backups=True``: the shipped
-``backup.yaml`` overlay runs it as a hub-managed service, with a local S3 server (``rclone serve
-s3``) and the repository Secret in the emulator. Real hub (users' groups), emulator (claims,
-Jobs, Secret), process kubelet (the Job's pod runs restic). A running user's home is backed up,
-files are changed and deleted, a restore Job brings them back under ``~/restored/<time>/``:
-byte-identical, modes and symlinks kept; then the same user's stopped volume is backed up
-again. The service's pages and API, with real hub tokens: users reach only their own backups
-(403 across users), admins all. In a browser, through the proxy: alice restores a deleted file
-with the page's button (CSRF-protected). The snapshot backend: a VolumeSnapshot of a running
-user's home, a restore through a PVC from it and a Job, retention."""
+``backup-restic.yaml`` overlay runs it as a hub-managed service, with a local S3 server
+(``rclone serve s3``) and the repository Secret in the emulator. Real hub (users' groups),
+emulator (claims, Jobs, Secret), process kubelet (the Job's pod runs restic). A running user's
+home is backed up, files are changed and deleted, a restore Job brings them back under
+``~/restored/<time>/``: byte-identical, modes and symlinks kept; then the same user's stopped
+volume is backed up again. The service's pages and API, with real hub tokens: users reach only
+their own backups (403 across users), admins all. In a browser, through the proxy: alice
+restores a deleted file with the page's button (CSRF-protected). The snapshot backend: a
+VolumeSnapshot of a running user's home, a restore through a PVC from it and a Job, retention."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """What the backup service needs on the local platform (``LocalPlatform(backups=True)``): an
 S3-compatible store (``rclone serve s3`` backed by ``<state>/backup-s3/``, so repositories
 survive restarts), the repository Secret in the emulator, and the values that point the shipped
-``chart-values/backup.yaml`` overlay's service at them. Nothing here runs unless asked: other
-platforms pay nothing. The keys and the repository password are generated once into the
+``chart-values/backup-restic.yaml`` overlay's service at them. Nothing here runs unless asked:
+other platforms pay nothing. The keys and the repository password are generated once into the
 platform's private secrets file (:class:`~.secret_store.SecretStore`)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 from jupyterhub_platform.services.backup.manifests import secret_manifest
 
-OVERLAY = "backup.yaml"
+OVERLAY = "backup-restic.yaml"
 BUCKET = "backups"
 SECRET_NAME = "backup-restic"
 """``BackupApp.secret_name``'s default, the name the overlay's service reads."""

@@ -84,8 +84,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--backups",
         action="store_true",
-        help="also run the home-volume backup service (chart-values/backup.yaml) with a local "
-        "S3 store (rclone serve s3) in the state directory; needs restic (docs/backup.md)",
+        help="also run the home-volume backup service (chart-values/backup-restic.yaml) with a "
+        "local S3 store (rclone serve s3) in the state directory; needs restic (docs/backup.md)",
     )
     parser.add_argument(
         "--credentials",

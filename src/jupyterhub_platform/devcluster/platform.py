@@ -142,8 +142,8 @@ class LocalPlatform:
     ``cloudflare-access.yaml`` when ``auth="cloudflare"``); ``extra_values`` (chart values) are
     merged over the local overlay, e.g. ``{"hub": {"config": {"KubeSpawner": {...}}}}``.
     ``idp_running=False`` starts everything but the OIDC provider (see :meth:`start_idp`).
-    ``backups=True`` adds the shipped ``backup.yaml`` overlay (the backup service, a hub-managed
-    service at ``/services/backup/``) and what it needs locally: ``rclone serve s3`` in
+    ``backups=True`` adds the shipped ``backup-restic.yaml`` overlay (the backup service, a
+    hub-managed service at ``/services/backup/``) and what it needs locally: ``rclone serve s3`` in
     ``<state>/backup-s3/`` (``backup_store``, a :class:`~.backup_store.BackupStore`) and the
     repository Secret in the emulator (docs/backup.md). ``credentials=True`` adds the shipped
     ``credentials.yaml`` overlay (the credentials service at ``/services/credentials/``) and an
