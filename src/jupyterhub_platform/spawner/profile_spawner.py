@@ -81,9 +81,10 @@ class ProfileSpawner(KubeSpawner):
     profile_directories = List(
         Unicode(),
         config=True,
-        help="""Directories holding profile files (ending in .yaml or .yml). Default: the profiles shipped with
-        jupyterhub-platform. In a cluster, mount a directory with hub.extraFiles or a ConfigMap.
-        Files are reloaded when they change; a bad edit is logged and the last good set stays.""",
+        help="""Directories holding profile files (ending in .yaml or .yml). Default: the
+        profiles shipped with jupyterhub-platform. In a cluster, mount a directory with
+        hub.extraFiles or a ConfigMap. Files are reloaded when they change; a bad edit is logged
+        and the last good set stays.""",
     )
 
     @default("profile_directories")

@@ -254,18 +254,12 @@ class ProcessPod(PodRuntime):
 
     async def _stop_sidecars(self, names: list[str]) -> None:
         """The containers have exited: stop the native sidecars, as Kubernetes does then."""
-        running = [(n, self.processes[n]) for n in names if n in self.processes]
-        running = [(n, p) for n, p in running if p.running()]
-        for _, proc in running:
-            proc.signal_group(signal.SIGTERM)
-        with contextlib.suppress(procs.WaitTimeout):
-            await procs.wait_for(lambda: not any(p.running() for _, p in running),
-                                 timeout=_SIDECAR_STOP_SECONDS, what="the sidecars to stop")  # fmt: skip
-        for name, proc in running:
-            await proc.astop(0)
-            status = self.container_state(name)
+        running = {n: self.processes[n] for n in names if n in self.processes}
+        running = {n: p for n, p in running.items() if p.running()}
+        await _terminate(list(running.values()), _SIDECAR_STOP_SECONDS)
+        for name, proc in running.items():
             code = exit_code(proc.returncode)
-            status.terminate(code, "Completed" if code == 0 else "Error")
+            self.container_state(name).terminate(code, "Completed" if code == 0 else "Error")
         if running:
             await self.patch_status()
 
@@ -529,16 +523,7 @@ class ProcessPod(PodRuntime):
         for session in list(self.sessions):
             await session.kill()
         self.sessions.clear()
-        running = list(self.processes.values())
-        for proc in running:
-            proc.signal_group(signal.SIGTERM)
-        try:
-            await procs.wait_for(
-                lambda: not any(p.running() for p in running), timeout=grace, what="SIGTERM"
-            )
-        except procs.WaitTimeout:
-            pass
-        await asyncio.gather(*(proc.astop(0) for proc in running))
+        await _terminate(list(self.processes.values()), grace)
         if self.sandbox is not None:
             await self.sandbox.destroy()
         for log in self.logs.values():
@@ -547,6 +532,17 @@ class ProcessPod(PodRuntime):
             await log.close()
         if self.layout is not None:
             remove_pod_dirs(self.layout)
+
+
+async def _terminate(running: list[procs.ManagedProcess], grace: float) -> None:
+    """SIGTERM to each process group, SIGKILL to what is left after ``grace`` seconds."""
+    for proc in running:
+        proc.signal_group(signal.SIGTERM)
+    with contextlib.suppress(procs.WaitTimeout):
+        await procs.wait_for(
+            lambda: not any(p.running() for p in running), timeout=grace, what="SIGTERM"
+        )
+    await asyncio.gather(*(proc.astop(0) for proc in running))
 
 
 def _termination_file(spec: ProcessSpec) -> None:
