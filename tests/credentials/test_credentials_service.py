@@ -19,7 +19,6 @@ from credentials_fixtures import CULLING, LIFETIME, S3_SET, SCOPES, wait_for_rou
 from kubernetes_asyncio import client, config
 
 from jupyterhub_platform.services.credentials.app import CredentialsApp
-from jupyterhub_platform.services.credentials.audit import AUDIT_LOGGER
 from jupyterhub_platform.services.credentials.model import (
     EXPIRY_ANNOTATION,
     SECRET_COMPONENT,
@@ -51,9 +50,9 @@ async def alice_and_bob(service) -> tuple[str, str]:
     return (await admin.new_token("alice"))["token"], (await admin.new_token("bob"))["token"]
 
 
-async def test_a_users_token_gets_their_sets_and_only_theirs(service, caplog):
+async def test_a_users_token_gets_their_sets_and_only_theirs(service, caplog, audit_log):
     alice, bob = await alice_and_bob(service)
-    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    caplog.set_level(logging.INFO)
 
     status, body = await get(service.url + "api/v1/sets", alice)
     assert (status, body) == (200, {"user": "alice", "sets": [
@@ -85,16 +84,16 @@ async def test_a_users_token_gets_their_sets_and_only_theirs(service, caplog):
     status, body = await get(service.url + "api/v1/credentials/beta", bob)
     assert status == 200 and body["values"]["secret"].startswith("beta-bob-bob-state-")
 
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
-    assert [(x["user"], x["set"], x["result"], x["reason"]) for x in lines] == [
-        ("alice", "alpha", "issued", ""),
+    lines = [(x["subject"], x["details"]["set"], x["result"], x["reason"]) for x in audit_log]
+    assert lines == [
+        ("alice", "alpha", "ok", ""),
         ("alice", "beta", "refused", "not_entitled"),
         ("alice", "no-such-set", "refused", "not_entitled"),
-        ("bob", "beta", "issued", ""),
+        ("bob", "beta", "ok", ""),
     ]
-    assert lines[0]["provider"] == "test-counter"
-    assert lines[0]["expires_at"] == pytest.approx(time.time() + LIFETIME, abs=60)
-    audit_text = "\n".join(r.getMessage() for r in caplog.records)
+    assert audit_log[0]["details"]["provider"] == "test-counter"
+    assert audit_log[0]["details"]["expires_at"] == pytest.approx(time.time() + LIFETIME, abs=60)
+    audit_text = json.dumps(audit_log)
     assert secret not in audit_text and "alice-state" not in audit_text
     assert secret not in caplog.text
 
@@ -106,21 +105,20 @@ async def test_a_server_like_token_with_few_scopes_identifies_its_user(service):
     assert status == 200 and body["values"]["secret"].startswith("alpha-alice-")
 
 
-async def test_forged_revoked_and_expired_tokens_are_refused(service, caplog):
+async def test_forged_revoked_and_expired_tokens_are_refused(service, audit_log):
     await alice_and_bob(service)
     revoked = await service.admin.new_token("alice")
     await service.admin.call("DELETE", f"/users/alice/tokens/{revoked['id']}")
     expiring = await service.admin.new_token("alice", expires_in=1)
     await asyncio.sleep(2.5)
-    caplog.set_level(logging.INFO, logger=AUDIT_LOGGER)
+    audit_log.clear()
     for token in ("forged-" + "0" * 32, revoked["token"], expiring["token"], None, ""):
         for path in ("api/v1/credentials/alpha", "api/v1/sets"):
             status, body = await get(service.url + path, token)
             assert status == 403, (token, path, body)
             assert body["reason"] == "unauthenticated" and "Traceback" not in json.dumps(body)
     assert service.counter.calls == []
-    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == AUDIT_LOGGER]
-    assert {(x["user"], x["result"], x["reason"]) for x in lines} == {
+    assert {(x["subject"], x["result"], x["reason"]) for x in audit_log} == {
         ("", "refused", "unauthenticated")
     }
 

@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
+from audit_lines import audit_events
 from browser import SCREENSHOTS, START_TIMEOUT_MS, jupyterlab_loaded, sign_in_at_the_idp
 from hub_user import ARTIFACTS, HubUser, require_programs
 
@@ -132,11 +133,10 @@ async def test_idle_server_is_culled_and_an_exempt_groups_is_not(culled, users):
     await asyncio.gather(spawn(alice), spawn(bob))
     await wait_stopped(alice)
     log = hub_log(culled)
-    assert (
-        "AUDIT culling user=alice server=(default) profile=jupyterlab policy=standard reason=idle"
-        in log
-    )
-    assert "AUDIT culling user=bob" not in log
+    (event,) = audit_events(log, "server.cull", subject="alice", server="")
+    assert (event["actor"], event["result"], event["reason"]) == ("culler", "ok", "idle")
+    assert (event["details"]["profile"], event["details"]["policy"]) == ("jupyterlab", "standard")
+    assert not audit_events(log, "server.cull", subject="bob")
     bob_server = (await servers(bob))[""]
     assert bob_server["ready"]
     # bob's server has now been idle past alice's limit too: exempt, not merely lucky
@@ -202,10 +202,8 @@ async def test_an_idle_server_of_every_other_kind_is_culled_by_its_policy(culled
         ("app", "streamlit", "standard"),
         ("desk", "desktop", "desktop"),
     ]:
-        assert (
-            f"AUDIT culling user=alice server={name} profile={profile} policy={policy} reason=idle"
-            in log
-        ), name
+        assert audit_events(log, "server.cull", subject="alice", server=name, profile=profile,
+                            policy=policy, reason="idle"), name  # fmt: skip
 
 
 async def test_named_server_is_culled(culled, users):
@@ -213,9 +211,8 @@ async def test_named_server_is_culled(culled, users):
     assert await alice.login() == 302
     await spawn(alice, "analysis")
     await wait_stopped(alice, "analysis")
-    assert "AUDIT culling user=alice server=analysis profile=jupyterlab policy=standard" in (
-        hub_log(culled)
-    )
+    assert audit_events(hub_log(culled), "server.cull", subject="alice", server="analysis",
+                        profile="jupyterlab", policy="standard", result="ok")  # fmt: skip
 
 
 async def test_dry_run_stops_nothing(culled, users, tmp_path):
@@ -243,9 +240,8 @@ async def test_dry_run_stops_nothing(culled, users, tmp_path):
         start_new_session=True,
     )
     assert done.returncode == 0, done.stderr
-    assert "AUDIT would cull user=alice server=dry profile=jupyterlab policy=standard" in (
-        done.stderr
-    )
+    assert audit_events(done.stderr, "server.cull", subject="alice", server="dry",
+                        profile="jupyterlab", policy="standard", result="dry_run")  # fmt: skip
     assert (await servers(alice))["dry"]["ready"]
 
 

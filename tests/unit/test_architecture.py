@@ -22,7 +22,7 @@ PACKAGE = Path(jupyterhub_platform.__file__).parent
 ROOT = PACKAGE.name
 REPO = Path(__file__).resolve().parents[2]
 LAYERS = (
-    ("upstream", "validate", "proxy", "workspace"),
+    ("upstream", "validate", "proxy", "workspace", "observability"),
     ("policy",),
     ("profiles",),
     ("spawner",),
@@ -45,7 +45,7 @@ ENTRY_POINTS = frozenset(
 DEV_ONLY = ("devcluster", "testing")
 INTERFACES = frozenset(
     f"{ROOT}.services.credentials.{m}"
-    for m in ("model", "providers", "issuance", "secret_manifest", "transport")
+    for m in ("model", "providers", "issuance", "secret_manifest", "transport", "audit")
 )
 """Importable from every layer: the credential sets' model, provider registry, issuing, the
 per-server Secret and the providers' plain I/O (the policy declares sets with them, the spawner

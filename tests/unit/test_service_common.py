@@ -111,11 +111,16 @@ NOW = datetime(2026, 12, 2, 12, tzinfo=timezone.utc)
 
 def test_audit_line_names_user_server_profile_policy_and_reason():
     view = ServerView("alice", "", "jupyterlab", Decision(CULL, "idle", "standard", 3605.2, 7200))
-    assert view.audit(dry_run=False) == (
+    assert view.summary(dry_run=False) == (
         "culling user=alice server=(default) profile=jupyterlab policy=standard reason=idle "
         "idle=3605s age=7200s"
     )
-    assert view.audit(dry_run=True).startswith("would cull user=alice")
+    assert view.summary(dry_run=True).startswith("would cull user=alice")
+    event = view.audit_event(dry_run=True, actor="culler")
+    assert (event["action"], event["actor"], event["subject"], event["result"]) == (
+        "server.cull", "culler", "alice", "dry_run")  # fmt: skip
+    assert (event["reason"], event["details"]["policy"], event["details"]["idle_seconds"]) == (
+        "idle", "standard", 3605)  # fmt: skip
 
 
 @pytest.mark.parametrize(

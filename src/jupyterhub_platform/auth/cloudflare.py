@@ -22,6 +22,8 @@ from jupyterhub.handlers.login import LogoutHandler
 from tornado import web
 from traitlets import Bool, Dict, Enum, Float, List, Unicode, Union, default, validate
 
+from jupyterhub_platform.observability import hub_metrics
+
 from .cloudflare_get_identity import IdentityUnavailable, TokenNotAccepted, TTLCache, fetch_identity
 from .cloudflare_identity import (
     USERNAME_RULES,
@@ -34,6 +36,7 @@ from .cloudflare_identity import (
 from .cloudflare_names import CERTS_PATH, LOGOUT_PATH, TOKEN_COOKIE, TOKEN_HEADER
 from .jwks import JWKSCache, KeySetUnavailable, TokenRejected, check_algorithms, peek_header
 from .jwt_traits import JWTVerifierTraits, renamed
+from .login_audit import reason_code
 from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge, claim_paths
 from .sessions import end_browser_session
 
@@ -44,10 +47,14 @@ SERVER_TOKEN_NOTE = "Server at "  # how JupyterHub notes the API tokens it gives
 
 
 class AccessDenied(Exception):
-    """No usable Cloudflare token on the request; ``status``/``message`` make the error page."""
+    """No usable Cloudflare token on the request; ``status``/``message`` make the error page.
 
-    def __init__(self, status: int, reason: str, message: str):
+    ``code``: the reason as one word for metrics and the audit trail, from a fixed set (the
+    ``reason`` of an identity refusal may name a service token)."""
+
+    def __init__(self, status: int, reason: str, message: str, code: str = ""):
         self.status, self.reason, self.message = status, reason, message
+        self.code = code or reason_code(reason)
         super().__init__(reason)
 
 
@@ -237,6 +244,7 @@ class CloudflareAccessAuthenticator(JWTVerifierTraits, PolicyBridge):
                 require=("exp", "iat", "iss", "aud"),
             )
         except TokenRejected as exc:
+            hub_metrics.TOKEN_FAILURES.labels("cloudflare_access", reason_code(exc.reason)).inc()
             raise AccessDenied(
                 403, exc.reason, self.unauthenticated_message.format(reason=exc.reason)
             ) from None
@@ -273,7 +281,10 @@ class CloudflareAccessAuthenticator(JWTVerifierTraits, PolicyBridge):
             )
         except IdentityRefused as exc:
             raise AccessDenied(
-                403, exc.reason, f"Cloudflare Access vouched for this request, but {exc.reason}."
+                403,
+                exc.reason,
+                f"Cloudflare Access vouched for this request, but {exc.reason}.",
+                "identity_refused",
             ) from None
         return Identity(
             self.normalize_username(identity.name), identity.service_token, identity.groups
@@ -333,11 +344,13 @@ class CloudflareAccessAuthenticator(JWTVerifierTraits, PolicyBridge):
             model = await self.auth_model(handler)
         except AccessDenied as exc:
             self.log.warning("Cloudflare Access login refused: %s", exc.reason)
-            raise web.HTTPError(exc.status, exc.message) from None
+            error = web.HTTPError(exc.status, exc.message)
+            error.audit_reason = exc.code
+            raise error from None
         self.kept_tokens[model["name"]] = _digest(model["auth_state"][ACCESS_TOKEN_KEY])
         return model
 
-    async def refresh_user(self, user, handler=None, **kwargs):
+    async def refresh_model(self, user, handler=None, **kwargs):
         """Re-check every request of ``user``: cookie sessions against the request's Access token,
         token (API) requests against the latest Access token the hub kept for the user.
 

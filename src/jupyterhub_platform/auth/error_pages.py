@@ -18,9 +18,12 @@ from tornado import web
 TEXT_SIZE = "font-size: 1rem; line-height: 1.5"
 
 
-def page_error(status: int, message: str) -> web.HTTPError:
-    """An HTTPError whose page shows ``message`` once, under "<status> : <standard phrase>"."""
+def page_error(status: int, message: str, reason: str = "") -> web.HTTPError:
+    """An HTTPError whose page shows ``message`` once, under "<status> : <standard phrase>".
+
+    ``reason``: a short word for the metrics and the audit trail (``no_allowed_group``)."""
     error = web.HTTPError(status, message, reason=responses.get(status, "Error"))
+    error.audit_reason = reason
     error.jupyterhub_message = message
     error.jupyterhub_html_message = f'<span style="{TEXT_SIZE}">{html.escape(message)}</span>'
     return error

@@ -25,6 +25,7 @@ from tornado.httpclient import HTTPClientError
 from tornado.httputil import url_concat
 from traitlets import Bool, Enum, Float, List, Unicode, default
 
+from jupyterhub_platform.observability import hub_metrics
 from jupyterhub_platform.services.credentials.transport import http_fetch
 
 from . import log_redaction
@@ -33,6 +34,7 @@ from .discovery import DiscoveryError, DiscoveryUnavailable, LazyDiscovery, Prov
 from .error_pages import page_error
 from .jwks import DEFAULT_ALGORITHMS, JWKSCache, KeySetUnavailable, TokenRejected, check_algorithms
 from .jwt_traits import JWTVerifierTraits, renamed
+from .login_audit import reason_code
 from .policy_bridge import ENTITLEMENTS_KEY, PolicyBridge, groups_from_claims
 from .subject_binding import BINDING_KEY, Identity, may_log_in
 from .token_verifier import TokenVerifier
@@ -243,6 +245,7 @@ class OIDCAuthenticator(JWTVerifierTraits, PolicyBridge, GenericOAuthenticator):
                 503,
                 f"{self.login_service} ({host}) cannot be reached right now, so logging in is "
                 "not possible; please try again in a few minutes.",
+                reason="discovery_unavailable",
             ) from None
 
     def _configured(self, trait: str) -> bool:
@@ -311,6 +314,7 @@ class OIDCAuthenticator(JWTVerifierTraits, PolicyBridge, GenericOAuthenticator):
             raise page_error(
                 400,
                 "This login has expired or your browser blocked its cookie; please log in again.",
+                reason="login_expired",
             )
         params = self.build_access_tokens_request_params(handler, data)
         host = urlparse(self.token_url).netloc
@@ -321,11 +325,14 @@ class OIDCAuthenticator(JWTVerifierTraits, PolicyBridge, GenericOAuthenticator):
             raise page_error(
                 503,
                 f"The identity provider ({host}) is not reachable right now; please try again in a few minutes.",
+                reason="provider_unavailable",
             ) from None
         except TokenRequestRefused as exc:
             self.log.warning("Login failed, token request refused: %s", exc)
             raise page_error(
-                403, "The identity provider refused this login; please log in again."
+                403,
+                "The identity provider refused this login; please log in again.",
+                reason="token_request_refused",
             ) from None
         model = await self._auth_model(token_info, nonce=nonce)
         await self._check_subject_binding(handler, model)
@@ -347,7 +354,11 @@ class OIDCAuthenticator(JWTVerifierTraits, PolicyBridge, GenericOAuthenticator):
                 bound.issuer,
                 presented.subject,
             )
-            raise page_error(403, self.subject_mismatch_message.format(username=user.name))
+            error = page_error(
+                403, self.subject_mismatch_message.format(username=user.name), "subject_mismatch"
+            )
+            error.audit_user = user.name
+            raise error
 
     async def verify_id_token(self, id_token: str, nonce: str | None = None) -> dict:
         """The verified claims of ``id_token``; rejections are logged (never the token) as 403s."""
@@ -364,13 +375,18 @@ class OIDCAuthenticator(JWTVerifierTraits, PolicyBridge, GenericOAuthenticator):
             )
         except TokenRejected as exc:
             self.log.warning("ID token rejected: %s", exc)
+            hub_metrics.TOKEN_FAILURES.labels("oidc_id_token", reason_code(exc.reason)).inc()
             raise page_error(
-                403, f"The login could not be verified ({exc.reason}); please log in again."
+                403,
+                f"The login could not be verified ({exc.reason}); please log in again.",
+                reason="id_token_rejected",
             ) from None
         except KeySetUnavailable as exc:
             self.log.error("ID token not verifiable: %s", exc)
             raise page_error(
-                503, "The identity provider's signing keys are unavailable; please try again later."
+                503,
+                "The identity provider's signing keys are unavailable; please try again later.",
+                reason="keys_unavailable",
             ) from None
 
     async def _auth_model(
@@ -385,19 +401,29 @@ class OIDCAuthenticator(JWTVerifierTraits, PolicyBridge, GenericOAuthenticator):
             claims = await self.verify_id_token(id_token, nonce=nonce)
         elif previous is None:
             raise page_error(
-                403, "The identity provider returned no ID token; is 'openid' in the scope?"
+                403,
+                "The identity provider returned no ID token; is 'openid' in the scope?",
+                reason="no_id_token",
             )
         else:
             claims = {}  # some providers issue no new ID token on refresh; userinfo must then say
         if self.userdata_url:
             userinfo = await self.token_to_user(token_info)
             if claims and userinfo.get("sub") != claims["sub"]:
-                raise page_error(403, "userinfo describes another subject than the ID token")
+                raise page_error(
+                    403,
+                    "userinfo describes another subject than the ID token",
+                    reason="subject_mismatch",
+                )
             claims = {**claims, **userinfo}
         if not claims:
-            raise page_error(403, "Neither an ID token nor userinfo to refresh from")
+            raise page_error(
+                403, "Neither an ID token nor userinfo to refresh from", reason="no_claims"
+            )
         if previous is not None and claims.get("sub") != previous.get("sub"):
-            raise page_error(403, "The refreshed tokens describe another subject")
+            raise page_error(
+                403, "The refreshed tokens describe another subject", reason="subject_mismatch"
+            )
         username = self.normalize_username(self.user_info_to_username(claims))
         auth_state = self.build_auth_state_dict(token_info, claims)
         auth_state[BINDING_KEY] = Identity(self.metadata.issuer, str(claims["sub"])).as_state()
@@ -416,10 +442,11 @@ class OIDCAuthenticator(JWTVerifierTraits, PolicyBridge, GenericOAuthenticator):
             raise page_error(
                 403,
                 f"The identity provider sent no {self.username_claim!r} claim to name your hub user.",
+                reason="no_username_claim",
             )
         return name
 
-    async def refresh_user(self, user, handler=None, **kwargs):
+    async def refresh_model(self, user, handler=None, **kwargs):
         """Renew the tokens with the refresh token and re-read groups; False forces a new login."""
         self.mark_cookie_session(handler)
         state = await user.get_auth_state() or {}

@@ -25,6 +25,7 @@ from jupyterhub_platform.spawner.quota_api import quota_api_handlers
 from jupyterhub_platform.spawner.refusals import server_api_handlers
 
 from .error_pages import page_error
+from .login_audit import record_changes, record_login
 
 ENTITLEMENTS_KEY = "entitlements"
 """Where the auth model carries the policy's decision from ``authenticate`` to ``check_allowed``."""
@@ -149,7 +150,35 @@ class PolicyBridge(Authenticator, PlatformPolicy):
         ``consecutive_failure_limit`` (see :mod:`jupyterhub_platform.spawner.refusals`). Also
         the admin view of quota use by group (:mod:`jupyterhub_platform.spawner.quota_api`).
         """
+        from jupyterhub_platform.observability.hub import install
+
+        install(app, lambda: [grant.group for grant in self.policy.grants])
         return [*super().get_handlers(app), *server_api_handlers(), *quota_api_handlers()]
+
+    async def get_authenticated_user(self, handler, data):
+        """JupyterHub's login, with its outcome in the metrics and the audit trail."""
+        try:
+            model = await super().get_authenticated_user(handler, data)
+        except Exception as exc:
+            record_login(type(self).__name__, getattr(exc, "audit_user", ""), exc)
+            raise
+        if model is None:  # refused by JupyterHub itself (a blocked user)
+            record_login(type(self).__name__, "", page_error(403, "", reason="blocked"))
+            return None
+        record_login(type(self).__name__, model["name"], None)
+        record_changes(handler.find_user(model["name"]) if handler else None, model, "login")
+        return model
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        """:meth:`refresh_model`, with what it changes in the user's rights audited."""
+        result = await self.refresh_model(user, handler, **kwargs)
+        if isinstance(result, dict):
+            record_changes(user, result, "refresh")
+        return result
+
+    async def refresh_model(self, user, handler=None, **kwargs):
+        """The provider's refresh: True (unchanged), False (log in again) or an auth model."""
+        return True
 
     def _check_no_second_source(self) -> None:
         conflicting = {
@@ -211,7 +240,9 @@ class PolicyBridge(Authenticator, PlatformPolicy):
             return True
         groups = sorted(entitlements.groups) if entitlements else []
         self.log.warning("Refusing %s: no group allowed to log in (groups: %s)", username, groups)
-        raise page_error(403, self.refused_message.format(username=username))
+        error = page_error(403, self.refused_message.format(username=username), "no_allowed_group")
+        error.audit_user = username
+        raise error
 
     async def load_managed_roles(self) -> list[dict]:
         """Every role the policy defines, so JupyterHub knows them before anyone logs in."""

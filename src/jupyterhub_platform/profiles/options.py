@@ -27,11 +27,14 @@ FORM_PREFIX = "profile-option-{slug}--"
 class OptionError(web.HTTPError):
     """A refused spawn request; the message is shown on the form and returned by the REST API."""
 
-    def __init__(self, status: int, message: str):
+    def __init__(self, status: int, message: str, refusal: str = ""):
+        """``refusal``: the reason word when it is neither "not_entitled" (403) nor
+        "invalid_options" (400), e.g. ``quota``."""
         super().__init__(
             status, "%s", message, reason="Forbidden" if status == 403 else "Bad Request"
         )
         self.jupyterhub_message = message
+        self.refusal = refusal
 
 
 @dataclass(frozen=True)

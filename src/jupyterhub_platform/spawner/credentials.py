@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from kubernetes_asyncio.client import ApiException
 
+from jupyterhub_platform.services.credentials.audit import audit
 from jupyterhub_platform.services.credentials.issuance import issue_all
 from jupyterhub_platform.services.credentials.model import (
     CredentialSet,
@@ -72,6 +73,7 @@ async def issue_server_sets(
     issued, notes = {}, []
     for cset in sets:
         result = results[cset.name]
+        audit_issuance(subject.username, cset, result)
         if isinstance(result, Issued):
             issued[cset.name] = result
             continue
@@ -84,6 +86,16 @@ async def issue_server_sets(
         log.warning("Credentials for %s: %s", subject.username, note)
         notes.append(note)
     return ServerCredentials(pod_name, tuple(sets), issued, tuple(notes), credentials_url)
+
+
+def audit_issuance(user: str, cset: CredentialSet, result) -> None:
+    """The ``credential.issue`` event of one set issued at spawn (``via: spawn``)."""
+    if isinstance(result, Issued):
+        audit(user=user, set_name=cset.name, provider=cset.provider.name, result="issued",
+              expires_at=result.expires_at, via="spawn")  # fmt: skip
+    else:
+        audit(user=user, set_name=cset.name, provider=cset.provider.name, result="failed",
+              reason=result.reason, via="spawn")  # fmt: skip
 
 
 async def put_secret(api, namespace: str, manifest: dict, timeout: float) -> None:

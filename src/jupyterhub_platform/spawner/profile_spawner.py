@@ -18,6 +18,7 @@ from kubespawner import KubeSpawner
 from tornado import web
 from traitlets import Bool, Float, List, Unicode, default
 
+from jupyterhub_platform.observability.hub_metrics import server_labels
 from jupyterhub_platform.policy.config import PlatformPolicy
 from jupyterhub_platform.policy.credential_sets import server_sets
 from jupyterhub_platform.policy.entitlements import Entitlements
@@ -49,6 +50,7 @@ from .credentials import (
 from .quota_gate import QuotaState, counted_servers, quota_refusal, size_usage
 from .sidecars import exited_sidecar, startup_failure, unready_sidecars
 from .sources import DEFAULT_RELOAD_INTERVAL, Sources, shared_sources
+from .spawn_audit import record_failure, record_refusal, record_start
 
 
 class StartFailed(web.HTTPError):
@@ -245,6 +247,7 @@ class ProfileSpawner(KubeSpawner):
                 self.user_groups(),
                 e.jupyterhub_message,
             )
+            self._record_refusal(user_options, e)
             raise
 
     def check_user_options(self, user_options) -> None:
@@ -272,7 +275,9 @@ class ProfileSpawner(KubeSpawner):
         decision = state.decide(request)
         if not decision.allowed:
             self.log.warning("Quota refused a spawn of %s: %s", self._log_name, decision.message)
-            raise OptionError(403, decision.message)
+            error = OptionError(403, decision.message, "quota")
+            self._record_refusal(selection.as_user_options(), error)
+            raise error
         return Server(self.user.name, self.name, request)
 
     def quota_state(self, catalogue: Catalogue, users) -> QuotaState | None:
@@ -439,8 +444,31 @@ class ProfileSpawner(KubeSpawner):
 
     # -- start: fail fast on failed containers --------------------------------------------------------
     async def _start(self):
-        with self.watching_start():
-            return await super()._start()
+        began = self.clock()
+        try:
+            with self.watching_start():
+                url = await super()._start()
+        except BaseException as exc:  # a cancelled start (stopped, timed out) too
+            record_failure(self.user.name, self.name, self.metric_labels(), exc)
+            raise
+        record_start(self.user.name, self.name, self.metric_labels(), self.user_options or {},
+                     self.clock() - began)  # fmt: skip
+        return url
+
+    # -- metrics and the audit trail ----------------------------------------------------------
+    def metric_profiles(self) -> dict[str, list[str]]:
+        """Profile slug → its size keys: the only values the metrics' labels take."""
+        catalogue = self.sources().catalogue.current()
+        return {p.slug: [s.key for s in p.sizes] for p in catalogue.profiles}
+
+    def metric_labels(self, options=None) -> tuple[str, str]:
+        """(profile, size) of ``options`` (default: the server's) as bounded labels."""
+        return server_labels(self.user_options if options is None else options,
+                             self.metric_profiles())  # fmt: skip
+
+    def _record_refusal(self, user_options, error: OptionError) -> None:
+        profile, _ = self.metric_labels(user_options if isinstance(user_options, dict) else {})
+        record_refusal(self.user.name, self.name, profile, error)
 
     @contextlib.contextmanager
     def watching_start(self) -> Iterator[None]:

@@ -1,16 +1,14 @@
-"""The audit trail: one JSON line per issuance or refusal, on a logger of its own (a site routes
-it to its audit store). Never a value: only who, which set, the outcome and the expiry."""
+"""Credential issuance in the platform's audit trail (``credential.issue`` events): who, which
+set and provider, the outcome and the expiry — never a value."""
 
 from __future__ import annotations
 
-import json
-import logging
+from jupyterhub_platform.observability.audit import audit_event, emit
 
-AUDIT_LOGGER = "jupyterhub_platform.credentials.audit"
-log = logging.getLogger(AUDIT_LOGGER)
+RESULTS = {"issued": "ok", "refused": "refused", "failed": "failed"}
 
 
-def audit_line(
+def credential_event(
     *,
     user: str,
     set_name: str,
@@ -19,22 +17,14 @@ def audit_line(
     reason: str = "",
     expires_at: float | None = None,
     via: str = "api",
-) -> str:
+) -> dict:
     """``result``: issued, refused (policy or identity) or failed (the provider);
-    ``via``: api (a workspace's request) or renewal (the service's loop)."""
-    return json.dumps(
-        {
-            "user": user,
-            "set": set_name,
-            "provider": provider,
-            "result": result,
-            "reason": reason,
-            "expires_at": expires_at,
-            "via": via,
-        },
-        sort_keys=True,
-    )
+    ``via``: api (a workspace's request), spawn (the hub) or renewal (the service's loop)."""
+    return audit_event(
+        "credential.issue", actor=user, subject=user, result=RESULTS[result], reason=reason,
+        set=set_name, provider=provider, expires_at=expires_at, via=via,
+    )  # fmt: skip
 
 
 def audit(**fields) -> None:
-    log.info(audit_line(**fields))
+    emit(credential_event(**fields))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import datetime, timezone
 
 from traitlets import Bool, Float, Integer
@@ -83,6 +84,7 @@ class CullerApp(ServiceApp):
             cull_users=self.cull_users,
             user_idle_timeout=self.user_idle_timeout,
             cull_admin_users=self.cull_admin_users,
+            actor=os.environ.get("JUPYTERHUB_SERVICE_NAME", "culler"),
         )
 
     def handlers(self) -> list[tuple]:

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from jupyterhub_platform.observability.audit import emit
 from jupyterhub_platform.policy.cull_decision import CULL
 from jupyterhub_platform.policy.model import Policy
 
@@ -25,6 +26,7 @@ class CullSettings:
     cull_users: bool = False
     user_idle_timeout: int = 0
     cull_admin_users: bool = False
+    actor: str = "culler"  # the service's name in the audit trail
 
 
 @dataclass
@@ -93,7 +95,8 @@ async def _stop(client, view, policy, settings, metrics, log, clock) -> ServerVi
     if fresh is None or fresh.decision.action != CULL:
         log.info("not culling %s/%s: changed since listed", view.user, view.server)
         return None
-    log.info("AUDIT %s", fresh.audit(settings.dry_run))
+    log.info("%s", fresh.summary(settings.dry_run))
+    emit(fresh.audit_event(settings.dry_run, settings.actor))
     metrics.culled.labels(
         fresh.decision.policy, fresh.decision.reason, str(settings.dry_run).lower()
     ).inc()

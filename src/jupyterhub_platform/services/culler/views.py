@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from jupyterhub_platform.observability.audit import audit_event
 from jupyterhub_platform.policy.cull_decision import (
     CULL,
     PROFILE_KEY,
@@ -39,8 +40,19 @@ class ServerView:
             "due": d.due,
         }
 
-    def audit(self, dry_run: bool) -> str:
-        """The one audit line of a stop: user, server, profile, policy and reason."""
+    def audit_event(self, dry_run: bool, actor: str) -> dict:
+        """The audit event of a stop (``actor``: the culler service's name)."""
+        d = self.decision
+        return audit_event(
+            "server.cull", actor=actor, subject=self.user,
+            result="dry_run" if dry_run else "ok", reason=d.reason, server=self.server,
+            profile=self.profile or "", policy=d.policy,
+            idle_seconds=None if d.idle_seconds is None else round(d.idle_seconds),
+            age_seconds=None if d.age_seconds is None else round(d.age_seconds),
+        )  # fmt: skip
+
+    def summary(self, dry_run: bool) -> str:
+        """The log line of a stop: user, server, profile, policy and reason."""
         d = self.decision
         return (
             f"{'would cull' if dry_run else 'culling'} user={self.user} "
