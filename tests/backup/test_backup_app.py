@@ -112,7 +112,7 @@ async def test_cycles_never_overlap(tmp_path, monkeypatch):
     app, _ = _app_with_cycles(tmp_path, monkeypatch, [])
     running, overlapped = [], []
 
-    async def one(round_start):
+    async def one(round_start, actor):
         overlapped.append(bool(running))
         running.append(1)
         await asyncio.sleep(0.05)

@@ -9,7 +9,6 @@ import asyncio
 import os
 import re
 import subprocess
-import sys
 import tempfile
 from functools import partial
 from pathlib import Path
@@ -21,6 +20,7 @@ import yaml
 from audit_lines import audit_events
 from browser import SCREENSHOTS, START_TIMEOUT_MS, jupyterlab_loaded, sign_in_at_the_idp
 from hub_user import ARTIFACTS, HubUser, require_programs
+from platform_values import CULLER, fast_culler_values
 
 from jupyterhub_platform.chart.values import load_values_file, policy_in_values
 from jupyterhub_platform.devcluster.platform import LocalPlatform, shipped_values_dir
@@ -39,7 +39,6 @@ IDLE = 30  # seconds: the test policies' idle timeout
 MAX_AGE = 120  # from the spawn request: leaves a slow spawn time to be used past IDLE
 EVERY = 3
 WARN_BEFORE = 15  # seconds: JupyterLab warns when the stop is this near
-CULLER = str(Path(sys.executable).parent / "jupyterhub-platform-culler")
 
 
 def short_policy_text() -> str:
@@ -62,22 +61,7 @@ async def culled(z2jh_chart):
     """A platform whose culler checks every EVERY seconds under the test policy."""
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     state_dir = Path(tempfile.mkdtemp(prefix="culler-", dir=ARTIFACTS))
-    extra = {
-        "hub": {
-            "config": {"JupyterHub": {"allow_named_servers": True}},
-            "extraFiles": {"platform-policy": {"stringData": short_policy_text()}},
-            "services": {
-                "culler": {
-                    "command": [
-                        CULLER,
-                        f"--cull-every={EVERY}",
-                        f"--CullerApp.warn_before={WARN_BEFORE}",
-                    ]
-                }
-            },
-        },
-        "singleuser": {"extraEnv": {"JUPYTERHUB_ACTIVITY_INTERVAL": "2"}},
-    }
+    extra = fast_culler_values(short_policy_text(), EVERY, WARN_BEFORE)
     async with LocalPlatform(state_dir, chart=z2jh_chart, extra_values=extra) as platform:
         yield platform
 

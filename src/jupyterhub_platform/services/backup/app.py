@@ -12,10 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import random
 from datetime import datetime, timedelta
 
 from traitlets import Bool, Enum, Float, Integer, List, Unicode
+
+from jupyterhub_platform.observability.audit import audit
 
 from ..common.app import ServiceApp
 from ..common.hub_client import HubAPIError
@@ -174,16 +177,21 @@ class BackupApp(ServiceApp):
         finally:
             await api.close()
 
-    async def cycle(self, round_start: datetime | None = None) -> list[str]:
+    async def cycle(self, round_start: datetime | None = None, actor: str = "") -> list[str]:
         """One cycle; returns the Jobs (VolumeSnapshots with the snapshot backend) created.
 
         In a round (``round_start``: the scheduled time it began), claims backed up since then
         are done; :attr:`last_plan` says who is still waiting for a slot. One cycle at a time:
-        a round's and an admin's run would both see a claim free and start it twice."""
+        a round's and an admin's run would both see a claim free and start it twice.
+        ``actor``: who asked (an admin's name; default: the service) for the audit trail."""
         async with self._one_cycle:
-            return await self._cycle(round_start)
+            return await self._cycle(round_start, actor or self.service_name)
 
-    async def _cycle(self, round_start: datetime | None) -> list[str]:
+    @property
+    def service_name(self) -> str:
+        return os.environ.get("JUPYTERHUB_SERVICE_NAME", "backup")
+
+    async def _cycle(self, round_start: datetime | None, actor: str) -> list[str]:
         if self.backend == "snapshot":
             return await self.volume_snapshots.cycle(await self._groups(), utcnow(), round_start)
         async with self.kube_apis() as (core, batch, ns):
@@ -207,6 +215,8 @@ class BackupApp(ServiceApp):
                 await batch.create_namespaced_job(ns, body)
                 self.log.info("backup of %s: Job %s%s", candidate.user, name,
                               f" on node {node}" if node else "")  # fmt: skip
+                audit("backup.run", actor=actor, subject=candidate.user, job=name,
+                      backend="restic")  # fmt: skip
                 created.append(name)
             return created
 

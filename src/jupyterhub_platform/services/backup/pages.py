@@ -15,10 +15,14 @@ from urllib.parse import urlencode
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from tornado import web
 
+from jupyterhub_platform.observability.audit import audit
+
 from ..common.web import TEMPLATES, UserHandler
 from .cycle import VolumeBusyError
+from .kubeio import utcnow
 from .repository import RepositoryError
 from .restic import RestoreRequestError, restore_target, snapshot_path
+from .views import fleet_figures
 
 
 class BackupHandler(UserHandler):
@@ -56,10 +60,8 @@ class BackupHandler(UserHandler):
         """Create the restore Job of ``paths`` (empty: the whole home); one audit line."""
         claim = await self.claim(user)
         job = await self.guarded(self.backup.restore(user, claim, snapshot_id, paths))
-        self.backup.log.info(
-            "audit: restore user=%s by=%s snapshot=%s paths=%s job=%s",
-            user, self.user["name"], snapshot_id, json.dumps(paths or ["/"]), job,
-        )  # fmt: skip
+        audit("backup.restore", actor=self.user["name"], subject=user, snapshot=snapshot_id,
+              paths=paths or ["/"], job=job)  # fmt: skip
         return job
 
 
@@ -131,7 +133,7 @@ class RunAPIHandler(BackupHandler):
     @web.authenticated
     async def post(self) -> None:
         self.require_admin()
-        created = await self.backup.cycle()
+        created = await self.backup.cycle(actor=self.user["name"])
         self.backup.log.info("backup run triggered by %s: %d Jobs", self.user["name"], len(created))
         self.set_status(201)
         self.write_json({"jobs": created})
@@ -185,7 +187,8 @@ class PageHandler(BackupHandler):
 
 
 class MetricsHandler(UserHandler):
-    """Prometheus text format for ``read:metrics`` tokens, computed from the Jobs on record."""
+    """Prometheus text format for ``read:metrics`` tokens, computed from the Jobs on record.
+    Figures over every home (a user's own are on the pages and in the API): no user label."""
 
     hub_scopes = {"read:metrics"}
 
@@ -194,31 +197,30 @@ class MetricsHandler(UserHandler):
 
     @web.authenticated
     async def get(self) -> None:
+        figures = fleet_figures((await self.backup.status()).values(), utcnow())
         registry = CollectorRegistry()
-        last = Gauge("backup_last_success_timestamp_seconds",
-                     "When the user's last successful backup finished", ["user"],
-                     registry=registry)  # fmt: skip
-        duration = Gauge("backup_last_duration_seconds",
-                         "How long the user's last successful backup ran", ["user"],
-                         registry=registry)  # fmt: skip
-        failures = Gauge("backup_failed_jobs", "Failed backup Jobs on record, per user",
-                         ["user"], registry=registry)  # fmt: skip
-        added = Gauge("backup_last_bytes_added",
-                      "Bytes the user's last successful backup added to the repository",
-                      ["user"], registry=registry)  # fmt: skip
-        processed = Gauge("backup_last_bytes_processed",
-                          "Bytes of the home the user's last successful backup read", ["user"],
-                          registry=registry)  # fmt: skip
-        for user, status in (await self.backup.status()).items():
-            failures.labels(user).set(status.failures)
-            if status.last_success:
-                last.labels(user).set(status.last_success.timestamp())
-            if status.last_duration is not None:
-                duration.labels(user).set(status.last_duration)
-            if status.last_bytes_added is not None:
-                added.labels(user).set(status.last_bytes_added)
-            if status.last_bytes_processed is not None:
-                processed.labels(user).set(status.last_bytes_processed)
+        homes = Gauge("backup_homes", "Home volumes by the state of their backups (ok: the "
+                      "newest finished run succeeded; failing: it failed; never: no success "
+                      "on record)", ["state"], registry=registry)  # fmt: skip
+        for state, count in figures.homes.items():
+            homes.labels(state).set(count)
+        for name, help_text, value in [
+            ("backup_oldest_success_age_seconds",
+             "Seconds since the oldest of the homes' last successful backups",
+             figures.oldest_success_age),
+            ("backup_failed_jobs", "Failed backup Jobs on record (they expire with "
+             "ttlSecondsAfterFinished)", figures.failed_jobs),
+            ("backup_last_bytes_added",
+             "Bytes the homes' last successful backups added to the repositories",
+             figures.bytes_added),
+            ("backup_last_bytes_processed",
+             "Bytes of the homes their last successful backups read", figures.bytes_processed),
+            ("backup_longest_duration_seconds",
+             "The longest run time among the homes' last successful backups",
+             figures.longest_duration),
+        ]:  # fmt: skip
+            if value is not None:
+                Gauge(name, help_text, registry=registry).set(value)
         self.set_header("Content-Type", CONTENT_TYPE_LATEST)
         self.finish(generate_latest(registry))
 

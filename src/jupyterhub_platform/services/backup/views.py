@@ -80,6 +80,45 @@ class UserStatus:
         }
 
 
+@dataclass(frozen=True)
+class FleetFigures:
+    """Every home's backups in a few numbers (metrics never carry user names)."""
+
+    homes: dict[str, int]
+    """State → homes: ``ok`` (the newest finished run succeeded), ``failing`` (it failed) and
+    ``never`` (no successful run on record)."""
+    oldest_success_age: float | None
+    """Seconds since the oldest of the homes' last successful runs (None: no home has one)."""
+    failed_jobs: int
+    bytes_added: int
+    bytes_processed: int
+    longest_duration: float | None
+
+
+def home_state(status: UserStatus) -> str:
+    if status.last_success is None:
+        return "never"
+    failed_at = status._last_failed_at
+    return "failing" if failed_at is not None and failed_at > status.last_success else "ok"
+
+
+def fleet_figures(statuses: Iterable[UserStatus], now: datetime) -> FleetFigures:
+    statuses = list(statuses)
+    homes = {"ok": 0, "failing": 0, "never": 0}
+    for status in statuses:
+        homes[home_state(status)] += 1
+    successes = [s.last_success for s in statuses if s.last_success]
+    durations = [s.last_duration for s in statuses if s.last_duration is not None]
+    return FleetFigures(
+        homes=homes,
+        oldest_success_age=(now - min(successes)).total_seconds() if successes else None,
+        failed_jobs=sum(s.failures for s in statuses),
+        bytes_added=sum(s.last_bytes_added or 0 for s in statuses),
+        bytes_processed=sum(s.last_bytes_processed or 0 for s in statuses),
+        longest_duration=max(durations) if durations else None,
+    )
+
+
 def backup_status(jobs: Iterable[dict], pods: Iterable[dict] = ()) -> dict[str, UserStatus]:
     """user → :class:`UserStatus` from the backup Jobs (restore Jobs do not count) and their pods
     (``pods``: the Jobs' own, whose termination messages carry each run's summary or failure)."""
