@@ -5,7 +5,7 @@ holds exactly one event per security-relevant action, and neither holds a secret
 The day: alice and bob log in, carol (in no allowed group) is refused; alice asks for a profile
 that does not exist; alice starts JupyterLab (her credential sets issued at spawn) and bob, an
 admin, Streamlit; alice asks the credentials service for ``research-s3`` with her own token; bob
-creates an API token in alice's name; bob runs the backups and alice restores a file; alice's
+creates an API token in alice's name and opens her JupyterLab; bob runs the backups and alice restores a file; alice's
 idle server is culled (bob's policy exempts him).
 """
 
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import base64
 import collections
+import html
 import json
+import re
 
 import aiohttp
 import pytest
@@ -90,6 +92,18 @@ async def service(platform, method: str, path: str, token: str, **kwargs) -> tup
         return resp.status, json.loads(body) if "json" in resp.content_type else body
 
 
+async def open_as_admin(admin, owner) -> int:
+    """``admin`` opens ``owner``'s JupyterLab: the hub asks them to confirm, they do."""
+    async with admin.session.get(f"{owner.server_url}/lab") as resp:
+        page, url = await resp.text(), resp.url
+    assert url.path.endswith("/api/oauth2/authorize"), url
+    fields = re.findall(r'<input type="hidden" name="(\w+)" value="([^"]*)"', page)
+    assert "_xsrf" in dict(fields), page
+    async with admin.session.post(url, data=[(k, html.unescape(v)) for k, v in fields]) as resp:
+        await resp.read()
+        return resp.status
+
+
 async def own_token(user) -> str:
     resp = await user.api("POST", f"/users/{user.name}/tokens", json={"note": "day"})
     assert resp.status == 201, await resp.text()
@@ -122,6 +136,7 @@ async def test_a_scripted_day_moves_the_metrics_and_the_audit_trail_by_exactly_w
 
         impersonation = await bob.api("POST", "/users/alice/tokens", json={"note": "support"})
         assert impersonation.status == 201
+        assert await open_as_admin(bob, alice) == 200
         status, run = await service(platform, "POST", "/services/backup/api/run", bob_token)
         assert status == 201 and len(run["jobs"]) == 2, run  # alice's and bob's homes
 
@@ -187,6 +202,7 @@ EXPECTED_EVENTS = [
     ("credential.issue", "bob", "bob", "ok", ""),
     ("credential.issue", "alice", "alice", "ok", ""),  # research-s3 for her own token
     ("other_user.token", "bob", "alice", "ok", ""),
+    ("other_user.server", "bob", "alice", "ok", ""),
     ("backup.run", "bob", "alice", "ok", ""),
     ("backup.run", "bob", "bob", "ok", ""),
     ("backup.restore", "alice", "alice", "ok", ""),
@@ -198,6 +214,7 @@ COUNTED = (
     "jupyterhub_platform_spawn_refusals_total",
     "jupyterhub_platform_spawns_total",
     "jupyterhub_platform_other_user_actions_total",
+    "jupyterhub_platform_credentials_issued_total",
     "culler_servers_culled_total",
     "credentials_issuances_total",
     "backup_homes",
@@ -212,6 +229,11 @@ EXPECTED_INCREMENTS = {
     'hub:jupyterhub_platform_spawns_total{profile="jupyterlab",result="started"}': 1.0,
     'hub:jupyterhub_platform_spawns_total{profile="streamlit",result="started"}': 1.0,
     'hub:jupyterhub_platform_other_user_actions_total{action="other_user.token",result="ok"}': 1.0,
+    'hub:jupyterhub_platform_other_user_actions_total{action="other_user.server",result="ok"}': 1.0,
+    'hub:jupyterhub_platform_credentials_issued_total{provider="s3-sts",result="issued",'
+    'set="research-s3"}': 2.0,
+    'hub:jupyterhub_platform_credentials_issued_total{provider="template",result="issued",'
+    'set="mlflow"}': 2.0,
     'culler:culler_servers_culled_total{dry_run="false",policy="standard",reason="idle"}': 1.0,
     'credentials:credentials_issuances_total{provider="s3-sts",result="issued",'
     'set="research-s3"}': 1.0,

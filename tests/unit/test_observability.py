@@ -78,6 +78,9 @@ HUB = "/hub/"
         ("POST", "/hub/api/users/alice/tokens", 403, None, ("other_user.token", "alice", "refused", "create")),
         ("PATCH", "/hub/api/users/alice", 200, None, ("other_user.account", "alice", "ok", "modify")),
         ("GET", "/hub/api/oauth2/authorize", 302, "alice", ("other_user.server", "alice", "ok", "access")),
+        ("POST", "/hub/api/oauth2/authorize", 302, "alice", ("other_user.server", "alice", "ok", "access")),
+        ("GET", "/hub/api/oauth2/authorize", 403, "alice", ("other_user.server", "alice", "refused", "access")),
+        ("GET", "/hub/api/oauth2/authorize", 200, "alice", None),  # the confirmation page
         ("GET", "/hub/api/users/a%40b.org/server", 200, None, None),  # reading is not acting
         ("POST", "/hub/api/users/bob/server", 201, None, None),  # bob's own
         ("GET", "/hub/api/oauth2/authorize", 302, "bob", None),

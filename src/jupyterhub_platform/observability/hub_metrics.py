@@ -49,6 +49,12 @@ SPAWN_DURATION = Histogram(
     ["profile"],
     buckets=(1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600),
 )
+CREDENTIALS_ISSUED = Counter(
+    f"{PREFIX}_credentials_issued",
+    "Credential sets the hub issued at spawn, by set, provider and result (issued, failed); "
+    "the credentials service counts its own issuances",
+    ["set", "provider", "result"],
+)
 OTHER_USER_ACTIONS = Counter(
     f"{PREFIX}_other_user_actions",
     "Requests by a user on another user's server, tokens or account, by action and result",

@@ -34,11 +34,15 @@ def other_user_request(
     """The audit-worthy meaning of a request by ``actor``, or None.
 
     ``path`` is the request's path; ``oauth_owner`` the user whose server an OAuth authorize
-    request is for (looked up from its ``client_id`` by the caller). Successes (< 400) and
+    request is for (looked up from its ``client_id`` by the caller): access is granted when it
+    redirects back to the server, at once or after the confirmation page. Successes (< 400) and
     refusals (401, 403) count; a 404 or a client error says nothing about another user.
     """
     if not actor or not path.startswith(hub_prefix):
         return None
+    rest = path[len(hub_prefix) :]
+    if rest.rstrip("/") == _AUTHORIZE and status in (200, 201):
+        return None  # the confirmation page: nothing is granted until it is submitted
     if status < 400:
         result = "ok"
     elif status in (401, 403):

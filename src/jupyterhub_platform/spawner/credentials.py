@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import aiohttp
 from kubernetes_asyncio.client import ApiException
 
+from jupyterhub_platform.observability import hub_metrics
 from jupyterhub_platform.services.credentials.audit import audit
 from jupyterhub_platform.services.credentials.issuance import issue_all
 from jupyterhub_platform.services.credentials.model import (
@@ -90,6 +91,8 @@ async def issue_server_sets(
 
 def audit_issuance(user: str, cset: CredentialSet, result) -> None:
     """The ``credential.issue`` event of one set issued at spawn (``via: spawn``)."""
+    outcome = "issued" if isinstance(result, Issued) else "failed"
+    hub_metrics.CREDENTIALS_ISSUED.labels(cset.name, cset.provider.name, outcome).inc()
     if isinstance(result, Issued):
         audit(user=user, set_name=cset.name, provider=cset.provider.name, result="issued",
               expires_at=result.expires_at, via="spawn")  # fmt: skip
