@@ -92,6 +92,7 @@ def _page(**kwargs) -> str:
         user="alice", me="alice", admin=False, claim="claim-alice", snapshots=[SNAPSHOT],
         snapshot=SNAPSHOT["id"], path="/notes", files=[], status=[],
         prefix="/services/backup/", confirm=None, restore=None, xsrf="2|token|value",
+        listing=None,
     )  # fmt: skip
     args.update(kwargs)
     return TEMPLATES.load("backup/templates/backup.html").generate(**args).decode()

@@ -133,7 +133,7 @@ def test_listings_hold_only_the_users_own_snapshots_of_their_claim():
     listed = user_snapshots([*items, forged, renamed], "alice", "claim-alice")
     assert [s["id"] for s in listed] == ["a2", "a1"]
     assert listed[0] == {"id": "a2", "short_id": "a2", "hostname": "",
-                         "time": "2026-12-02T02:00:00Z", "ready": True,
+                         "time": "2026-12-02T02:00:00Z", "ready": True, "state": "ready",
                          "restore_size": "10Gi", "error": None, "tags": ["user=alice"]}  # fmt: skip
     assert [s["id"] for s in user_snapshots(items, email, "claim-bob")] == ["b1"]
     assert user_snapshots(items, email, "claim-alice") == []
