@@ -51,7 +51,8 @@ SNAPSHOT_LABEL = "backup.jupyterhub-platform/snapshot"
 ERROR_ANNOTATION = "backup.jupyterhub-platform/listing-error"
 DATA_KEY = "listing.jsonl.gz"
 MAX_LISTING_BYTES = 900_000
-"""The gzipped listing a ConfigMap holds at most (Kubernetes: 1 MiB of data per ConfigMap)."""
+"""The gzipped listing a ConfigMap holds at most (Kubernetes refuses more than 1 MiB of data in
+one, ``binaryData`` counted decoded)."""
 TOO_LARGE = "this snapshot's listing is too large to browse here; restore a folder instead"
 PREPARING = (
     "preparing the listing of this snapshot (provisioning a volume from it can take minutes)"
@@ -239,7 +240,9 @@ def decode_listing(data: bytes) -> list[dict]:
     return [json.loads(line) for line in gzip.decompress(data).decode().splitlines() if line]
 
 
-def listing_configmap(user: str, claim: str, snapshot: dict, log: str) -> dict:
+def listing_configmap(
+    user: str, claim: str, snapshot: dict, log: str, limit: int = MAX_LISTING_BYTES
+) -> dict:
     """The ConfigMap keeping the listing of ``log`` (labelled with user, claim and snapshot,
     owned by the VolumeSnapshot); a listing too large for one, or a log that is no whole
     listing, is kept as that reason in an annotation (a browse says it; no second Job)."""
@@ -264,7 +267,7 @@ def listing_configmap(user: str, claim: str, snapshot: dict, log: str) -> dict:
     except ListingFormatError as exc:
         annotations[ERROR_ANNOTATION] = f"the listing Job's output could not be read: {exc}"
         return body
-    if len(data) > MAX_LISTING_BYTES:
+    if len(data) > limit:
         annotations[ERROR_ANNOTATION] = TOO_LARGE
         return body
     body["binaryData"] = {DATA_KEY: base64.b64encode(data).decode()}
