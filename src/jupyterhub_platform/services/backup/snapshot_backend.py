@@ -14,7 +14,6 @@ reads the ConfigMap. Only ready snapshots of the user's own can be browsed or re
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 
 from kubernetes_asyncio import client
@@ -157,7 +156,7 @@ class SnapshotBackend:
             if refusal:
                 raise SnapshotNotReady(refusal)
             name = listing_name(snapshot_id)
-            stored = await _read(core.read_namespaced_config_map(name, ns, _preload_content=False))
+            stored = await _read(core.read_namespaced_config_map(name, ns), core.api_client)
             if stored is None:
                 home_body = core.api_client.sanitize_for_serialization(home)
                 stored = await self._listing(core, batch, ns, user, claim, snapshot, home_body)
@@ -167,7 +166,7 @@ class SnapshotBackend:
         """The listing ConfigMap made from the finished listing Job; starts the Job (and its
         claim) if there is none, raises while it runs or when it failed."""
         name = listing_name(snapshot["metadata"]["name"])
-        job = await _read(batch.read_namespaced_job(name, ns, _preload_content=False))
+        job = await _read(batch.read_namespaced_job(name, ns), batch.api_client)
         if job is None:
             await self._start_listing(core, batch, ns, user, claim, snapshot, home)
             raise ListingPending(PREPARING)
@@ -242,15 +241,15 @@ class SnapshotBackend:
         return name
 
 
-async def _read(call) -> dict | None:
-    """An object read with ``_preload_content=False`` as a dict; None if it does not exist."""
+async def _read(call, api_client) -> dict | None:
+    """The object ``call`` reads, as the plain dict of its manifest; None if there is none."""
     try:
-        response = await call
+        found = await call
     except client.ApiException as exc:
         if exc.status == 404:
             return None
         raise
-    return json.loads(await response.read())
+    return api_client.sanitize_for_serialization(found)
 
 
 async def _ignore(call, status: int) -> None:
