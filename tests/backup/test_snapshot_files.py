@@ -45,11 +45,10 @@ from jupyterhub_platform.services.backup.volume_snapshots import (
     user_snapshots,
     volume_snapshot,
 )
+from tests.backup.backup_fixtures import HOME_CLAIM
 from tests.skips import missing
 
 KUBERNETES_VERSION = "1.30"
-HOME = {"metadata": {"name": "claim-alice"}, "spec": {"accessModes": ["ReadWriteOnce"],
-        "storageClassName": "csi-rbd", "resources": {"requests": {"storage": "10Gi"}}}}  # fmt: skip
 ODD = ["a\nb", " lead and trail ", "-n", "--", "é ü 日本", "back\\slash", "quote\"'", "*"]
 
 
@@ -195,7 +194,7 @@ def test_the_listing_configmap_validates_round_trips_and_refuses_what_is_too_lar
 
 def test_the_listing_claim_and_job_validate_strictly_and_read_only_the_snapshot():
     snap = _snapshot()
-    pvc = listing_claim("alice", "claim-alice", snap, HOME)
+    pvc = listing_claim("alice", "claim-alice", snap, HOME_CLAIM)
     job = listing_job("alice", "claim-alice", "snapshot-claim-alice-1", "restic/restic:0.14.0")
     for body in (pvc, job):
         kubernetes_validate.validate(body, KUBERNETES_VERSION, strict=True)
@@ -240,7 +239,7 @@ def test_the_listing_jobs_states_and_a_failure_in_one_line():
     listing = _job("listing-1", labels={**kind, "backup.jupyterhub-platform/kind": "listing"})
     restore = _job("restore-1", labels={**kind, "backup.jupyterhub-platform/kind": "restore"})
     assert running_claims([listing]) == set() and running_claims([restore]) == {"claim-alice"}
-    pvc = listing_claim("alice", "claim-alice", _snapshot(), HOME)
+    pvc = listing_claim("alice", "claim-alice", _snapshot(), HOME_CLAIM)
     pvc["metadata"]["creationTimestamp"] = "2026-12-02T02:00:00Z"
     now = datetime(2026, 12, 2, 2, 5, tzinfo=timezone.utc)
     name = pvc["metadata"]["name"]

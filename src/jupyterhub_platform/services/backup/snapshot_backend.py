@@ -18,6 +18,7 @@ from datetime import datetime
 
 from kubernetes_asyncio import client
 
+from . import snapshot_files as listings
 from .cycle import (
     STORAGE_SELECTOR,
     VolumeBusyError,
@@ -33,19 +34,6 @@ from .kubeio import job_log, job_name, utcnow
 from .kubeio import jobs as _jobs
 from .manifests import COMPONENT, COMPONENT_LABEL, USER_ANNOTATION, node_of_claim
 from .restic import RestoreRequestError, snapshot_dirname, snapshot_path
-from .snapshot_files import (
-    PREPARING,
-    ListingFailed,
-    ListingPending,
-    job_listing_state,
-    listing_claim,
-    listing_configmap,
-    listing_failure,
-    listing_job,
-    listing_name,
-    snapshot_directory,
-    stored_listing,
-)
 from .volume_snapshots import (
     SNAPSHOT_API_VERSION,
     SnapshotNotReady,
@@ -140,8 +128,8 @@ class SnapshotBackend:
     async def files(self, claim: str, snapshot_id: str, directory: str) -> list[dict]:
         """The entries directly in ``directory`` of one of the claim's user's ready snapshots,
         from its listing ConfigMap; the first browse starts the listing Job and raises
-        :class:`ListingPending` (so do the next ones while it runs), a failed one
-        :class:`ListingFailed` with its reason."""
+        :class:`listings.ListingPending` (so do the next ones while it runs), a failed one
+        :class:`listings.ListingFailed` with its reason."""
         check_snapshot_name(snapshot_id)
         snapshot_path(directory)
         async with self.app.kube_apis() as (core, batch, ns):
@@ -155,30 +143,32 @@ class SnapshotBackend:
             refusal = not_ready_reason(snapshot)
             if refusal:
                 raise SnapshotNotReady(refusal)
-            name = listing_name(snapshot_id)
+            name = listings.listing_name(snapshot_id)
             stored = await _read(core.read_namespaced_config_map(name, ns), core.api_client)
             if stored is None:
                 home_body = core.api_client.sanitize_for_serialization(home)
                 stored = await self._listing(core, batch, ns, user, claim, snapshot, home_body)
-        return snapshot_directory(stored_listing(stored), directory)
+        return listings.snapshot_directory(listings.stored_listing(stored), directory)
 
     async def _listing(self, core, batch, ns, user, claim, snapshot, home) -> dict:
         """The listing ConfigMap made from the finished listing Job; starts the Job (and its
         claim) if there is none, raises while it runs or when it failed."""
-        name = listing_name(snapshot["metadata"]["name"])
+        name = listings.listing_name(snapshot["metadata"]["name"])
         job = await _read(batch.read_namespaced_job(name, ns), batch.api_client)
         if job is None:
             await self._start_listing(core, batch, ns, user, claim, snapshot, home)
-            raise ListingPending(PREPARING)
-        state = job_listing_state(job)
+            raise listings.ListingPending(listings.PREPARING)
+        state = listings.job_listing_state(job)
         if state == "preparing":
-            raise ListingPending(PREPARING)
+            raise listings.ListingPending(listings.PREPARING)
         log = await job_log(core, ns, job)
         if state == "failed":
-            raise ListingFailed(listing_failure(job, log))
+            raise listings.ListingFailed(listings.listing_failure(job, log))
         if log is None:
-            raise ListingFailed("the listing Job finished but its log is gone; retry in an hour")
-        body = listing_configmap(user, claim, snapshot, log)
+            raise listings.ListingFailed(
+                "the listing Job finished but its log is gone; retry in an hour"
+            )
+        body = listings.listing_configmap(user, claim, snapshot, log)
         try:
             await core.create_namespaced_config_map(ns, body)
         except client.ApiException as exc:
@@ -192,12 +182,12 @@ class SnapshotBackend:
     async def _start_listing(self, core, batch, ns, user, claim, snapshot, home) -> None:
         """The listing claim and Job; a browse at the same time (409) already made them (a
         claim left without its Job by a stopped service gets it now)."""
-        pvc = listing_claim(user, claim, snapshot, home)
+        pvc = listings.listing_claim(user, claim, snapshot, home)
         name = pvc["metadata"]["name"]
         await _ignore(core.create_namespaced_persistent_volume_claim(ns, pvc), 409)
         try:
             job = await batch.create_namespaced_job(
-                ns, listing_job(user, claim, snapshot["metadata"]["name"], self.app.image)
+                ns, listings.listing_job(user, claim, snapshot["metadata"]["name"], self.app.image)
             )
         except client.ApiException as exc:
             if exc.status != 409:
