@@ -114,7 +114,8 @@ def test_the_rbac_role_grants_volume_snapshots_and_claims():
     assert {"create", "delete", "list"} <= verbs("snapshot.storage.k8s.io", "volumesnapshots")
     assert {"create", "delete", "patch"} <= verbs("", "persistentvolumeclaims")
     assert {"create", "delete"} <= verbs("batch", "jobs")  # the restore Jobs
-    assert "get" in verbs("", "pods/log")
+    assert "get" in verbs("", "pods/log")  # a restore's result, a listing Job's output
+    assert verbs("", "configmaps") == {"get", "create"}  # the kept listings (GC deletes them)
 
 
 def test_listings_hold_only_the_users_own_snapshots_of_their_claim():
