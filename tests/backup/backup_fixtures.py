@@ -22,6 +22,9 @@ ACCESS_KEY, SECRET_KEY = "AKIABACKUPTEST0001", "backup-test-secret-key-0001"
 PASSWORD = "test-repository-password"
 BUCKET = "backups"
 RCLONE = Path(sys.executable).parent / "rclone"
+HOME_CLAIM = {"metadata": {"name": "claim-alice"}, "spec": {"accessModes": ["ReadWriteOnce"],
+              "storageClassName": "csi-rbd", "resources": {"requests": {"storage": "10Gi"}}}}  # fmt: skip
+"""alice's home claim as KubeSpawner makes it (the snapshot backend's claims copy its spec)."""
 
 
 def require_backup_programs() -> None:

@@ -20,6 +20,7 @@ from jupyterhub_platform.devcluster.platform import LocalPlatform, shipped_value
 from jupyterhub_platform.services.backup.manifests import JobSettings, restore_job
 from jupyterhub_platform.services.backup.pages import PageHandler, parent_dir
 from jupyterhub_platform.services.backup.restic import restore_target
+from jupyterhub_platform.services.backup.snapshot_files import PREPARING
 from jupyterhub_platform.services.backup.views import RestoreState, restore_state
 from jupyterhub_platform.services.common.web import TEMPLATES
 
@@ -92,6 +93,7 @@ def _page(**kwargs) -> str:
         user="alice", me="alice", admin=False, claim="claim-alice", snapshots=[SNAPSHOT],
         snapshot=SNAPSHOT["id"], path="/notes", files=[], status=[],
         prefix="/services/backup/", confirm=None, restore=None, xsrf="2|token|value",
+        listing=None,
     )  # fmt: skip
     args.update(kwargs)
     return TEMPLATES.load("backup/templates/backup.html").generate(**args).decode()
@@ -184,3 +186,25 @@ def test_after_a_restore_the_page_shows_the_folder_it_was_chosen_in():
     assert parent_dir("/notes/a.txt") == "/notes"
     assert parent_dir("/notes/") == "/"
     assert parent_dir("/") == "/"
+
+
+def test_the_page_shows_a_listing_being_prepared_or_failed_and_each_snapshots_state():
+    preparing = _page(listing={"state": "preparing", "message": PREPARING})
+    assert 'id="listing" data-state="preparing"' in preparing and "location.reload" in preparing
+    assert "provisioning a volume from it can take minutes" in preparing
+    assert 'id="files"' not in preparing  # no directory until the listing is there
+    failed = _page(listing={"state": "failed", "message": "<b>too large</b>"})
+    assert 'data-state="failed"' in failed and "location.reload" not in failed
+    assert "&lt;b&gt;too large&lt;/b&gt;" in failed and "<b>too large" not in failed
+    states = [
+        {**SNAPSHOT, "id": "s-ready", "state": "ready"},
+        {**SNAPSHOT, "id": "s-pending", "state": "in progress"},
+        {**SNAPSHOT, "id": "s-failed", "state": "failed: driver <down>"},
+    ]
+    html = _page(snapshots=states, snapshot="", listing=None)
+    rows = {s["id"]: html[html.index(f'data-id="{s["id"]}"') :].split("</tr>")[0] for s in states}
+    assert "browse</a>" in rows["s-ready"] and 'data-state="ready"' in rows["s-ready"]
+    assert "browse</a>" not in rows["s-pending"] and "in progress" in rows["s-pending"]
+    assert 'data-state="failed"' in rows["s-failed"] and "driver &lt;down&gt;" in rows["s-failed"]
+    assert "browse</a>" not in rows["s-failed"]
+    assert 'data-state="ready"' in _page(snapshot="")  # restic's snapshots: always complete

@@ -31,11 +31,9 @@ from jupyterhub_platform.services.backup.volume_snapshots import (
     user_snapshots,
     volume_snapshot,
 )
-from tests.backup.backup_fixtures import tree
+from tests.backup.backup_fixtures import HOME_CLAIM, tree
 
 KUBERNETES_VERSION = "1.30"
-HOME = {"metadata": {"name": "claim-alice"}, "spec": {"accessModes": ["ReadWriteOnce"],
-        "storageClassName": "csi-rbd", "resources": {"requests": {"storage": "10Gi"}}}}  # fmt: skip
 
 
 def _ready(name: str, time: str, user: str = "alice", claim: str = "claim-alice", **status):
@@ -64,7 +62,7 @@ def test_the_volume_snapshot_is_valid_against_the_crd_schema(user):
 
 def test_restore_claim_and_job_validate_strictly_and_mount_the_snapshot_read_only():
     pvc = restore_claim("restore-claim-alice-1", "alice", "claim-alice",
-                        _ready("snap-1", "2026-12-02T02:00:00Z"), HOME)  # fmt: skip
+                        _ready("snap-1", "2026-12-02T02:00:00Z"), HOME_CLAIM)  # fmt: skip
     kubernetes_validate.validate(pvc, KUBERNETES_VERSION, strict=True)
     assert pvc["spec"]["dataSource"] == {"apiGroup": "snapshot.storage.k8s.io",
                                          "kind": "VolumeSnapshot", "name": "snap-1"}  # fmt: skip
@@ -116,7 +114,8 @@ def test_the_rbac_role_grants_volume_snapshots_and_claims():
     assert {"create", "delete", "list"} <= verbs("snapshot.storage.k8s.io", "volumesnapshots")
     assert {"create", "delete", "patch"} <= verbs("", "persistentvolumeclaims")
     assert {"create", "delete"} <= verbs("batch", "jobs")  # the restore Jobs
-    assert "get" in verbs("", "pods/log")
+    assert "get" in verbs("", "pods/log")  # a restore's result, a listing Job's output
+    assert verbs("", "configmaps") == {"get", "create"}  # the kept listings (GC deletes them)
 
 
 def test_listings_hold_only_the_users_own_snapshots_of_their_claim():
@@ -133,7 +132,7 @@ def test_listings_hold_only_the_users_own_snapshots_of_their_claim():
     listed = user_snapshots([*items, forged, renamed], "alice", "claim-alice")
     assert [s["id"] for s in listed] == ["a2", "a1"]
     assert listed[0] == {"id": "a2", "short_id": "a2", "hostname": "",
-                         "time": "2026-12-02T02:00:00Z", "ready": True,
+                         "time": "2026-12-02T02:00:00Z", "ready": True, "state": "ready",
                          "restore_size": "10Gi", "error": None, "tags": ["user=alice"]}  # fmt: skip
     assert [s["id"] for s in user_snapshots(items, email, "claim-bob")] == ["b1"]
     assert user_snapshots(items, email, "claim-alice") == []

@@ -18,6 +18,7 @@ import logging.handlers
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from datetime import datetime
@@ -43,6 +44,8 @@ from jupyterhub_platform.observability.audit import AUDIT_LOGGER
 from jupyterhub_platform.services.backup.app import BackupApp, job_name
 from jupyterhub_platform.services.backup.manifests import JobSettings, backup_job, restore_job
 from jupyterhub_platform.services.backup.restic import RestoreRequestError, snapshot_dirname
+from jupyterhub_platform.services.backup.snapshot_files import listing_name
+from jupyterhub_platform.services.backup.volume_snapshots import volume_snapshot
 from tests.backup.backup_fixtures import require_backup_programs, tree
 
 pytestmark = [pytest.mark.e2e, pytest.mark.jh55_only, pytest.mark.asyncio(loop_scope="session")]
@@ -212,14 +215,13 @@ async def test_backup_and_restore_a_running_then_a_stopped_users_home(
     assert latest["id"] != snapshot["id"] and latest["time"] > snapshot["time"]
 
 
-@pytest_asyncio.fixture(scope="module", loop_scope="session")
-async def backup_web(platform, s3, batch, policy_file):
-    """The service's pages and API served from this process on a free port, HubOAuth checking
-    tokens with the platform's hub (the scope it requires: ``access:services!service=backup``,
-    which the shipped values' user role grants); its log lines collected."""
+@contextlib.contextmanager
+def _serving(make_app):
+    """The pages and API of the service ``make_app()`` builds, served from this process on a
+    free port, HubOAuth checking tokens with the platform's hub; ``(base URL, log records)``."""
     with pytest.MonkeyPatch.context() as env:
         env.setenv("JUPYTERHUB_SERVICE_NAME", "backup")
-        app = _service(platform, s3, policy_file)
+        app = make_app()
         lines = logging.handlers.BufferingHandler(capacity=100_000)
         app.log.addHandler(lines)
         logging.getLogger(AUDIT_LOGGER).addHandler(lines)
@@ -231,7 +233,17 @@ async def backup_web(platform, s3, batch, policy_file):
             server.stop()
             app.log.removeHandler(lines)
             logging.getLogger(AUDIT_LOGGER).removeHandler(lines)
-            HubOAuth.clear_instance()  # the process-wide singleton holds this hub's URL and token
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def backup_web(platform, s3, batch, policy_file):
+    """The restic service's pages and API (the scope they require:
+    ``access:services!service=backup``, which the shipped values' user role grants)."""
+    try:
+        with _serving(lambda: _service(platform, s3, policy_file)) as served:
+            yield served
+    finally:
+        HubOAuth.clear_instance()  # the process-wide singleton holds this hub's URL and token
 
 
 async def _user_token(http, platform, name: str, scopes=None) -> dict[str, str]:
@@ -649,6 +661,8 @@ async def test_snapshot_backend_snapshots_a_running_home_and_restores_it(
     assert (work / "notes.txt").read_text() == "changed\n"  # nothing overwritten
     with pytest.raises(RestoreRequestError, match="is not one of alice's"):
         await app.restore("alice", claim, "snapshot-of-someone-else", [])
+    await _browse_a_snapshot_through_the_service(platform, k8s, policy_file, claim, snapshot,
+                                                 before)  # fmt: skip
 
     # the next cycles: the restore claim goes (its Job finished); retention keeps one a day,
     # the newest ready one
@@ -661,4 +675,112 @@ async def test_snapshot_backend_snapshots_a_running_home_and_restores_it(
     await app.cycle()  # retention: one a day, the newest ready one (a same-second name: skipped)
     listed = [s["id"] for s in await app.snapshots(claim)]
     assert second in listed and snapshot["id"] not in listed, listed
+
+    async def listing_gone():  # its ConfigMap went with the snapshot (its ownerReference)
+        names = {c.metadata.name for c in (await k8s.list_namespaced_config_map("default")).items}
+        return listing_name(snapshot["id"]) not in names
+
+    await wait_for(listing_gone, timeout=30, interval=0.2, what="the listing's ConfigMap gone")
     await alice.stop()
+
+
+async def _browse_a_snapshot_through_the_service(platform, k8s, policy_file, claim, snapshot,
+                                                 before):  # fmt: skip
+    """With real hub tokens: alice's first browse of her snapshot starts its listing (202, the
+    page says so and reloads), then lists the directory as it was; the listing is kept in a
+    ConfigMap owned by the snapshot, its claim gone. Another user's snapshot is absent for her;
+    an admin browses hers. A snapshot that failed shows its error in the list, and browse and
+    restore of it are refused (409)."""
+    failed = volume_snapshot(job_name("snapshot", claim, datetime.now()), "alice", claim,
+                             "no-such-class")  # fmt: skip
+    custom = k8s_client.CustomObjectsApi(k8s.api_client)
+    await custom.create_namespaced_custom_object(
+        "snapshot.storage.k8s.io", "v1", "default", "volumesnapshots", failed
+    )
+    bad = failed["metadata"]["name"]
+    foreign = f"{bad}-mallory"
+    await custom.create_namespaced_custom_object(
+        "snapshot.storage.k8s.io",
+        "v1",
+        "default",
+        "volumesnapshots",
+        volume_snapshot(foreign, "mallory", claim, ""),
+    )
+    admin = platform.admin_token
+    shared = HubOAuth.initialized()  # backup_web's, if it ran: the same hub's
+    with contextlib.ExitStack() as stack:
+        if not shared:
+            stack.callback(HubOAuth.clear_instance)
+        base, _ = stack.enter_context(_serving(lambda: _snapshot_service(platform, policy_file)))
+        async with aiohttp.ClientSession() as http:
+            alice = (await _user_token(http, platform, "alice"))["Authorization"][6:]
+            files = f"api/snapshots/{snapshot['id']}/files?path=/snapshot-e2e"
+
+            async def failed_listed():
+                status, listed = await _api(http, base, "GET", "api/snapshots", alice)
+                assert status == 200, listed
+                states = {s["id"]: s["state"] for s in listed["snapshots"]}
+                return listed if states.get(bad, "").startswith("failed") else None
+
+            listed = await wait_for(failed_listed, timeout=30, interval=0.2, what="failed state")
+            states = {s["id"]: s["state"] for s in listed["snapshots"]}
+            assert states[snapshot["id"]] == "ready"
+            assert "no-such-class" in states[bad] and "not found" in states[bad]
+            status, page = await _api(http, base, "GET", "", alice)
+            assert f'data-id="{bad}" data-state="failed"' in page and "no-such-class" in page
+            for method, path in (("GET", f"api/snapshots/{bad}/files"), ("POST", "api/restore")):
+                kwargs = {"json": {"snapshot": bad}} if method == "POST" else {}
+                status, refused = await _call(http, base, method, path, alice, **kwargs)
+                assert status == 409 and "failed" in refused and "no-such-class" in refused, path
+
+            status, page = await _api(http, base, "GET", f"?snapshot={snapshot['id']}", alice)
+            assert status == 200 and 'id="listing" data-state="preparing"' in page
+            assert "provisioning a volume from it can take minutes" in page
+            assert "location.reload" in page
+
+            async def browsed():
+                status, body = await _api(http, base, "GET", files, alice)
+                assert status in (200, 202), body
+                return body if status == 200 else None
+
+            body = await wait_for(browsed, timeout=120, interval=0.5, what="the listing")
+            seen = {
+                f["name"]: (f["type"], f["permissions"], f.get("target")) for f in body["files"]
+            }
+            want = {name: entry for name, entry in before.items() if "/" not in name}
+            assert set(seen) == set(want), (seen, want)
+            assert seen["dangling"] == ("symlink", "lrwxrwxrwx", "nowhere")
+            assert all(seen[n][1][1:] == stat.filemode(e[-1])[1:] for n, e in want.items())
+            status, page = await _api(http, base, "GET", f"?snapshot={snapshot['id']}"
+                                      "&path=/snapshot-e2e", alice)  # fmt: skip
+            assert status == 200 and 'data-path="/snapshot-e2e/notes.txt"' in page
+            assert "restore this folder" in page and 'id="listing"' not in page
+
+            # alice never reaches another user's snapshot: one labelled as mallory's (of
+            # alice's claim, even) is absent for her (404), mallory's view refused (403); an
+            # admin browses alice's
+            assert foreign not in {s["id"] for s in listed["snapshots"]}
+            for path, refused in ((f"api/snapshots/{foreign}/files", 404),
+                                  (f"api/snapshots/{foreign}/files?user=mallory", 403),
+                                  (f"?snapshot={foreign}", 404),
+                                  (f"?snapshot={foreign}&user=mallory", 403)):  # fmt: skip
+                status, said = await _call(http, base, "GET", path, alice)
+                assert status == refused, (path, said)
+            assert (await _api(http, base, "GET", f"{files}&user=alice", admin))[0] == 200
+    name = listing_name(snapshot["id"])
+    kept = await k8s.read_namespaced_config_map(name, "default")
+    (owner,) = kept.metadata.owner_references
+    assert (owner.kind, owner.name) == ("VolumeSnapshot", snapshot["id"]) and kept.binary_data
+    claims = {p.metadata.name for p in
+              (await k8s.list_namespaced_persistent_volume_claim("default")).items}  # fmt: skip
+    assert name not in claims  # the listing claim (a whole copy) went once stored
+    for name in (bad, foreign):
+        await custom.delete_namespaced_custom_object(
+            "snapshot.storage.k8s.io", "v1", "default", "volumesnapshots", name
+        )
+
+
+async def _call(http, base: str, method: str, path: str, token: str, **kwargs):
+    headers = {"Authorization": f"token {token}"}
+    async with http.request(method, base + path, headers=headers, **kwargs) as resp:
+        return resp.status, await resp.text()

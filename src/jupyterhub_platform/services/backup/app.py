@@ -37,10 +37,9 @@ from .cycle import (
     running_claims,
 )
 from .kubeio import items as _items
-from .kubeio import job_name, utcnow
+from .kubeio import job_log, job_name, utcnow
 from .kubeio import jobs as _jobs
 from .manifests import (
-    CLAIM_LABEL,
     COMPONENT,
     COMPONENT_LABEL,
     KIND_LABEL,
@@ -193,7 +192,9 @@ class BackupApp(ServiceApp):
 
     async def _cycle(self, round_start: datetime | None, actor: str) -> list[str]:
         if self.backend == "snapshot":
-            return await self.volume_snapshots.cycle(await self._groups(), utcnow(), round_start)
+            return await self.volume_snapshots.cycle(
+                await self._groups(), utcnow(), round_start, actor
+            )
         async with self.kube_apis() as (core, batch, ns):
             pvcs = await _items(core.list_namespaced_persistent_volume_claim(
                 ns, label_selector=STORAGE_SELECTOR, _preload_content=False))  # fmt: skip
@@ -296,7 +297,7 @@ class BackupApp(ServiceApp):
                 meta.get("annotations") or {}
             ).get(USER_ANNOTATION) != user:
                 return None
-            log = await _job_log(core, ns, job)
+            log = await job_log(core, ns, job)
         return restore_state(job, log)
 
     async def run(self) -> None:
@@ -336,24 +337,6 @@ class BackupApp(ServiceApp):
             return False
         self.log.info("backup cycle: %d created", len(created))
         return True
-
-
-async def _job_log(core, ns: str, job: dict) -> str | None:
-    """The log of the Job's newest pod (found by its owner reference); None if none."""
-    uid = job["metadata"].get("uid")
-    claim = (job["metadata"].get("labels") or {}).get(CLAIM_LABEL, "")
-    pods = [
-        p for p in await _items(core.list_namespaced_pod(
-            ns, label_selector=f"{CLAIM_LABEL}={claim}", _preload_content=False))
-        if any(ref.get("uid") == uid for ref in p["metadata"].get("ownerReferences") or [])
-    ]  # fmt: skip
-    if not pods:
-        return None
-    newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
-    try:
-        return await core.read_namespaced_pod_log(newest["metadata"]["name"], ns)
-    except kube_client().ApiException:
-        return None  # no log (yet, or no pods/log permission): the state says enough
 
 
 main = BackupApp.launch_instance

@@ -56,12 +56,13 @@ def home_claims(pvcs: Iterable[dict]) -> list[Candidate]:
 
 
 def running_claims(jobs: Iterable[dict]) -> set[str]:
-    """Claims whose backup or restore Job has not finished (one Job per repository)."""
+    """Claims whose backup or restore Job has not finished (one Job per repository; a
+    snapshot's listing Job reads a copy, not the home nor a repository: it does not count)."""
     busy = set()
     for job in jobs:
         done = job_outcome(job.get("status") or {}) is not None
         labels = job.get("metadata", {}).get("labels") or {}
-        if not done and labels.get(KIND_LABEL):
+        if not done and labels.get(KIND_LABEL) not in (None, "", "listing"):
             busy.add(labels.get(CLAIM_LABEL, ""))
     return busy
 

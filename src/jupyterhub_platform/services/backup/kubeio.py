@@ -1,5 +1,5 @@
 """What the service's Kubernetes reads share (its backends' I/O): list items as plain dicts,
-the backup Jobs, and the names of the objects it creates."""
+the backup Jobs, a Job's log, and the names of the objects it creates."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import hashlib
 import json
 from datetime import datetime, timezone
 
-from .manifests import COMPONENT, COMPONENT_LABEL
+from ..common.kube import kube_client
+from .manifests import CLAIM_LABEL, COMPONENT, COMPONENT_LABEL
 
 
 def utcnow() -> datetime:
@@ -28,3 +29,21 @@ async def jobs(batch, ns: str) -> list[dict]:
 async def items(call) -> list[dict]:
     response = await call
     return json.loads(await response.read()).get("items", [])
+
+
+async def job_log(core, ns: str, job: dict) -> str | None:
+    """The log of the Job's newest pod (found by its owner reference); None if none."""
+    uid = job["metadata"].get("uid")
+    claim = (job["metadata"].get("labels") or {}).get(CLAIM_LABEL, "")
+    pods = [
+        p for p in await items(core.list_namespaced_pod(
+            ns, label_selector=f"{CLAIM_LABEL}={claim}", _preload_content=False))
+        if any(ref.get("uid") == uid for ref in p["metadata"].get("ownerReferences") or [])
+    ]  # fmt: skip
+    if not pods:
+        return None
+    newest = max(pods, key=lambda p: p["metadata"].get("creationTimestamp", ""))
+    try:
+        return await core.read_namespaced_pod_log(newest["metadata"]["name"], ns)
+    except kube_client().ApiException:
+        return None  # no log (yet, or no pods/log permission): the state says enough

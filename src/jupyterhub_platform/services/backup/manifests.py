@@ -36,7 +36,7 @@ class JobSettings:
 
 def backup_job(name: str, user: str, claim: str, node: str | None, settings: JobSettings) -> dict:
     argv = backup_argv(HOME, "jupyterhub-backup", user, settings.retention)
-    return _job(name, "backup", user, claim, node, settings, argv, read_only=True)
+    return job_manifest(name, "backup", user, claim, node, settings, argv, read_only=True)
 
 
 def restore_job(
@@ -51,12 +51,14 @@ def restore_job(
     paths: list[str],
 ) -> dict:
     argv = restore_argv(HOME, snapshot_id, snapshot_dir, paths)
-    job = _job(name, "restore", user, claim, node, settings, argv, read_only=False)
+    job = job_manifest(name, "restore", user, claim, node, settings, argv, read_only=False)
     job["spec"]["backoffLimit"] = 0  # a retried restore would write a second copy
     return job
 
 
-def _job(name, kind, user, claim, node, settings: JobSettings, argv, *, read_only) -> dict:
+def job_manifest(name, kind, user, claim, node, settings: JobSettings, argv, *, read_only) -> dict:
+    """A Job of ``kind`` running ``argv`` with the home claim mounted at /data (labels, the
+    repository's environment, limits, pinned to ``node`` if given)."""
     labels = {COMPONENT_LABEL: COMPONENT, CLAIM_LABEL: claim, KIND_LABEL: kind}
     env = [{"name": "RESTIC_REPOSITORY", "value": repository_url(settings.repository, claim)}]
     env += [

@@ -22,7 +22,9 @@ from .cycle import VolumeBusyError
 from .kubeio import utcnow
 from .repository import RepositoryError
 from .restic import RestoreRequestError, restore_target, snapshot_path
+from .snapshot_files import ListingFailed, ListingPending
 from .views import fleet_figures
+from .volume_snapshots import SnapshotNotReady, UnknownSnapshot
 
 
 class BackupHandler(UserHandler):
@@ -44,12 +46,15 @@ class BackupHandler(UserHandler):
         return claim
 
     async def guarded(self, call):
-        """``call``'s result; bad requests → 400, a volume whose Job runs → 409, restic
-        failures → 502 (message, no secret)."""
+        """``call``'s result; bad requests → 400, a snapshot not the user's → 404, a volume
+        whose Job runs or a snapshot not ready → 409, restic failures → 502 (message, no
+        secret). A listing being prepared or failed goes to the caller."""
         try:
             return await call
-        except VolumeBusyError as exc:
+        except (VolumeBusyError, SnapshotNotReady) as exc:
             raise web.HTTPError(409, str(exc)) from None
+        except UnknownSnapshot as exc:
+            raise web.HTTPError(404, str(exc)) from None
         except RestoreRequestError as exc:
             raise web.HTTPError(400, str(exc)) from None
         except RepositoryError as exc:
@@ -80,9 +85,18 @@ class FilesAPIHandler(BackupHandler):
         user = self.whose(self.get_argument("user", None))
         directory = self.get_argument("path", "/")
         claim = await self.claim(user)
-        files = await self.guarded(self.backup.files(claim, snapshot_id, directory))
-        self.write_json({"user": user, "snapshot": snapshot_id, "path": directory,
-                         "files": files})  # fmt: skip
+        answer = {"user": user, "snapshot": snapshot_id, "path": directory}
+        try:
+            files = await self.guarded(self.backup.files(claim, snapshot_id, directory))
+        except ListingPending as exc:  # the snapshot backend's first browses: poll
+            self.set_status(202)
+            self.write_json({**answer, "state": "preparing", "message": str(exc)})
+            return
+        except ListingFailed as exc:
+            self.set_status(502)
+            self.write_json({**answer, "state": "failed", "message": str(exc)})
+            return
+        self.write_json({**answer, "state": "ready", "files": files})
 
 
 class RestoreAPIHandler(BackupHandler):
@@ -151,11 +165,14 @@ class PageHandler(BackupHandler):
         snapshot_id = self.get_argument("snapshot", "")
         directory = self.get_argument("path", "/")
         snapshots = await self.guarded(self.backup.snapshots(claim)) if claim else []
-        files = (
-            await self.guarded(self.backup.files(claim, snapshot_id, directory))
-            if claim and snapshot_id
-            else []
-        )
+        files, listing = [], None
+        if claim and snapshot_id:
+            try:
+                files = await self.guarded(self.backup.files(claim, snapshot_id, directory))
+            except ListingPending as exc:
+                listing = {"state": "preparing", "message": str(exc)}
+            except ListingFailed as exc:
+                listing = {"state": "failed", "message": str(exc)}
         confirm = self.confirmation(snapshots, snapshot_id, self.get_argument("confirm", None))
         job = self.get_argument("job", "")
         restore = await self.backup.restore_status(user, job) if job else None
@@ -167,7 +184,7 @@ class PageHandler(BackupHandler):
                 user=user, me=self.user["name"], admin=self.is_admin(), claim=claim,
                 snapshots=snapshots, snapshot=snapshot_id, path=directory, files=files,
                 status=list(status.values()), prefix=self.backup.service_prefix,
-                confirm=confirm, restore=restore, xsrf=_text(self.xsrf_token),
+                confirm=confirm, restore=restore, xsrf=_text(self.xsrf_token), listing=listing,
             )
         )  # fmt: skip
 
@@ -249,7 +266,8 @@ def handlers(backup) -> list[tuple]:
     return [
         ("", PageHandler, args),
         ("api/snapshots", SnapshotsAPIHandler, args),
-        ("api/snapshots/([0-9a-f]+)/files", FilesAPIHandler, args),
+        # restic IDs (hex) or VolumeSnapshot names; each backend checks its own
+        ("api/snapshots/([a-z0-9][-a-z0-9.]*)/files", FilesAPIHandler, args),
         ("api/restore", RestoreAPIHandler, args),
         ("restore", RestoreFormHandler, args),
         ("api/users", UsersAPIHandler, args),

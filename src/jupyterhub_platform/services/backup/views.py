@@ -30,20 +30,29 @@ def snapshot_list(output: str) -> list[dict]:
 
 def directory_listing(output: str, directory: str) -> list[dict]:
     """The entries directly inside ``directory`` (``/`` = the home) of ``restic ls --json``."""
-    parent = PurePosixPath(snapshot_path(directory))
-    entries = []
+    nodes = []
     for line in output.splitlines():
         node = json.loads(line) if line.strip() else {}
         if node.get("struct_type") != "node" or "path" not in node:
             continue
-        path = PurePosixPath(node["path"])
-        if path.parent != parent or path == parent:
-            continue
-        entries.append(
-            {"name": node["name"], "path": str(path), "type": node.get("type", ""),
+        nodes.append(
+            {"name": node["name"], "path": node["path"], "type": node.get("type", ""),
              "size": node.get("size"), "mtime": node.get("mtime"),
              "permissions": node.get("permissions", "")}
         )  # fmt: skip
+    return directory_entries(nodes, directory)
+
+
+def directory_entries(nodes: Iterable[dict], directory: str) -> list[dict]:
+    """The entries (``path`` from the snapshot's root, ``name``, ``type``, ...) directly inside
+    ``directory``, folders first: a browse view, whichever backend listed them."""
+    parent = PurePosixPath(snapshot_path(directory))
+    entries = []
+    for node in nodes:
+        path = PurePosixPath(node["path"])
+        if path.parent != parent or path == parent:
+            continue
+        entries.append({**node, "path": str(path)})
     return sorted(entries, key=lambda e: (e["type"] != "dir", e["name"]))
 
 
@@ -235,8 +244,14 @@ def restore_state(job: dict, log: str | None) -> RestoreState:
     if outcome == "Complete":
         found = RESTORED_LINE.findall(log or "")
         return RestoreState(name, "succeeded", target=f"~/{found[-1]}/" if found else "")
-    condition = next((c for c in state.get("conditions") or [] if c.get("type") == "Failed"), {})
-    said = condition.get("message") or condition.get("reason") or "the restore Job failed"
-    last = [line.strip() for line in (log or "").splitlines() if line.strip()]
-    reason = f"{said}; restic said: {last[-1][:300]}" if last else said
+    reason = failure_reason(state, log, "the restore Job failed", "restic")
     return RestoreState(name, "failed", reason=reason)
+
+
+def failure_reason(state: dict, log: str | None, fallback: str, program: str) -> str:
+    """A failed Job's reason in one line: its Failed condition (or ``fallback``) and the last
+    line ``program`` logged, never a trace."""
+    condition = next((c for c in state.get("conditions") or [] if c.get("type") == "Failed"), {})
+    said = condition.get("message") or condition.get("reason") or fallback
+    last = [line.strip() for line in (log or "").splitlines() if line.strip()]
+    return f"{said}; {program} said: {last[-1][:300]}" if last else said

@@ -118,9 +118,40 @@ def ready(snapshot: dict) -> bool:
     return bool((snapshot.get("status") or {}).get("readyToUse"))
 
 
+def snapshot_state(snapshot: dict) -> str:
+    """``ready`` (``status.readyToUse``), ``failed: <status.error.message>`` or ``in
+    progress``: the list's ready/error column."""
+    status = snapshot.get("status") or {}
+    if status.get("readyToUse"):
+        return "ready"
+    error = status.get("error") or {}
+    if error:
+        return f"failed: {error.get('message') or 'the snapshot failed (no message)'}"
+    return "in progress"
+
+
+class UnknownSnapshot(RestoreRequestError):
+    """No such snapshot of the user's (another user's is as absent: the API answers 404)."""
+
+
+class SnapshotNotReady(RuntimeError):
+    """A snapshot not ready (in progress or failed) cannot be restored or browsed (409)."""
+
+
+def not_ready_reason(snapshot: dict) -> str | None:
+    """Why a snapshot cannot be browsed or restored now (None: it can)."""
+    state = snapshot_state(snapshot)
+    name = snapshot["metadata"]["name"]
+    if state == "ready":
+        return None
+    if state == "in progress":
+        return f"snapshot: {name!r} is not ready yet (in progress); retry when it is ready"
+    return f"snapshot: {name!r} failed ({state.removeprefix('failed: ')}); it holds no files"
+
+
 def user_snapshots(items: Iterable[dict], user: str, claim: str) -> list[dict]:
     """The user's snapshots of the claim, newest first, as the API lists them (the restic
-    backend's keys, plus ready, restore_size and error)."""
+    backend's keys, plus ready, state, restore_size and error)."""
     listed = [
         {
             "id": s["metadata"]["name"],
@@ -128,6 +159,7 @@ def user_snapshots(items: Iterable[dict], user: str, claim: str) -> list[dict]:
             "hostname": "",
             "time": _time(s),
             "ready": ready(s),
+            "state": snapshot_state(s),
             "restore_size": (s.get("status") or {}).get("restoreSize"),
             "error": ((s.get("status") or {}).get("error") or {}).get("message"),
             "tags": [f"user={user}"],
@@ -254,14 +286,15 @@ def owned_by(job: dict) -> list[dict]:
 def finished_restore_claims(
     pvcs: Iterable[dict], jobs: Iterable[dict], now: datetime, grace_seconds: float = 3600
 ) -> list[str]:
-    """Restore claims the cycle deletes (each is a whole copy of a home): their Job (of the
-    same name) finished, or there has been none for ``grace_seconds`` (the service stopped
-    between creating the claim and its Job)."""
+    """Restore and listing claims the cycle deletes (each is a whole copy of a home): their
+    Job (of the same name) finished, or there has been none for ``grace_seconds`` (the service
+    stopped between creating the claim and its Job)."""
     state = {j["metadata"]["name"]: job_outcome(j.get("status") or {}) for j in jobs}
     gone = []
     for pvc in pvcs:
         meta = pvc["metadata"]
-        if (meta.get("labels") or {}).get(KIND_LABEL) != "restore" or meta.get("deletionTimestamp"):
+        kind = (meta.get("labels") or {}).get(KIND_LABEL)
+        if kind not in ("restore", "listing") or meta.get("deletionTimestamp"):
             continue
         name = meta["name"]
         created = _parse(meta.get("creationTimestamp") or now.strftime("%Y-%m-%dT%H:%M:%S"))
