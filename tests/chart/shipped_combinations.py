@@ -12,6 +12,7 @@ COMBINATIONS = {
     "values+backup-restic": ["values.yaml", "backup-restic.yaml"],
     "values+backup-snapshots": ["values.yaml", "backup-snapshots.yaml"],
     "values+credentials": ["values.yaml", "credentials.yaml"],
+    "values+monitoring": ["values.yaml", "monitoring.yaml"],
 }
 EXPECTED_AUTHENTICATOR = {
     "values": "OIDCAuthenticator",
@@ -22,4 +23,5 @@ EXPECTED_AUTHENTICATOR = {
     "values+backup-restic": "OIDCAuthenticator",
     "values+backup-snapshots": "OIDCAuthenticator",
     "values+credentials": "OIDCAuthenticator",
+    "values+monitoring": "OIDCAuthenticator",
 }

@@ -7,6 +7,7 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -70,17 +71,20 @@ class HubUser:
         token = self.xsrf_token(url)
         return {"X-XSRFToken": token} if token else {}
 
-    async def login(self) -> int:
+    async def login(self, tamper: Callable[[str], str] | None = None) -> int:
         """The OIDC login flow; returns the HTTP status of the hub's OAuth callback.
 
         hub /hub/oauth_login → IdP /oauth2/authorize → POST the login form's ``sub`` →
         redirect back to /hub/oauth_callback with ``code`` and ``state`` → session cookies.
+        ``tamper`` changes the authorization URL first (an attacker's or a broken client's).
         """
         async with self.session.get(
             f"{self.hub_url}/hub/oauth_login", allow_redirects=False
         ) as resp:
             assert resp.status == 302, await resp.text()
             authorize = resp.headers["Location"]
+        if tamper is not None:
+            authorize = tamper(authorize)
         async with self.session.post(
             authorize, data={"sub": self.name}, allow_redirects=False
         ) as resp:
@@ -165,6 +169,16 @@ async def launch(user: HubUser) -> float:
     await user.spawn()
     await user.wait_ready()
     return time.monotonic() - began
+
+
+async def credentials_get(platform, token: str, path: str) -> tuple[int, dict]:
+    """(status, JSON body) of the credentials service's ``api/v1/<path>`` with ``token``."""
+    url = f"{platform.hub_url}/services/credentials/api/v1/{path}"
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers={"Authorization": f"token {token}"}) as resp,
+    ):
+        return resp.status, await resp.json(content_type=None)
 
 
 async def user_pods(k8s, name: str) -> list:

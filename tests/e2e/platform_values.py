@@ -6,6 +6,13 @@ import sys
 from pathlib import Path
 
 CULLER = str(Path(sys.executable).parent / "jupyterhub-platform-culler")
+METRICS_ENDPOINTS = {
+    "hub": "/hub/metrics",
+    "culler": "/services/culler/metrics",
+    "backup": "/services/backup/metrics",
+    "credentials": "/services/credentials/metrics",
+}
+"""Where the hub and each service serve their metrics, under the proxy (``read:metrics``)."""
 
 
 def fast_culler_values(policy_text: str, every: int, warn_before: int) -> dict:

@@ -332,6 +332,8 @@ async def test_a_user_lists_browses_and_restores_only_their_own_backups(
         restored = home / "restored" / snapshot_dirname(newest["time"]) / "api-restore"
         assert tree(restored) == before
         audit = [json.loads(r.getMessage()) for r in log if r.name == AUDIT_LOGGER]
+        assert ("backup.run", "alice") in {(e["action"], e["subject"]) for e in audit}
+        audit = [e for e in audit if e["action"] == "backup.restore"]
         assert [(e["action"], e["actor"], e["subject"], e["details"]) for e in audit] == [
             ("backup.restore", "alice", "alice", {"snapshot": newest["id"],
              "paths": ["/api-restore/kept.txt"], "job": restore["job"]})]  # fmt: skip

@@ -11,11 +11,18 @@ import base64
 import json
 import time
 
-import aiohttp
 import pytest
 import pytest_asyncio
 import yaml
-from hub_user import core_api, exec_in, hub_users, launch, local_platform, user_pods
+from hub_user import (
+    core_api,
+    credentials_get,
+    exec_in,
+    hub_users,
+    launch,
+    local_platform,
+    user_pods,
+)
 from kubernetes_asyncio import client
 
 from jupyterhub_platform.chart.values import load_values_file, policy_in_values
@@ -107,15 +114,6 @@ def secret_values(secret: client.V1Secret) -> dict[str, str]:
     return {k: base64.b64decode(v).decode() for k, v in (secret.data or {}).items()}
 
 
-async def service_get(platform, token: str, path: str) -> tuple[int, dict]:
-    url = f"{platform.hub_url}/services/credentials/api/v1/{path}"
-    async with (
-        aiohttp.ClientSession() as session,
-        session.get(url, headers={"Authorization": f"token {token}"}) as resp,
-    ):
-        return resp.status, await resp.json(content_type=None)
-
-
 async def test_alices_server_gets_s3_credentials_renewed_in_place_and_bob_never(
     cred_platform, k8s, users
 ):
@@ -169,15 +167,17 @@ async def test_alices_server_gets_s3_credentials_renewed_in_place_and_bob_never(
     assert not [k for k in bob_values if k.startswith(f"{SET}.")]
     bob_token = bob_values[model.API_TOKEN_KEY]
     remember(bob_values)
-    status, body = await service_get(cred_platform, bob_token, f"credentials/{SET}")
+    status, body = await credentials_get(cred_platform, bob_token, f"credentials/{SET}")
     assert status == 403, body
     assert first["key_id"] not in json.dumps(body)
 
     # alice's own server token gets her set; a forged one nothing.
     alice_token = secret_values(await credentials_secret(k8s, pod))[model.API_TOKEN_KEY]
-    status, body = await service_get(cred_platform, alice_token, f"credentials/{SET}")
+    status, body = await credentials_get(cred_platform, alice_token, f"credentials/{SET}")
     assert status == 200 and body["set"] == SET
-    status, _ = await service_get(cred_platform, alice_token[:-4] + "abcd", f"credentials/{SET}")
+    status, _ = await credentials_get(
+        cred_platform, alice_token[:-4] + "abcd", f"credentials/{SET}"
+    )
     assert status == 403
 
     # The Secret goes with the pod.

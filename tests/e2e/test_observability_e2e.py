@@ -23,7 +23,7 @@ import pytest_asyncio
 import yaml
 from audit_lines import audit_events
 from hub_user import core_api, hub_users, local_platform
-from platform_values import fast_culler_values, metric_values
+from platform_values import METRICS_ENDPOINTS, fast_culler_values, metric_values
 
 from jupyterhub_platform.chart.values import load_values_file, policy_in_values
 from jupyterhub_platform.devcluster.platform import shipped_values_dir
@@ -33,12 +33,7 @@ from tests.backup.backup_fixtures import require_backup_programs
 pytestmark = [pytest.mark.e2e, pytest.mark.jh55_only, pytest.mark.asyncio(loop_scope="session")]
 
 IDLE = 25  # seconds: alice's policy (standard) idles out after this
-ENDPOINTS = {
-    "hub": "/hub/metrics",
-    "culler": "/services/culler/metrics",
-    "backup": "/services/backup/metrics",
-    "credentials": "/services/credentials/metrics",
-}
+ENDPOINTS = METRICS_ENDPOINTS
 
 
 def day_policy() -> str:

@@ -217,6 +217,7 @@ STARTED_BY_NAME = frozenset(
         f"{ROOT}.auth.cloudflare",
         f"{ROOT}.devcluster.kubelet.sandbox_helper",  # run as a script by the kubelet
         f"{ROOT}.devcluster.object_store",  # python -m, by the local platform and the tests
+        f"{ROOT}.observability.dashboard",  # python -m: writes the shipped Grafana dashboard
     }
 )
 """Modules nothing imports because they are started by name (entry points, scripts)."""

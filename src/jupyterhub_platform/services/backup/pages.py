@@ -12,7 +12,13 @@ import json
 from pathlib import PurePosixPath
 from urllib.parse import urlencode
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Gauge,
+    ProcessCollector,
+    generate_latest,
+)
 from tornado import web
 
 from jupyterhub_platform.observability.audit import audit
@@ -216,6 +222,7 @@ class MetricsHandler(UserHandler):
     async def get(self) -> None:
         figures = fleet_figures((await self.backup.status()).values(), utcnow())
         registry = CollectorRegistry()
+        ProcessCollector(registry=registry)  # process_*: the service's CPU and memory
         homes = Gauge("backup_homes", "Home volumes by the state of their backups (ok: the "
                       "newest finished run succeeded; failing: it failed; never: no success "
                       "on record)", ["state"], registry=registry)  # fmt: skip

@@ -3,12 +3,13 @@ Labels are sets, providers, results and reasons: never users."""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, ProcessCollector
 
 
 class CredentialMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # process_*: the service's CPU and memory
         self.issuances = Counter(
             "credentials_issuances",
             "Issuance attempts, by set, provider and result (issued, refused, failed)",
