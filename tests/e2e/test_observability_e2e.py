@@ -30,7 +30,8 @@ from jupyterhub_platform.devcluster.platform import shipped_values_dir
 from jupyterhub_platform.devcluster.procs import wait_for
 from tests.backup.backup_fixtures import require_backup_programs
 
-pytestmark = [pytest.mark.e2e, pytest.mark.jh55_only, pytest.mark.asyncio(loop_scope="session")]
+# On JupyterHub 6 (the Prometheus e2e runs the same services on the hub image's 5.5).
+pytestmark = [pytest.mark.e2e, pytest.mark.jh6_only, pytest.mark.asyncio(loop_scope="session")]
 
 IDLE = 25  # seconds: alice's policy (standard) idles out after this
 ENDPOINTS = METRICS_ENDPOINTS
