@@ -43,6 +43,7 @@ from jupyterhub_platform.devcluster.procs import wait_for
 from jupyterhub_platform.services.backup.app import BackupApp
 from jupyterhub_platform.services.backup.manifests import USER_ANNOTATION, secret_manifest
 from jupyterhub_platform.services.common.hub_client import HubClient
+from jupyterhub_platform.testing import shipped_policy_file
 
 # The issue's scale; smaller for a quick look: BENCH_BACKUP_MIB=64 BENCH_BACKUP_USERS=100
 SIZE_MIB = int(os.environ.get("BENCH_BACKUP_MIB", "1024"))
@@ -125,9 +126,11 @@ def home_claim(user: str) -> dict:
 
 
 def service_args(platform: LocalPlatform, repository: str, namespace: str) -> list[str]:
-    """The service's arguments (the hub's URL and token: in its environment, as the hub does)."""
+    """The service's arguments (the hub's URL and token: in its environment, as the hub does;
+    the group policy the shipped values mount)."""
     return [
         f"--BackupApp.repository={repository}",
+        f"--PolicySource.policy_file={shipped_policy_file()}",
         f"--BackupApp.secret_name={SECRET}",
         f"--KubeSource.kubeconfig={platform.cluster.kubeconfig_path}",
         f"--KubeSource.namespace={namespace}",
