@@ -6,10 +6,16 @@ serve s3`` (the tests' S3 server). The home is generated deterministically into 
 directory behind a ``claim-<user>`` PVC: many small files, some medium and a few large ones, all
 incompressible and unique (restic can neither compress nor deduplicate them), ``SIZE_MIB`` in
 total. Each round backs it up into fresh repositories on the same server twice, once by
-``restic init`` + ``restic backup`` run directly (the baseline) and once through the service
-(``BackupApp.cycle`` creates the Job; timed from the cycle's start until the Job is Complete:
-listing, the Job's pod, its ``init``, ``unlock``, ``backup`` and ``forget --prune``), alternating
-which goes first. Then both back up the unchanged home once more.
+``restic init`` + ``restic backup`` run directly with the Job's backup flags (the baseline) and
+once through the service (``BackupApp.cycle`` creates the Job; timed from the cycle's start
+until the Job is Complete: listing, the Job's pod, its ``backup`` that finds no repository,
+``init`` and ``backup``), alternating which goes first. Then both back up the unchanged home once
+more (the Job: ``backup`` and ``forget``, on a round that is not the claim's prune day), and the
+Job a third time on a round that is (``forget --prune``, with a snapshot to forget).
+
+Whether a Job prunes is decided by its round's date (``restic.prune_due``): the benchmark passes
+rounds a few days ahead, the first of each kind for its claim, so both are measured whatever day
+it runs on (a round in the future counts no earlier Job as done).
 
 RSS: ``USERS`` home PVCs in a namespace of their own and as many hub users; the service (its
 own process, BackupApp initialised as the hub starts it) runs ``CYCLES`` cycles with the default
@@ -23,6 +29,7 @@ measured is the service planning 1,000 users, not Jobs. The figure is the proces
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -35,14 +42,23 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from benchmarks.figures import Figure
+from jupyterhub_platform.devcluster.backup_store import rclone_argv
+from jupyterhub_platform.devcluster.kubelet.podnet import GATEWAY_IP
 from jupyterhub_platform.devcluster.platform import LocalPlatform
-from jupyterhub_platform.devcluster.procs import wait_for
+from jupyterhub_platform.devcluster.procs import ManagedProcess, free_port, port_is_open, wait_for
 from jupyterhub_platform.services.backup.app import BackupApp
-from jupyterhub_platform.services.backup.manifests import USER_ANNOTATION, secret_manifest
+from jupyterhub_platform.services.backup.manifests import (
+    CLAIM_LABEL,
+    USER_ANNOTATION,
+    secret_manifest,
+)
+from jupyterhub_platform.services.backup.restic import prune_due, user_tag
 from jupyterhub_platform.services.common.hub_client import HubClient
+from jupyterhub_platform.testing import shipped_policy_file
 
 # The issue's scale; smaller for a quick look: BENCH_BACKUP_MIB=64 BENCH_BACKUP_USERS=100
 SIZE_MIB = int(os.environ.get("BENCH_BACKUP_MIB", "1024"))
@@ -51,6 +67,8 @@ ROUNDS = int(os.environ.get("BENCH_BACKUP_ROUNDS", "2"))
 CYCLES = 3
 SEED = 14
 USER = "bench-home"
+CLAIM = f"claim-{USER}"
+HOST = "jupyterhub-backup"  # the Job's --host (manifests.backup_job)
 SECRET = "backup-restic"
 RSS_NAMESPACE = "bench-rss"  # no Secret there: its Jobs never start restic
 JOB_TIMEOUT = 1800
@@ -125,9 +143,11 @@ def home_claim(user: str) -> dict:
 
 
 def service_args(platform: LocalPlatform, repository: str, namespace: str) -> list[str]:
-    """The service's arguments (the hub's URL and token: in its environment, as the hub does)."""
+    """The service's arguments (the hub's URL and token: in its environment, as the hub does;
+    the group policy the shipped values mount)."""
     return [
         f"--BackupApp.repository={repository}",
+        f"--PolicySource.policy_file={shipped_policy_file()}",
         f"--BackupApp.secret_name={SECRET}",
         f"--KubeSource.kubeconfig={platform.cluster.kubeconfig_path}",
         f"--KubeSource.namespace={namespace}",
@@ -141,10 +161,13 @@ def service(platform: LocalPlatform, repository: str, namespace: str = "default"
 
 
 def restic_direct(env: dict[str, str], home: Path, init: bool) -> float:
-    """Seconds for ``restic [init +] backup`` of ``home``, run directly."""
+    """Seconds for ``restic [init +] backup`` of ``home``, run directly with the Job's backup
+    flags (the same restic binary)."""
     started = time.perf_counter()
     commands = [["restic", "init"]] if init else []
-    for argv in [*commands, ["restic", "backup", "--one-file-system", "."]]:
+    backup = ["restic", "backup", "--json", "--quiet", "--host", HOST, "--tag", user_tag(USER),
+              "--one-file-system", "."]  # fmt: skip
+    for argv in [*commands, backup]:
         done = subprocess.run(
             argv, cwd=home, env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT,
             start_new_session=True,
@@ -154,13 +177,81 @@ def restic_direct(env: dict[str, str], home: Path, init: bool) -> float:
     return time.perf_counter() - started
 
 
-async def through_the_job(app: BackupApp) -> float:
-    """Seconds from the start of a cycle until its one Job is Complete."""
+HOLDER = "bench-gateway-holder"
+
+
+@contextlib.asynccontextmanager
+async def gateway_store(app: BackupApp, s3: dict, log_dir: Path):
+    """The same bucket served a second time on the pods' gateway address (169.254.1.1, the host
+    end of every namespaced pod's veth), so a Job's pod reaches it through the kernel as a pod
+    on a cluster reaches S3; its URL, or None when the kubelet runs no pod namespaces. Without
+    it a pod reaches the host's 127.0.0.1 through the kubelet's loopback relay (kubelet/
+    forward.py, a userspace copy in Python) that restic run directly never pays. The address
+    exists while a pod's veth does: a sleeping pod holds one for the benchmark's length."""
+    from tests.backup.backup_fixtures import ACCESS_KEY, RCLONE, SECRET_KEY
+
+    holder = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": HOLDER},
+              "spec": {"restartPolicy": "Never", "containers": [
+                  {"name": "sleep", "image": "busybox", "command": ["sleep", "7200"]}]}}  # fmt: skip
+    async with app.kube_apis() as (core, _, ns):
+        await core.create_namespaced_pod(ns, holder)
+
+        async def running() -> bool:
+            return (await core.read_namespaced_pod(HOLDER, ns)).status.phase == "Running"
+
+        proc = None
+        try:
+            await wait_for(running, timeout=60, interval=0.2, what=f"pod {HOLDER}")
+            try:
+                port = free_port(GATEWAY_IP)
+            except OSError:  # no pod namespaces: pods share the host's loopback, no relay
+                yield None
+                return
+            argv = rclone_argv(RCLONE, port, ACCESS_KEY, SECRET_KEY, s3["dir"].parent, GATEWAY_IP)
+            proc = ManagedProcess(argv, name="rclone-gateway", log_path=log_dir / "rclone-gw.log")
+            deadline = time.monotonic() + 30
+            while not port_is_open(GATEWAY_IP, port):
+                if not proc.running() or time.monotonic() > deadline:
+                    raise RuntimeError(f"rclone on {GATEWAY_IP}:{port}: {proc.log_tail()}")
+                await asyncio.sleep(0.1)
+            yield s3["url"].replace(f"127.0.0.1:{s3['port']}", f"{GATEWAY_IP}:{port}")
+        finally:
+            if proc:
+                proc.stop()
+            await core.delete_namespaced_pod(HOLDER, ns, grace_period_seconds=0)
+
+
+def round_on(prune: bool, every: int, today: datetime) -> datetime:
+    """A round's start, 02:00 UTC of the first day after ``today`` whose decision for the
+    claim is ``prune``."""
+    day = today.replace(hour=2, minute=0, second=0, microsecond=0)
+    for ahead in range(1, every + 2):
+        start = day + timedelta(days=ahead)
+        if prune_due(CLAIM, start.date(), every) is prune:
+            return start
+    raise RuntimeError(f"no day within {every + 1} with prune={prune}")
+
+
+async def through_the_job(app: BackupApp, round_start: datetime) -> tuple[float, dict]:
+    """Seconds from the start of a cycle until its one Job is Complete, and when (seconds
+    from the start, polled every 0.1 s) the cycle returned, the Job's pod appeared, ran and
+    ended."""
     started = time.perf_counter()
-    (name,) = await app.cycle()
-    async with app.kube_apis() as (_, batch, ns):
+    (name,) = await app.cycle(round_start)
+    marks = {"cycle": time.perf_counter() - started}
+    async with app.kube_apis() as (core, batch, ns):
 
         async def finished() -> str | None:
+            pods = await core.list_namespaced_pod(ns, label_selector=f"{CLAIM_LABEL}={CLAIM}")
+            for pod in pods.items:
+                if not any(r.name == name for r in pod.metadata.owner_references or []):
+                    continue
+                marks.setdefault("pod", time.perf_counter() - started)
+                phase = pod.status.phase
+                if phase in ("Running", "Succeeded", "Failed"):
+                    marks.setdefault("running", time.perf_counter() - started)
+                if phase in ("Succeeded", "Failed"):
+                    marks.setdefault("ended", time.perf_counter() - started)
             job = await batch.read_namespaced_job_status(name, ns)
             for c in job.status.conditions or []:
                 if c.type in ("Complete", "Failed") and c.status == "True":
@@ -171,7 +262,11 @@ async def through_the_job(app: BackupApp) -> float:
     seconds = time.perf_counter() - started
     if outcome != "Complete":
         raise RuntimeError(f"the backup Job {name} failed (see the kubelet's pod logs)")
-    return seconds
+    return seconds, marks
+
+
+def _marks(marks: dict) -> str:
+    return ", ".join(f"{k} {v:.1f}" for k, v in marks.items())
 
 
 async def throughput(platform: LocalPlatform, s3: dict, tmp: Path) -> dict:
@@ -183,28 +278,45 @@ async def throughput(platform: LocalPlatform, s3: dict, tmp: Path) -> dict:
             ns, secret_manifest(SECRET, PASSWORD, ACCESS_KEY, SECRET_KEY)
         )
         await core.create_namespaced_persistent_volume_claim(ns, home_claim(USER))
-    home = platform.state_dir / "cluster" / "volumes" / ns / "pvc" / f"claim-{USER}"
+    home = platform.state_dir / "cluster" / "volumes" / ns / "pvc" / CLAIM
     plan = home_plan(SIZE_MIB * MIB)
     size = await asyncio.to_thread(write_home, home, plan)
     seconds: dict[str, list[float]] = {"direct": [], "job": []}
     cache_home = tmp / "restic-home"  # the direct runs' restic cache (a Job's is its pod's)
     cache_home.mkdir()
-    for r in range(ROUNDS):
-        app = service(platform, f"{s3['url']}/job-{r}")
-        env = restic_env(s3, f"direct-{r}", cache_home)
-        sides = [("direct", None), ("job", app)]
-        for side, job_app in sides if r % 2 == 0 else sides[::-1]:
-            if job_app is None:
-                seconds[side].append(await asyncio.to_thread(restic_direct, env, home, True))
-            else:
-                seconds[side].append(await through_the_job(job_app))
-        direct, job = seconds["direct"][-1], seconds["job"][-1]
-        print(f"   round {r + 1}: restic directly {direct:.1f}s, through the Job {job:.1f}s")
-    again = {
-        "direct": await asyncio.to_thread(restic_direct, env, home, False),
-        "job": await through_the_job(app),
-    }
-    return {"bytes": size, "files": len(plan), "first": seconds, "again": again}
+    today = datetime.now(timezone.utc)
+    keep_day, prune_day = (round_on(p, setup.prune_every, today) for p in (False, True))
+    async with gateway_store(setup, s3, tmp) as gateway:
+        print(
+            f"   the Jobs' pods reach S3 {'at ' + GATEWAY_IP if gateway else 'through the relay'}"
+        )
+        for r in range(ROUNDS):
+            app = service(platform, f"{gateway or s3['url']}/job-{r}")
+            env = restic_env(s3, f"direct-{r}", cache_home)
+            sides = [("direct", None), ("job", app)]
+            for side, job_app in sides if r % 2 == 0 else sides[::-1]:
+                if job_app is None:
+                    seconds[side].append(await asyncio.to_thread(restic_direct, env, home, True))
+                else:
+                    took, marks = await through_the_job(job_app, keep_day)
+                    seconds[side].append(took)
+                    print(f"   round {r + 1}, the Job (s from the cycle's start): {_marks(marks)}")
+            direct, job = seconds["direct"][-1], seconds["job"][-1]
+            print(f"   round {r + 1}: restic directly {direct:.1f}s, through the Job {job:.1f}s")
+        again_direct = await asyncio.to_thread(restic_direct, env, home, False)
+        again_job, marks = await through_the_job(app, keep_day)
+        print(
+            f"   unchanged, the Job: {again_job:.1f}s ({_marks(marks)}); directly {again_direct:.1f}s"
+        )
+        pruning, marks = await through_the_job(app, prune_day)
+        print(f"   unchanged on its prune day, the Job: {pruning:.1f}s ({_marks(marks)})")
+    relay = None
+    if gateway:  # once more, the pod reaching S3 through the kubelet's relay, for comparison
+        relay, marks = await through_the_job(service(platform, f"{s3['url']}/job-relay"), keep_day)
+        print(f"   first backup, the Job through the relay: {relay:.1f}s ({_marks(marks)})")
+    return {"bytes": size, "files": len(plan), "first": seconds, "relay": relay,
+            "gateway": bool(gateway),
+            "again": {"direct": again_direct, "job": again_job, "prune": pruning}}  # fmt: skip
 
 
 async def populate_users(platform: LocalPlatform, s3: dict) -> None:
@@ -287,20 +399,34 @@ async def run() -> list[Figure]:
     mib = backups["bytes"] / MIB
     direct, job = (statistics.median(backups["first"][s]) for s in ("direct", "job"))
     home = f"{mib:,.0f} MiB, {backups['files']:,} files"
+    path = f"S3 at {GATEWAY_IP}" if backups["gateway"] else "S3 through the kubelet's relay"
+    relay = []
+    if backups["relay"]:
+        relay = [Figure(
+            "first backup through the Job, S3 through the kubelet's loopback relay (1 run)",
+            mib / backups["relay"], "MiB/s", baseline=mib / direct,
+            baseline_name="restic init + backup directly, same flags",
+        )]  # fmt: skip
     return [
         Figure(
-            f"first backup through the Job ({home}; median of {ROUNDS})",
+            f"first backup through the Job ({home}; {path}; median of {ROUNDS})",
             mib / job, "MiB/s", baseline=mib / direct,
-            baseline_name="restic init + backup directly", target=">= 0.9x",
+            baseline_name="restic init + backup directly, same flags", target=">= 0.9x",
         ),
         Figure(
-            "unchanged second run through the Job", backups["again"]["job"], "s",
-            baseline=job, baseline_name="first run through the Job", target="<= 0.10x",
+            "unchanged second run through the Job (backup + forget)", backups["again"]["job"],
+            "s", baseline=job, baseline_name="first run through the Job", target="<= 0.10x",
+        ),
+        Figure(
+            "unchanged run through the Job on its prune day (backup + forget --prune)",
+            backups["again"]["prune"], "s", baseline=job,
+            baseline_name="first run through the Job",
         ),
         Figure(
             "unchanged second run through the Job", backups["again"]["job"], "s",
             baseline=backups["again"]["direct"], baseline_name="restic backup directly, unchanged",
         ),
+        *relay,
         Figure(
             f"service peak RSS, {USERS:,} users scheduled ({CYCLES} cycles, concurrency "
             f"{svc['concurrency']})", svc["peak_rss"] / MIB, "MiB",

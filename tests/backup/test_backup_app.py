@@ -34,6 +34,8 @@ def _one_profile(tmp_path, monkeypatch) -> None:
         ([S3, "--BackupApp.opt_out_groups=students"], "groups: {students: {}}\n" + CULLING,
          "BackupApp.opt_out_groups (students) was removed: list the groups under "
          "backup.opt_out_groups in the group policy file (docs/backup.md)"),
+        ([S3, "--BackupApp.prune_every=0"], CULLING,
+         "BackupApp.prune_every: 0 must be at least 1 (days)"),
         ([S3], None, "no policy file: set $JUPYTERHUB_PLATFORM_POLICY or PolicySource.policy_file"),
         ([S3], CULLING + "groups: {students: {}}\nbackup: {opt_out_groups: [studnets]}\n",
          "policy.yaml:3: backup.opt_out_groups[0]: 'studnets' is not a group of this policy "

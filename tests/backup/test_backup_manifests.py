@@ -4,6 +4,7 @@ the scripts' arguments built from validated input."""
 from __future__ import annotations
 
 import json
+from datetime import date, timedelta
 
 import kubernetes_validate
 import pytest
@@ -20,6 +21,7 @@ from jupyterhub_platform.services.backup.manifests import (
 from jupyterhub_platform.services.backup.restic import (
     RestoreRequestError,
     Retention,
+    prune_due,
     snapshot_dirname,
     snapshot_path,
 )
@@ -46,7 +48,7 @@ def _restore(**kwargs):
     "manifest",
     [
         backup_job("backup-alice-1", "alice@example.org", "claim-alice", "node-a", SETTINGS),
-        backup_job("backup-bob-1", "bob", "claim-bob", None, SETTINGS),
+        backup_job("backup-bob-1", "bob", "claim-bob", None, SETTINGS, prune=True),
         _restore(paths=["/notes/a.txt", "data"]),
         secret_manifest("backup-restic", PASSWORD, "AK", "SK"),
     ],
@@ -76,6 +78,43 @@ def test_backup_job_mounts_the_claim_read_only_and_reads_keys_from_the_secret():
     assert container["terminationMessagePath"] == "/dev/termination-log"
     assert "/dev/termination-log" in container["command"]
     assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_the_job_is_told_whether_to_prune_and_keeps_its_cache_in_an_empty_dir():
+    def container(job):
+        return job["spec"]["template"]["spec"]["containers"][0]
+
+    pruning = backup_job("backup-alice-1", "alice", "claim-alice", None, SETTINGS, prune=True)
+    keeping = backup_job("backup-alice-2", "alice", "claim-alice", None, SETTINGS)
+    for job, decision in ((pruning, "prune"), (keeping, "keep")):
+        command = container(job)["command"]
+        # sh -c SCRIPT backup <home> <host> <tag> <message> <decision> <retention...>
+        assert command[3:9] == ["backup", "/data", "jupyterhub-backup", "user=alice",
+                                "/dev/termination-log", decision]  # fmt: skip
+        assert command[9:] == ["--keep-daily=3", "--keep-weekly=2", "--keep-monthly=1"]
+    env = {e["name"]: e.get("value") for e in container(pruning)["env"]}
+    pod = pruning["spec"]["template"]["spec"]
+    cache = next(m for m in container(pruning)["volumeMounts"] if m["name"] == "cache")
+    assert env["RESTIC_CACHE_DIR"] == cache["mountPath"]
+    assert {"name": "cache", "emptyDir": {}} in pod["volumes"]
+
+
+@pytest.mark.parametrize("every", [1, 3, 7])
+def test_each_claim_prunes_on_one_day_in_every(every):
+    claims = [f"claim-user{i}" for i in range(60)]
+    start = date(2026, 12, 3)
+    days = [start + timedelta(days=n) for n in range(3 * every)]
+    offsets = set()
+    for claim in claims:
+        due = [n for n, day in enumerate(days) if prune_due(claim, day, every)]
+        assert due == list(range(due[0], 3 * every, every)) and due[0] < every  # one in every
+        offsets.add(due[0])
+    assert offsets == set(range(every))  # spread over the period, not all on one day
+
+
+def test_prune_every_below_one_is_refused_naming_the_field():
+    with pytest.raises(ValueError, match=r"prune_every: 0 must be at least 1 \(days\)"):
+        prune_due("claim-alice", date(2026, 12, 3), 0)
 
 
 def test_password_never_in_a_job():

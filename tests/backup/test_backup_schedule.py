@@ -14,11 +14,13 @@ from jupyterhub_platform.services.backup.cycle import (
     Plan,
     created_since,
     home_claims,
+    new_backup_jobs,
     opted_out,
     plan_cycle,
     running_claims,
 )
 from jupyterhub_platform.services.backup.manifests import JobSettings, backup_job
+from jupyterhub_platform.services.backup.restic import prune_due
 from jupyterhub_platform.services.backup.schedule import CronError, parse_cron
 
 UTC = timezone.utc
@@ -151,3 +153,25 @@ def test_a_round_goes_on_until_every_home_is_done():
         waiting=(Candidate("a", "claim-a"),),
     )  # fmt: skip
     assert plan_cycle(claims, set(), {}, 1, {c.claim for c in claims}).waiting == ()
+
+
+def test_the_rounds_date_decides_which_jobs_prune():
+    """A round that began before midnight decides by its own date in cycles after midnight;
+    with no round (an admin's run) the cycle's date decides."""
+    settings = JobSettings(image="i", repository="s3:http://s3/b", secret_name="s")
+    claims = [Candidate(f"u{i}", f"claim-u{i}") for i in range(14)]
+    began = datetime(2026, 12, 2, 23, 50, tzinfo=UTC)
+    after_midnight = began + timedelta(minutes=20)
+    for round_start, day in ((began, began.date()), (None, after_midnight.date())):
+        jobs = new_backup_jobs(claims, [], settings, after_midnight, round_start, 7)
+        assert [j.candidate for j in jobs] == claims
+        assert [j.prune for j in jobs] == [prune_due(c.claim, day, 7) for c in claims]
+        assert any(j.prune for j in jobs) and not all(j.prune for j in jobs)
+        for job in jobs:
+            command = job.body["spec"]["template"]["spec"]["containers"][0]["command"]
+            assert command[8] == ("prune" if job.prune else "keep")
+            assert job.body["metadata"]["name"] == job.name
+    # the two dates give different decisions for some claims: the date is what decides
+    assert [prune_due(c.claim, began.date(), 7) for c in claims] != [
+        prune_due(c.claim, after_midnight.date(), 7) for c in claims
+    ]

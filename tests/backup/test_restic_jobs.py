@@ -158,9 +158,96 @@ def test_a_killed_backup_leaves_a_consistent_repository_and_the_next_run_succeed
         tmp_path / "next.log",
     )
     assert rc == 0, log
+    # backup's shared lock coexists with the stale one; forget's exclusive lock does not, so
+    # the locks are removed then (once) and forget runs again
+    assert log.count("repository is already locked by PID") == 1, log
+    assert log.count("successfully removed locks") == 1, log
+    assert log.index('"message_type":"summary"') < log.index("already locked")
+    assert not (locks.is_dir() and any(locks.iterdir()))
     rc, out = _restic(env, tmp_path, "check")
     assert rc == 0, out
     assert len(_snapshots(env, tmp_path)) == 1
+
+
+def test_a_stale_exclusive_lock_is_removed_when_the_backup_meets_it(s3, tmp_path):
+    """A run killed during forget/prune leaves an exclusive lock, which blocks the next run's
+    backup: it removes the locks and backs up again (here the killed exclusive holder is a
+    ``restic check --read-data``, which takes the same lock)."""
+    env = _env(s3, "claim-exclusive")
+    home = _big_home(tmp_path, files=200)
+    rc, log = _run(backup_argv(str(home), "h", "gina", Retention(), _message(tmp_path)), env,
+                   tmp_path / "first.log")  # fmt: skip
+    assert rc == 0, log
+    locks = s3["dir"] / "claim-exclusive" / "locks"
+    proc = ManagedProcess(["restic", "check", "--read-data"], name="check",
+                          log_path=tmp_path / "check.log", env=env)  # fmt: skip
+    _taking_its_lock(proc, locks)
+    proc.signal_group(signal.SIGKILL)
+    proc.stop()
+    assert any(locks.iterdir())
+    (home / "new-file").write_bytes(os.urandom(1000))
+
+    rc, log = _run(backup_argv(str(home), "h", "gina", Retention(), _message(tmp_path)), env,
+                   tmp_path / "next.log")  # fmt: skip
+    assert rc == 0, log
+    assert log.count("already locked exclusively") == 1, log
+    assert log.count("successfully removed locks") == 1, log
+    assert run_summary((tmp_path / "termination-log").read_text())["files_new"] == 1
+    rc, out = _restic(env, tmp_path, "check")
+    assert rc == 0, out
+    assert len(_snapshots(env, tmp_path)) == 1  # the first forgotten (one a day)
+
+
+def test_a_missing_repository_is_initialised_and_an_existing_one_is_left_alone(s3, tmp_path):
+    """The first run's backup finds no repository (restic 0.14: exit 1 and S3's "The
+    specified key does not exist" for the config file), creates it and backs up; later runs
+    open it only for backup and forget, and never unlock without a lock in the way."""
+    env = _env(s3, "claim-new")
+    home = _home(tmp_path)
+    rc, log = _run(backup_argv(str(home), "h", "hana", Retention(), _message(tmp_path)), env,
+                   tmp_path / "first.log")  # fmt: skip
+    assert rc == 0, log
+    assert "Stat: The specified key does not exist" in log
+    assert log.count("created restic repository") == 1
+    assert len(_snapshots(env, tmp_path)) == 1
+    regular = [p for p in home.rglob("*") if p.is_file() and not p.is_symlink()]
+    assert run_summary((tmp_path / "termination-log").read_text())["files_new"] == len(regular)
+
+    (home / "notes" / "a.txt").write_text("second notes\n")
+    rc, log = _run(backup_argv(str(home), "h", "hana", Retention(), _message(tmp_path)), env,
+                   tmp_path / "second.log")  # fmt: skip
+    assert rc == 0, log
+    for absent in ("does not exist", "created restic repository", "locked", "removed locks"):
+        assert absent not in log, log
+    assert "snapshots" in log  # forget's report: it ran
+    assert len(_snapshots(env, tmp_path)) == 1  # the first one is forgotten (one a day)
+
+
+def test_forget_prunes_only_on_a_prune_run(s3, tmp_path):
+    """Without ``prune`` the forgotten snapshot's data stays in the repository; the prune run
+    removes the data no snapshot refers to."""
+    env = _env(s3, "claim-prune")
+    home = tmp_path / "home"
+    home.mkdir()
+    data = s3["dir"] / "claim-prune" / "data"
+    nothing = Retention(daily=0, weekly=0, monthly=0)  # keep the newest only
+    packs = []
+    for run, prune in enumerate((False, False, True)):
+        for old in home.iterdir():
+            old.unlink()
+        (home / f"data-{run}").write_bytes(os.urandom(3_000_000))
+        rc, log = _run(
+            backup_argv(str(home), "h", "ivan", nothing, _message(tmp_path), prune=prune),
+            env, tmp_path / f"run{run}.log",
+        )  # fmt: skip
+        assert rc == 0, log
+        assert ("running prune" in log) is prune, log
+        packs.append({p.name for p in data.rglob("*") if p.is_file()})
+    assert packs[0] < packs[1]  # run 1 forgot run 0's snapshot, its data stayed
+    assert not packs[0] & packs[2]  # run 2 pruned: run 0's and run 1's data are gone
+    assert len(_snapshots(env, tmp_path)) == 1
+    rc, out = _restic(env, tmp_path, "check")
+    assert rc == 0, out
 
 
 def _big_home(root: Path, files: int = 400) -> Path:
@@ -223,6 +310,9 @@ def test_s3_down_fails_the_run_visibly(tmp_path):
     )
     assert rc != 0
     assert "127.0.0.1" in log and "claim-outage" in log  # restic names the repository it lacks
+    assert "connection refused" in log
+    assert "init" not in log and "create repository" not in log  # unreachable is not missing
+    assert not (tmp_path / "termination-log").exists()
 
 
 def test_the_service_lists_and_browses_a_users_repository(s3, tmp_path):

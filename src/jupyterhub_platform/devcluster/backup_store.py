@@ -70,14 +70,16 @@ class BackupStore:
         return {"hub": {"services": {"backup": {"command": command, "environment": environment}}}}
 
 
-def rclone_argv(rclone: Path, port: int, access_key: str, secret_key: str, data: Path) -> list[str]:
-    """``rclone serve s3`` on ``127.0.0.1:port`` with one key pair, buckets under ``data``.
+def rclone_argv(
+    rclone: Path, port: int, access_key: str, secret_key: str, data: Path, host: str = "127.0.0.1"
+) -> list[str]:
+    """``rclone serve s3`` on ``host:port`` with one key pair, buckets under ``data``.
 
     The key pair is in the arguments (rclone 1.7x takes ``--auth-key`` from no file, and its
     ``RCLONE_AUTH_KEY`` variable splits the pair at the comma): other local users can see it
     with ``ps``. It only opens this local store, generated per state directory."""
     return [
-        str(rclone), "serve", "s3", "--addr", f"127.0.0.1:{port}",
+        str(rclone), "serve", "s3", "--addr", f"{host}:{port}",
         "--auth-key", f"{access_key},{secret_key}", str(data),
     ]  # fmt: skip
 

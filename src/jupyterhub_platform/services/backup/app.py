@@ -32,6 +32,7 @@ from .cycle import (
     created_since,
     home_claims,
     log_skipped,
+    new_backup_jobs,
     opted_out,
     plan_cycle,
     running_claims,
@@ -45,7 +46,6 @@ from .manifests import (
     KIND_LABEL,
     USER_ANNOTATION,
     JobSettings,
-    backup_job,
     node_of_claim,
     restore_job,
 )
@@ -93,6 +93,13 @@ class BackupApp(ServiceApp):
     )
     keep_weekly = Integer(4, help="Weekly snapshots kept.").tag(config=True)
     keep_monthly = Integer(6, help="Monthly snapshots kept.").tag(config=True)
+    prune_every = Integer(
+        7,
+        help="Days between a user's prunes: every run forgets the snapshots retention drops, "
+        "and one round in this many (each user on their own day, spread over the period) also "
+        "prunes, freeing their data. 1: every run prunes. A missed round's prune waits for the "
+        "user's next prune day (docs/backup.md).",
+    ).tag(config=True)
     opt_out_groups = List(
         Unicode(),
         help="Removed: opt-outs are in the group policy (backup.opt_out_groups, "
@@ -137,6 +144,10 @@ class BackupApp(ServiceApp):
             self.volume_snapshots = SnapshotBackend(self)
         elif not self.repository.startswith("s3:"):
             self.exit_error(f"BackupApp.repository: {self.repository!r} is not s3:<url>/<bucket>")
+        if self.prune_every < 1:
+            self.exit_error(
+                f"BackupApp.prune_every: {self.prune_every!r} must be at least 1 (days)"
+            )
         if self.opt_out_groups:
             self.exit_error(
                 f"BackupApp.opt_out_groups ({', '.join(self.opt_out_groups)}) was removed: list "
@@ -208,17 +219,15 @@ class BackupApp(ServiceApp):
             self.last_plan = plan
             log_skipped(self.log, "backup", plan)
             created = []
-            now = utcnow()
-            for candidate in plan.start:
-                node = node_of_claim(candidate.claim, pods)
-                name = job_name("backup", candidate.claim, now)
-                body = backup_job(name, candidate.user, candidate.claim, node, self.settings)
-                await batch.create_namespaced_job(ns, body)
-                self.log.info("backup of %s: Job %s%s", candidate.user, name,
-                              f" on node {node}" if node else "")  # fmt: skip
-                audit("backup.run", actor=actor, subject=candidate.user, job=name,
-                      backend="restic")  # fmt: skip
-                created.append(name)
+            for job in new_backup_jobs(plan.start, pods, self.settings, utcnow(), round_start,
+                                       self.prune_every):  # fmt: skip
+                await batch.create_namespaced_job(ns, job.body)
+                self.log.info("backup of %s: Job %s%s%s", job.candidate.user, job.name,
+                              f" on node {job.node}" if job.node else "",
+                              ", with prune" if job.prune else "")  # fmt: skip
+                audit("backup.run", actor=actor, subject=job.candidate.user, job=job.name,
+                      backend="restic", prune=job.prune)  # fmt: skip
+                created.append(job.name)
             return created
 
     # -- what the pages and the API read and do (the handlers check who may) --

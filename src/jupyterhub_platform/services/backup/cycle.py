@@ -18,7 +18,16 @@ from datetime import datetime
 from jupyterhub_platform.policy.cull_decision import parse_time
 from jupyterhub_platform.policy.model import Policy
 
-from .manifests import CLAIM_LABEL, KIND_LABEL, USER_ANNOTATION
+from .kubeio import job_name
+from .manifests import (
+    CLAIM_LABEL,
+    KIND_LABEL,
+    USER_ANNOTATION,
+    JobSettings,
+    backup_job,
+    node_of_claim,
+)
+from .restic import prune_due
 from .views import job_outcome
 
 STORAGE_SELECTOR = "component=singleuser-storage"
@@ -121,6 +130,40 @@ def plan_cycle(
         else:
             start.append(candidate)
     return Plan(tuple(start), skipped, tuple(waiting))
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """A backup Job the cycle creates: its manifest and what the log line says of it."""
+
+    candidate: Candidate
+    name: str
+    node: str | None
+    prune: bool
+    body: dict
+
+
+def new_backup_jobs(
+    start: Iterable[Candidate],
+    pods: list[dict],
+    settings: JobSettings,
+    now: datetime,
+    round_start: datetime | None,
+    prune_every: int,
+) -> list[NewJob]:
+    """The Jobs of the claims a cycle starts: on the node of a running server that mounts the
+    claim (ReadWriteOnce), pruning if the round's date is the claim's prune day
+    (:func:`~.restic.prune_due`; no round, e.g. an admin's run: today's date). The round's
+    date, not the cycle's: a round that began at 23:50 decides the same after midnight."""
+    day = (round_start or now).date()
+    jobs = []
+    for candidate in start:
+        node = node_of_claim(candidate.claim, pods)
+        name = job_name("backup", candidate.claim, now)
+        prune = prune_due(candidate.claim, day, prune_every)
+        body = backup_job(name, candidate.user, candidate.claim, node, settings, prune=prune)
+        jobs.append(NewJob(candidate, name, node, prune, body))
+    return jobs
 
 
 def log_skipped(log: logging.Logger, what: str, plan: Plan) -> None:

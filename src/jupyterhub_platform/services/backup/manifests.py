@@ -10,7 +10,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .restic import TERMINATION_MESSAGE_PATH, Retention, backup_argv, repository_url, restore_argv
+from .restic import (
+    CACHE_DIR,
+    TERMINATION_MESSAGE_PATH,
+    Retention,
+    backup_argv,
+    repository_url,
+    restore_argv,
+)
 
 HOME = "/data"
 COMPONENT_LABEL = "app.kubernetes.io/component"
@@ -34,8 +41,17 @@ class JobSettings:
     deadline_seconds: int = 6 * 3600
 
 
-def backup_job(name: str, user: str, claim: str, node: str | None, settings: JobSettings) -> dict:
-    argv = backup_argv(HOME, "jupyterhub-backup", user, settings.retention)
+def backup_job(
+    name: str,
+    user: str,
+    claim: str,
+    node: str | None,
+    settings: JobSettings,
+    *,
+    prune: bool = False,
+) -> dict:
+    """``prune``: this run's ``forget`` prunes too (the service decides: ``restic.prune_due``)."""
+    argv = backup_argv(HOME, "jupyterhub-backup", user, settings.retention, prune=prune)
     return job_manifest(name, "backup", user, claim, node, settings, argv, read_only=True)
 
 
@@ -60,7 +76,9 @@ def job_manifest(name, kind, user, claim, node, settings: JobSettings, argv, *, 
     """A Job of ``kind`` running ``argv`` with the home claim mounted at /data (labels, the
     repository's environment, limits, pinned to ``node`` if given)."""
     labels = {COMPONENT_LABEL: COMPONENT, CLAIM_LABEL: claim, KIND_LABEL: kind}
-    env = [{"name": "RESTIC_REPOSITORY", "value": repository_url(settings.repository, claim)}]
+    env = [
+        {"name": "RESTIC_REPOSITORY", "value": repository_url(settings.repository, claim)},
+    ]
     env += [
         {"name": key, "valueFrom": {"secretKeyRef": {"name": settings.secret_name, "key": key}}}
         for key in SECRET_KEYS
@@ -84,6 +102,13 @@ def job_manifest(name, kind, user, claim, node, settings: JobSettings, argv, *, 
             {"name": "home", "persistentVolumeClaim": {"claimName": claim, "readOnly": read_only}}
         ],
     }
+    if kind == "backup":
+        # restic's cache, in an emptyDir: it lives and dies with the pod, and the backup reads
+        # the index and the last snapshot's trees through it (docs/backup.md, "Benchmark")
+        container = pod_spec["containers"][0]
+        container["env"].append({"name": "RESTIC_CACHE_DIR", "value": CACHE_DIR})
+        container["volumeMounts"].append({"name": "cache", "mountPath": CACHE_DIR})
+        pod_spec["volumes"].append({"name": "cache", "emptyDir": {}})
     if node:
         pod_spec["affinity"] = _on_node(node)
     meta = {"name": name, "labels": labels, "annotations": {USER_ANNOTATION: user}}
