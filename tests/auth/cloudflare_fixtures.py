@@ -11,9 +11,11 @@ import json
 
 import aiohttp
 import pytest
+import pytest_asyncio
 from traitlets.config import Config
 
 from jupyterhub_platform.auth.cloudflare import TOKEN_HEADER, CloudflareAccessAuthenticator
+from jupyterhub_platform.devcluster.idp import DEMO_USERS
 from jupyterhub_platform.testing import CloudflareStandIn, Hub, shipped_policy_file
 
 
@@ -61,6 +63,23 @@ async def cloudflare(tmp_path):
     await standin.start()
     yield standin
     await standin.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def shared_cloudflare(tmp_path_factory):
+    """One stand-in for a module's tests that neither rotate its keys nor restart it;
+    :func:`reset_standin` gives each test the stand-in as it started."""
+    standin = CloudflareStandIn(tmp_path_factory.mktemp("cloudflare"))
+    await standin.start()
+    yield standin
+    await standin.stop()
+
+
+async def reset_standin(standin: CloudflareStandIn) -> None:
+    """No outage, and the demo users in their groups (tests change them)."""
+    await standin.outage(certs=False, identity=False)
+    for demo in DEMO_USERS:
+        await standin.set_user(f"{demo.username}@example.org", list(demo.groups))
 
 
 @pytest.fixture

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import pytest_asyncio
 
 from jupyterhub_platform.testing import Hub, Provider, oidc_settings, start_hub
 
@@ -19,6 +20,16 @@ from jupyterhub_platform.testing import Hub, Provider, oidc_settings, start_hub
 @pytest.fixture
 async def provider(tmp_path):
     p = Provider(tmp_path)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def shared_provider(tmp_path_factory):
+    """One provider for a module's tests that neither stop nor restart it; ``reset_claims``
+    (``shared_hubs``) gives each test its users as the provider started with them."""
+    p = Provider(tmp_path_factory.mktemp("provider"))
     await p.start()
     yield p
     await p.stop()

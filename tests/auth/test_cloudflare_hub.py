@@ -1,22 +1,60 @@
-"""cloudflare-access in a real hub behind a real proxy, with the stand-in as Cloudflare."""
+"""cloudflare-access in a real hub behind a real proxy, with the stand-in as Cloudflare.
+
+All tests share the module's stand-in (reset for each test); the tests that can share a hub
+configuration share a hub (``hub``: fresh for each test, see ``shared_hubs``), the others have a
+hub of their own.
+"""
 
 from __future__ import annotations
 
 import aiohttp
 import cloudflare_fixtures as fixtures
-from cloudflare_fixtures import Browser
+import pytest
+import pytest_asyncio
+from cloudflare_fixtures import Browser, cloudflare_settings, reset_standin
+from shared_hubs import fresh
 
 from jupyterhub_platform.auth.cloudflare import TOKEN_COOKIE, TOKEN_HEADER
 from jupyterhub_platform.devcluster.procs import wait_for
+from jupyterhub_platform.testing import start_hub
 
-cloudflare = fixtures.cloudflare
+pytestmark = [pytest.mark.processes, pytest.mark.asyncio(loop_scope="session")]
+
+shared_cloudflare = fixtures.shared_cloudflare
 cf_hub_factory = fixtures.cf_hub_factory
 
 ACCESS_PAGE = "reached through Cloudflare Access"
+SHARED_TRAITS = {"identity_cache_ttl": 1}
+"""The shared hub's: identities re-read after a second (group changes and outages show quickly),
+the default leeway."""
 
 
-async def test_login_from_header_policy_and_refusals(cloudflare, cf_hub_factory):
-    hub = await cf_hub_factory(cloudflare, identity_cache_ttl=1)
+@pytest_asyncio.fixture(loop_scope="session")
+async def cloudflare(shared_cloudflare):
+    """The module's stand-in, without outages, its users in their demo groups."""
+    await reset_standin(shared_cloudflare)
+    yield shared_cloudflare
+    await reset_standin(shared_cloudflare)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def shared_hub(shared_cloudflare, tmp_path_factory):
+    def settings(url: str) -> dict:
+        return cloudflare_settings(shared_cloudflare, **SHARED_TRAITS)
+
+    hub = await start_hub(tmp_path_factory.mktemp("hub"), settings)
+    yield hub
+    await hub.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def hub(shared_hub, cloudflare):
+    """The shared hub (:data:`SHARED_TRAITS`) without users, its log from this test on."""
+    async with fresh(shared_hub) as view:
+        yield view
+
+
+async def test_login_from_header_policy_and_refusals(cloudflare, hub):
 
     async with Browser(hub, await cloudflare.mint(email="alice@example.org")) as alice:
         status, _, r = await alice.get("/hub/home")
@@ -75,8 +113,7 @@ async def test_login_from_header_policy_and_refusals(cloudflare, cf_hub_factory)
     assert "Traceback" not in hub.log()
 
 
-async def test_identity_switch_logout_and_lost_token(cloudflare, cf_hub_factory):
-    hub = await cf_hub_factory(cloudflare)
+async def test_identity_switch_logout_and_lost_token(cloudflare, hub):
     alice_token = await cloudflare.mint(email="alice@example.org")
     bob_token = await cloudflare.mint(email="bob@example.org")
 
@@ -178,9 +215,8 @@ async def test_api_tokens_follow_the_owners_access_identity(cloudflare, cf_hub_f
     assert "Traceback" not in hub.log()
 
 
-async def test_an_outage_refuses_requests_but_keeps_the_session(cloudflare, cf_hub_factory):
+async def test_an_outage_refuses_requests_but_keeps_the_session(cloudflare, hub):
     """Cloudflare unreachable: no request is honoured unchecked, but nobody is logged out."""
-    hub = await cf_hub_factory(cloudflare, identity_cache_ttl=0.5)
     async with Browser(hub, await cloudflare.mint(email="alice@example.org")) as alice:
         assert (await alice.get("/hub/home"))[0] == 200
         await cloudflare.outage(identity=True)

@@ -1,21 +1,67 @@
-"""The platform-oidc authenticator in a real hub behind a real proxy, against a real provider."""
+"""The platform-oidc authenticator in a real hub behind a real proxy, against a real provider.
+
+Most tests share the module's provider and one hub (``hub``: fresh for each test, see
+``shared_hubs``); the two that stop or restart the provider have a provider and a hub of their own.
+"""
 
 from __future__ import annotations
 
 import re
 
+import pytest
+import pytest_asyncio
+from shared_hubs import fresh, reset_claims
+
 from jupyterhub_platform.auth.subject_binding import BINDING_KEY
 from jupyterhub_platform.devcluster.procs import wait_for
+from jupyterhub_platform.testing import Provider, oidc_settings, start_hub
+
+pytestmark = [pytest.mark.processes, pytest.mark.asyncio(loop_scope="session")]
 
 JWT = re.compile(r"eyJ[\w-]+\.eyJ[\w-]+\.")
+
+
+@pytest.fixture
+def provider(shared_provider):
+    """The module's provider, for the tests that neither stop nor restart it."""
+    return shared_provider
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def own_provider(tmp_path):
+    """A provider of the test's own, to stop or restart."""
+    p = Provider(tmp_path)
+    await p.start()
+    yield p
+    await p.stop()
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def shared_hub(shared_provider, tmp_path_factory):
+    """The shared tests' hub; RP-initiated logout on (only ``test_rp_initiated_logout`` logs out)."""
+
+    def settings(url: str) -> dict:
+        return oidc_settings(shared_provider, url, end_session_redirect=True)
+
+    hub = await start_hub(tmp_path_factory.mktemp("hub"), settings)
+    yield hub
+    await hub.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def hub(shared_hub, shared_provider):
+    """The shared hub without users, its log from this test on; the provider's users as at its
+    start."""
+    await reset_claims(shared_provider)
+    async with fresh(shared_hub) as view:
+        yield view
 
 
 def role_names(model: dict) -> set[str]:
     return set(model.get("roles", []))
 
 
-async def test_alice_bob_carol(provider, hub_factory):
-    hub = await hub_factory(provider)
+async def test_alice_bob_carol(provider, hub):
     async with hub.browser() as alice:
         status, _ = await hub.login(alice, "alice")
         assert status == 302
@@ -53,8 +99,7 @@ async def test_alice_bob_carol(provider, hub_factory):
     assert not JWT.search(hub.log())  # no ID token ever reaches the log
 
 
-async def test_refresh_revokes_admin_and_access(provider, hub_factory):
-    hub = await hub_factory(provider)
+async def test_refresh_revokes_admin_and_access(provider, hub):
     async with hub.browser() as bob:
         assert (await hub.login(bob, "bob"))[0] == 302
         assert (await hub.api("/users/bob"))["admin"] is True
@@ -80,10 +125,9 @@ async def test_refresh_revokes_admin_and_access(provider, hub_factory):
     assert "Traceback" not in hub.log()  # a failed refresh is a clean "log in again"
 
 
-async def test_a_refresh_without_an_id_token_keeps_the_logins(provider, hub_factory):
+async def test_a_refresh_without_an_id_token_keeps_the_logins(provider, hub):
     """Credential providers forward the ID token from auth_state: a refresh response without
     one (oidc-provider-mock 0.3, Google) must not lose it."""
-    hub = await hub_factory(provider)
     async with hub.browser() as alice:
         assert (await hub.login(alice, "alice"))[0] == 302
         first = (await hub.api("/users/alice"))["auth_state"]
@@ -98,8 +142,7 @@ async def test_a_refresh_without_an_id_token_keeps_the_logins(provider, hub_fact
         assert (await hub.api("/users/alice"))["auth_state"]["id_token"]
 
 
-async def test_revoked_refresh_token_forces_new_login(provider, hub_factory):
-    hub = await hub_factory(provider)
+async def test_revoked_refresh_token_forces_new_login(provider, hub):
     async with hub.browser() as alice:
         assert (await hub.login(alice, "alice"))[0] == 302
         await provider.revoke_tokens("alice")
@@ -114,7 +157,8 @@ async def test_revoked_refresh_token_forces_new_login(provider, hub_factory):
     assert "Traceback" not in hub.log()
 
 
-async def test_provider_down(provider, hub_factory):
+async def test_provider_down(own_provider, hub_factory):
+    provider = own_provider
     hub = await hub_factory(provider)
     async with hub.browser() as bob, hub.browser() as alice:
         assert (await hub.login(bob, "bob"))[0] == 302
@@ -139,7 +183,8 @@ async def test_provider_down(provider, hub_factory):
         assert (await hub.login(alice, "alice"))[0] == 302
 
 
-async def test_key_rotation_accepted_after_refetch(provider, hub_factory):
+async def test_key_rotation_accepted_after_refetch(own_provider, hub_factory):
+    provider = own_provider
     hub = await hub_factory(provider)
     async with hub.browser() as alice:
         assert (await hub.login(alice, "alice"))[0] == 302
@@ -149,8 +194,7 @@ async def test_key_rotation_accepted_after_refetch(provider, hub_factory):
     assert hub.log().count("Loaded 1 signing key(s)") == 2
 
 
-async def test_rp_initiated_logout(provider, hub_factory):
-    hub = await hub_factory(provider, end_session_redirect=True)
+async def test_rp_initiated_logout(provider, hub):
     async with hub.browser() as alice:
         assert (await hub.login(alice, "alice"))[0] == 302
         r = await hub.page(alice, "/hub/logout")

@@ -1,7 +1,8 @@
 """Fixtures of the credentials tests: a test issuer we hold the keys of, and the local STS + S3
 stand-in as a process; a real hub (and proxy) with the credentials service registered, users with
 groups, auth state and real tokens, and the service itself in the test's process (its providers
-are the tests'); the Kubernetes emulator for the renewal loop."""
+are the tests'); the Kubernetes emulator for the renewal loop. The hub and the emulator are a
+module's (see :func:`cred_hub`); the service is each test's own."""
 
 from __future__ import annotations
 
@@ -14,10 +15,18 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+import pytest_asyncio
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "auth"))  # the test issuer's home
 
-from credentials_fixtures import CULLING, SCOPES, Counter, sets_policy, wait_for_route  # noqa: E402
+from credentials_fixtures import (  # noqa: E402
+    CULLING,
+    SCOPES,
+    Counter,
+    sets_policy,
+    stop_server,
+    wait_for_route,
+)
 from oidc_test_issuer import StaticIssuer  # noqa: E402
 
 from jupyterhub_platform.devcluster import object_store  # noqa: E402
@@ -90,11 +99,12 @@ class HubAdmin:
         return await self.call("POST", f"/users/{name}/tokens", {"note": "test", **body})
 
 
-@pytest.fixture
-async def cred_hub(tmp_path):
-    """``(hub, admin, service_token, service_port)``: groups team-a and team-b exist."""
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def shared_cred_hub(tmp_path_factory):
+    """One hub for a module's tests (starting one is most of a test's time); :func:`cred_hub`
+    gives each test a hub without users."""
     admin_token, service_token, port = secrets.token_hex(16), secrets.token_hex(16), free_port()
-    (tmp_path / "hub").mkdir()
+    directory = tmp_path_factory.mktemp("hub")
 
     def settings(url: str) -> dict:
         return {
@@ -117,11 +127,28 @@ async def cred_hub(tmp_path):
             "Authenticator": {"enable_auth_state": True},
         }
 
-    hub = await start_hub(tmp_path / "hub", settings)
+    hub = await start_hub(directory, settings)
     try:
         yield hub, HubAdmin(hub.url, admin_token), service_token, port
     finally:
         await hub.stop()
+
+
+@pytest_asyncio.fixture(loop_scope="session")
+async def cred_hub(shared_cred_hub):
+    """``(hub, admin, service_token, service_port)``: groups team-a and team-b exist, empty, and
+    the hub has no users; the users a test makes (their tokens, auth state and group
+    memberships with them) are deleted after it."""
+    admin = shared_cred_hub[1]
+    users = await admin.call("GET", "/users")
+    assert users == [], f"users left on the shared hub: {[u['name'] for u in users]}"
+    groups = {g["name"]: g["users"] for g in await admin.call("GET", "/groups")}
+    assert groups == {"team-a": [], "team-b": []}, groups
+    try:
+        yield shared_cred_hub
+    finally:
+        for user in await admin.call("GET", "/users"):
+            await admin.call("DELETE", f"/users/{user['name']}")
 
 
 @pytest.fixture
@@ -136,7 +163,7 @@ def policy_file(tmp_path, monkeypatch):
     return path
 
 
-@pytest.fixture
+@pytest_asyncio.fixture(loop_scope="session")
 async def service(cred_hub, policy_file, tmp_path):
     """The credentials service, serving behind the hub's proxy; ``.counter``: its provider."""
     hub, admin, token, port = cred_hub
@@ -156,12 +183,13 @@ async def service(cred_hub, policy_file, tmp_path):
         await wait_for_route(app.url + "health")
         yield app
     finally:
-        server.stop()
+        await stop_server(server)
 
 
-@pytest.fixture
-async def devcluster(tmp_path):
-    cluster = DevCluster(tmp_path / "devcluster", kubelet="none")
+@pytest_asyncio.fixture(scope="module", loop_scope="session")
+async def devcluster(tmp_path_factory):
+    """The emulator, shared by a module's tests (each uses Secrets of its own names)."""
+    cluster = DevCluster(tmp_path_factory.mktemp("emulator") / "devcluster", kubelet="none")
     await cluster.start()
     try:
         yield cluster

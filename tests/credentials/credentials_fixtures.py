@@ -88,3 +88,10 @@ async def wait_for_route(url: str, timeout: float = 30) -> None:
                     return
             assert asyncio.get_running_loop().time() < deadline, f"{url}: {r.status}"
             await asyncio.sleep(0.2)
+
+
+async def stop_server(server) -> None:
+    """Stop listening and drop the kept-alive connections (the proxy's too), so that the next
+    test's service, on the same port, is the one the proxy reaches."""
+    server.stop()
+    await server.close_all_connections()

@@ -15,9 +15,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from credentials_fixtures import CULLING, LIFETIME, S3_SET, SCOPES, wait_for_route
+from credentials_fixtures import CULLING, LIFETIME, S3_SET, SCOPES, stop_server, wait_for_route
 from kubernetes_asyncio import client, config
 
+from jupyterhub_platform.devcluster.procs import wait_for
 from jupyterhub_platform.services.credentials.app import CredentialsApp
 from jupyterhub_platform.services.credentials.model import (
     EXPIRY_ANNOTATION,
@@ -28,7 +29,9 @@ from jupyterhub_platform.services.credentials.model import (
 )
 from jupyterhub_platform.workspace import credentials
 
-pytestmark = pytest.mark.processes
+# The hub and the emulator are the module's (conftest.py); each test makes its own users, tokens,
+# service and Secrets.
+pytestmark = [pytest.mark.processes, pytest.mark.asyncio(loop_scope="session")]
 
 
 async def get(url: str, token: str | None) -> tuple[int, dict]:
@@ -110,7 +113,16 @@ async def test_forged_revoked_and_expired_tokens_are_refused(service, audit_log)
     revoked = await service.admin.new_token("alice")
     await service.admin.call("DELETE", f"/users/alice/tokens/{revoked['id']}")
     expiring = await service.admin.new_token("alice", expires_in=1)
-    await asyncio.sleep(2.5)
+
+    async def expired() -> bool:  # by the hub's own clock
+        async with (
+            aiohttp.ClientSession() as s,
+            s.get(f"{service.hub.url}/hub/api/user", headers={
+                "Authorization": f"token {expiring['token']}"}) as r,
+        ):  # fmt: skip
+            return r.status == 403
+
+    await wait_for(expired, timeout=10, interval=0.2, what="the hub to refuse the expired token")
     audit_log.clear()
     for token in ("forged-" + "0" * 32, revoked["token"], expiring["token"], None, ""):
         for path in ("api/v1/credentials/alpha", "api/v1/sets"):
@@ -347,4 +359,4 @@ async def test_a_policy_files_secret_set_is_read_from_kubernetes(
             200, {"key": "shared-course-key"}, None)  # fmt: skip
         assert (await get(url + "api/v1/credentials/course", bob))[0] == 403
     finally:
-        server.stop()
+        await stop_server(server)
