@@ -50,7 +50,7 @@ def remember(values: dict[str, str]) -> None:
     SEEN.update(v for k, v in values.items() if k in SECRET_KEYS and v)
 
 
-LIFETIME = 40  # seconds: renewed at 80% (32 s)
+LIFETIME = 60  # seconds: renewed at 80% (48 s), after a slow spawn and the first probe
 ALICE = DemoUser("alice", ("researchers", "data-team"), "researcher in the data team")
 
 
@@ -132,7 +132,14 @@ async def test_alices_server_gets_s3_credentials_renewed_in_place_and_bob_never(
 
     first = await s3_from_pod(k8s, pod.metadata.name, "first")
     assert first["body"] == "first"
-    assert first["key_id"] == values[model.data_key(SET, "aws_access_key_id")]
+    # On a loaded machine the spawn and this probe can outlast the renewal point: the pod then
+    # used the renewed set, which the Secret holds now.
+    key_id = model.data_key(SET, "aws_access_key_id")
+    if first["key_id"] != values[key_id]:
+        secret = await credentials_secret(k8s, pod)
+        values = secret_values(secret)
+        remember(values)
+    assert first["key_id"] == values[key_id]
 
     # Renewed in the running pod before expiry: the Secret, then the mounted files.
     expiry = json.loads(secret.metadata.annotations[model.EXPIRY_ANNOTATION])[SET]
@@ -140,7 +147,7 @@ async def test_alices_server_gets_s3_credentials_renewed_in_place_and_bob_never(
 
     async def renewed() -> bool:
         now = secret_values(await credentials_secret(k8s, pod))
-        return now[model.data_key(SET, "aws_access_key_id")] != first["key_id"]
+        return now[key_id] != first["key_id"]
 
     await wait_for(renewed, timeout=LIFETIME + 30, interval=1, what="the renewal")
     remember(secret_values(await credentials_secret(k8s, pod)))
@@ -151,9 +158,7 @@ async def test_alices_server_gets_s3_credentials_renewed_in_place_and_bob_never(
         return seen["key_id"] != first["key_id"] and seen["body"] == "second"
 
     await wait_for(files_renewed, timeout=20, interval=1, what="the renewed files in the pod")
-    renewed_key = secret_values(await credentials_secret(k8s, pod))[
-        model.data_key(SET, "aws_access_key_id")
-    ]
+    renewed_key = secret_values(await credentials_secret(k8s, pod))[key_id]
     in_file = await exec_in(k8s, pod.metadata.name, [
         "python", "-c", "import os; print(open(os.path.join(os.environ["
         "'JUPYTERHUB_PLATFORM_CREDENTIALS_DIR'], 'research-s3', 'aws_access_key_id')).read())",
