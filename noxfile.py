@@ -130,11 +130,31 @@ def pins_file(matrix: str) -> str:
 
 
 def _install_locked(session: nox.Session, matrix: str, *requirements: str) -> None:
-    """Install ``requirements`` constrained by the matrix's lock for this session's Python."""
+    """Install ``requirements`` constrained by the matrix's lock for this session's Python.
+
+    With the lock's overrides too: a constraint only pins what is installed anyway, so a package
+    the overrides drop (``requirements/overrides.txt``) would otherwise come back unpinned; one a
+    reused environment still has is uninstalled.
+    """
     lock = lock_file(matrix, PYTHON[matrix][1])
     if not lock.exists():
         session.error(f"{lock.relative_to(ROOT)} is missing; run `nox -s lock`")
-    session.install(*requirements, "-c", str(lock))
+    session.install(*requirements, "-c", str(lock), "--overrides", str(LOCKS / "overrides.txt"))
+    if dropped := _dropped_by_overrides():
+        python = str(Path(session.bin) / "python")
+        session.run_install(
+            _uv(), "pip", "uninstall", "--python", python, *dropped, external=True, silent=True
+        )
+
+
+def _dropped_by_overrides() -> list[str]:
+    """The packages ``requirements/overrides.txt`` drops (with a marker that is never true)."""
+    names = []
+    for line in (LOCKS / "overrides.txt").read_text().splitlines():
+        requirement, _, marker = line.partition(";")
+        if not line.lstrip().startswith("#") and marker.strip() == 'sys_platform == "never"':
+            names.append(requirement.strip())
+    return names
 
 
 def _install_proxy(session: nox.Session) -> None:
