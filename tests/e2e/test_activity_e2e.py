@@ -207,18 +207,55 @@ async def workspace(browser, platform, name: str, profile: str, landing: str, ki
         await context.close()
 
 
-async def left_alone(activity: HubActivity, traffic: Traffic, kind: str) -> datetime:
-    """Leave the open tab untouched: the hub's value must not move, though the tab talks."""
+async def left_alone(
+    activity: HubActivity, traffic: Traffic, kind: str, page=None, polls: tuple[str, ...] = ()
+) -> datetime:
+    """Leave the open tab untouched: the hub's value must not move, though the tab talks.
+
+    ``polls``: paths the tab also GETs every few seconds, as its own pollers do (JupyterLab's
+    timers may be throttled by the browser and send nothing in the window)."""
     try:
         settled = await activity.settled()
     except TimeoutError:
         traffic.save(kind)  # what kept it moving, for the post-mortem
         raise
     traffic.reset()
-    seen = await activity.values_over(LEFT_ALONE)
+    answers: list[str] = []
+    poller = asyncio.create_task(_poll_from(page, polls, answers)) if polls else None
+    try:
+        seen = await activity.values_over(LEFT_ALONE)
+    finally:
+        if poller:
+            poller.cancel()
+            await asyncio.gather(poller, return_exceptions=True)
+    assert not polls or answers, "the tab's polls never got an answer"
+    assert all(a.startswith("200 ") for a in answers), answers
     sent = traffic.save(kind)
     assert seen == [settled], f"an untouched {kind} tab moved the activity; it sent {sent}"
     return settled
+
+
+JUPYTERLAB_POLLS = ("api/kernels", "api/sessions", "api/terminals", "api/contents?content=1")
+"""What JupyterLab's pollers GET (relative to the server's base URL)."""
+
+
+GET_AS_JUPYTERLAB = """url => {
+    const xsrf = document.cookie.match(/(?:^|; )_xsrf=([^;]*)/);
+    const headers = xsrf ? {"X-XSRFToken": decodeURIComponent(xsrf[1])} : {};
+    return fetch(url, {credentials: "same-origin", headers}).then(r => r.status);
+}"""
+"""A GET as JupyterLab's ServerConnection sends it: the session cookie and the XSRF header."""
+
+
+async def _poll_from(page, paths: tuple[str, ...], answers: list[str]) -> None:
+    """GET ``paths`` from the page, with its cookies, every 5 s until cancelled; each answer's
+    status goes to ``answers``."""
+    base = re.sub(r"(/user/[^/]+/).*", r"\1", page.url)
+    while True:
+        for path in paths:
+            status = await page.evaluate(GET_AS_JUPYTERLAB, base + path)
+            answers.append(f"{status} GET {path}")
+        await asyncio.sleep(5)
 
 
 @pytest.mark.jh55_only
@@ -238,7 +275,7 @@ async def test_jupyterlab_counts_use_and_a_busy_kernel_not_an_open_tab(
         await page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']").first.wait_for(
             timeout=START_TIMEOUT_MS
         )
-        idle = await left_alone(activity, traffic, "jupyterlab")
+        idle = await left_alone(activity, traffic, "jupyterlab", page, JUPYTERLAB_POLLS)
         assert traffic.requests, "the open JupyterLab tab sent no requests: nothing was measured"
 
         await cell.click()
