@@ -7,6 +7,7 @@ import re
 from contextlib import asynccontextmanager
 
 from hub_user import ARTIFACTS, require_programs
+from playwright.async_api import Error as PlaywrightError
 from playwright.async_api import TimeoutError as PlaywrightTimeout
 from playwright.async_api import async_playwright
 
@@ -28,10 +29,22 @@ async def chromium():
             await browser.close()
 
 
+async def goto(page, url: str, attempts: int = 3):
+    """``page.goto``, again when Chromium aborts it with ``ERR_NETWORK_CHANGED``: it does so
+    whenever the machine's interfaces change, as the process kubelet's pod sandboxes make
+    them."""
+    for attempt in range(attempts):
+        try:
+            return await page.goto(url)
+        except PlaywrightError as exc:
+            if "ERR_NETWORK_CHANGED" not in str(exc) or attempt == attempts - 1:
+                raise
+
+
 async def sign_in_at_the_idp(page, hub_url: str, name: str) -> None:
     """The hub's login button, then the development IdP's own form (its one text box: the
     subject, labelled differently by oidc-provider-mock 0.3 and 0.4)."""
-    await page.goto(f"{hub_url}/hub/")
+    await goto(page, f"{hub_url}/hub/")
     await page.get_by_role("button", name=re.compile("^Sign in with")).click()
     await page.get_by_role("textbox").fill(name)
     await page.get_by_role("button", name="Authorize", exact=True).click()

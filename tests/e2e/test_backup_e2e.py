@@ -30,7 +30,7 @@ import pytest
 import pytest_asyncio
 import yaml
 from audit_lines import audit_events
-from browser import sign_in_at_the_idp
+from browser import goto, sign_in_at_the_idp
 from hub_user import core_api, launch, local_platform
 from jupyterhub.services.auth import HubOAuth
 from kubernetes_asyncio import client as k8s_client
@@ -569,7 +569,7 @@ async def test_a_user_restores_a_deleted_file_from_the_page_in_a_browser(
         dirname = snapshot_dirname(newest["time"])
         shutil.rmtree(home / "restored" / dirname, ignore_errors=True)
 
-        await page.goto(service)  # HubOAuth: through the hub and back, no confirmation
+        await goto(page, service)  # HubOAuth: through the hub and back, no confirmation
         row = page.locator(f'tr.snapshot[data-id="{newest["id"]}"]')
         await row.get_by_role("link", name="browse").click()
         await page.get_by_role("link", name="browser-restore/").click()

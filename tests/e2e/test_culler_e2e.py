@@ -18,7 +18,7 @@ import pytest
 import pytest_asyncio
 import yaml
 from audit_lines import audit_events
-from browser import SCREENSHOTS, START_TIMEOUT_MS, jupyterlab_loaded, sign_in_at_the_idp
+from browser import SCREENSHOTS, START_TIMEOUT_MS, goto, jupyterlab_loaded, sign_in_at_the_idp
 from hub_user import ARTIFACTS, HubUser, require_programs
 from platform_values import CULLER, fast_culler_values
 
@@ -249,7 +249,7 @@ async def test_user_page_shows_the_countdown_in_a_browser(culled, users, browser
         await sign_in_at_the_idp(page, culled.hub_url, "alice")
         # with a running server the hub sends her on to JupyterLab: logged in is enough
         await page.wait_for_url(re.compile(r"/(hub|user)/"), wait_until="commit")
-        await page.goto(f"{culled.hub_url}/services/culler/")
+        await goto(page, f"{culled.hub_url}/services/culler/")
         row = page.locator("tr.server", has_text="(default)")
         await row.wait_for()
         assert "standard" in await row.inner_text()

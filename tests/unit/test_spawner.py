@@ -23,6 +23,7 @@ from tornado import web
 from traitlets.config import Config
 
 from jupyterhub_platform.profiles.catalogue import bundled_profiles_dir, load_catalogue
+from jupyterhub_platform.profiles.kubespawner import ANNOTATION_START
 from jupyterhub_platform.profiles.options import KNOWN_KEYS, OptionError
 from jupyterhub_platform.services.credentials.secret_manifest import VOLUME_NAME
 from jupyterhub_platform.spawner import ProfileSpawner, StartFailed, check_configuration
@@ -575,9 +576,9 @@ async def test_poll_reports_a_stopped_server_when_a_stop_server_sidecar_exited(s
         type(spawner).reflectors.pop(key)
 
 
-def pod_with(*statuses) -> dict:
+def pod_with(*statuses, start: str = "this-start") -> dict:
     return {
-        "metadata": {"name": "jupyter-alice"},
+        "metadata": {"name": "jupyter-alice", "annotations": {ANNOTATION_START: start}},
         "status": {"phase": "Running", "podIP": "10.0.0.1", "containerStatuses": list(statuses)},
     }
 
@@ -623,8 +624,15 @@ async def test_start_fails_fast_on_a_sidecar_that_never_gets_ready(sidecar_dir):
     pod = pod_with(NOTEBOOK_READY, unready)
     now = [1000.0]
     spawner.clock = lambda: now[0]
+    spawner._start_id = "this-start"  # as creating the pod sets it
     assert spawner.is_pod_running(pod) is False  # outside start: KubeSpawner's answer only
     with spawner.watching_start():
+        # the reflector still holding the pod of the same name a stopped server had: neither
+        # its exited sidecar nor its running state is this start's
+        exited = {"name": "vnc", "ready": False, "state": {"terminated": {"exitCode": 1}}}
+        assert spawner.is_pod_running(pod_with(NOTEBOOK_READY, exited, start="earlier")) is False
+        ready = {"name": "vnc", "ready": True, "state": {"running": {}}}
+        assert spawner.is_pod_running(pod_with(NOTEBOOK_READY, ready, start="earlier")) is False
         assert spawner.is_pod_running(pod) is False  # first sighting starts the clock
         now[0] += 0.04
         assert spawner.is_pod_running(pod) is False  # not beyond the timeout yet

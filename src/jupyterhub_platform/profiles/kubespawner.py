@@ -28,6 +28,8 @@ LABEL_PROFILE = "jupyterhub-platform/profile"
 LABEL_KIND = "jupyterhub-platform/kind"
 ANNOTATION_CULLING = "jupyterhub-platform/culling-policy"
 ANNOTATION_CREDENTIALS = "jupyterhub-platform/credential-sets"
+ANNOTATION_START = "jupyterhub-platform/start-id"
+"""A new id per pod the spawner creates: tells its pod from an earlier one of the same name."""
 
 KIND_DEFAULT_URL = {
     "jupyterlab": "/lab",

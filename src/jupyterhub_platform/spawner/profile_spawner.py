@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import time
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 
 from jupyterhub.utils import exponential_backoff
@@ -27,6 +28,7 @@ from jupyterhub_platform.profiles.access import Offer, offers
 from jupyterhub_platform.profiles.catalogue import Catalogue, bundled_profiles_dir
 from jupyterhub_platform.profiles.form import form_view, render_form
 from jupyterhub_platform.profiles.kubespawner import (
+    ANNOTATION_START,
     OVERRIDDEN_TRAITS,
     kubespawner_profile_list,
     profile_list_entry,
@@ -208,6 +210,7 @@ class ProfileSpawner(KubeSpawner):
         self._policy_file = PlatformPolicy(parent=self).policy_file or None
         self._baseline: dict | None = None
         self._watch_start = False
+        self._start_id = ""  # the pod this start created: ANNOTATION_START
         self._sidecars_unready_since: float | None = None
         self._credentials: ServerCredentials | None = None
 
@@ -383,7 +386,19 @@ class ProfileSpawner(KubeSpawner):
             env.update(extra)
         return env
 
+    def _this_start(self, pod: Mapping | None) -> Mapping | None:
+        """``pod`` if it is the one this start created: the reflector may still hold an earlier
+        pod of the same name (a server stopped just before), whose containers and uid are not
+        this start's."""
+        annotations = ((pod or {}).get("metadata") or {}).get("annotations") or {}
+        if self._start_id and annotations.get(ANNOTATION_START) == self._start_id:
+            return pod
+        return None
+
     async def _make_create_pod_request(self, pod, request_timeout):
+        self._start_id = uuid.uuid4().hex
+        pod.metadata.annotations = {**(pod.metadata.annotations or {}),
+                                    ANNOTATION_START: self._start_id}  # fmt: skip
         created = await super()._make_create_pod_request(pod, request_timeout)
         if created and self._credentials is not None:
             try:
@@ -398,7 +413,7 @@ class ProfileSpawner(KubeSpawner):
         owned objects do), not from another API read (:func:`.credentials.put_secret`)."""
         ref_key = f"{self.namespace}/{self.pod_name}"
         await exponential_backoff(
-            lambda: self.pod_has_uid(self.pod_reflector.pods.get(ref_key)),
+            lambda: self.pod_has_uid(self._this_start(self.pod_reflector.pods.get(ref_key))),
             f"pod/{ref_key} does not have a uid!",
             timeout=self.k8s_api_request_retry_timeout,
         )
@@ -482,6 +497,7 @@ class ProfileSpawner(KubeSpawner):
 
     def is_pod_running(self, pod):
         if self._watch_start:
+            pod = self._this_start(pod)
             self._check_start(pod)
         return super().is_pod_running(pod)
 
